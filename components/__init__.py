@@ -1,0 +1,1 @@
+"""The aws2aliyun-vpc program's parts: settings, crypto profiles, the two clouds, the link."""

@@ -1,0 +1,142 @@
+"""The AWS end: VPC (or an existing one), virtual private gateway, customer gateway,
+VPN connection with two tunnels, tunnel logs, and routes towards Alibaba."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.settings import Settings
+
+# The ECS is the only initiator: AWS waits (startup_action=add), so the two ends never
+# race to create duplicate SAs (seed 003; FACTS.md "who initiates").
+STARTUP_ACTION = "add"
+DPD_TIMEOUT_ACTION = "clear"
+CUSTOMER_GATEWAY_ASN = "65000"  # unused with static routing, but the API requires one
+
+
+@dataclass
+class AwsNetwork:
+    vpc_id: pulumi.Output[str]
+    route_table_ids: list[pulumi.Output[str]]
+    vpn_gateway: aws.ec2.VpnGateway
+
+
+@dataclass
+class AwsVpn:
+    customer_gateway: aws.ec2.CustomerGateway
+    connection: aws.ec2.VpnConnection
+    log_group: aws.cloudwatch.LogGroup
+
+
+def create_network(name: str, s: Settings, parent: pulumi.Resource) -> AwsNetwork:
+    """The VPC side: a new VPC with a subnet and route table, or the given existing VPC;
+    a virtual private gateway attached to it, propagating its routes to every route table."""
+    opts = pulumi.ResourceOptions(parent=parent)
+    tags = {"Name": name, "managed-by": "aws2aliyun-vpc"}
+    if s.aws_vpc_id is None:
+        vpc = aws.ec2.Vpc(
+            f"{name}-aws-vpc",
+            cidr_block=str(s.aws_vpc_cidr),
+            enable_dns_support=True,
+            enable_dns_hostnames=True,
+            tags=tags,
+            opts=opts,
+        )
+        subnet = aws.ec2.Subnet(
+            f"{name}-aws-subnet", vpc_id=vpc.id, cidr_block=str(s.aws_subnet_cidr), tags=tags, opts=opts
+        )
+        route_table = aws.ec2.RouteTable(f"{name}-aws-rt", vpc_id=vpc.id, tags=tags, opts=opts)
+        aws.ec2.RouteTableAssociation(
+            f"{name}-aws-rt-assoc", subnet_id=subnet.id, route_table_id=route_table.id, opts=opts
+        )
+        vpc_id: pulumi.Output[str] = vpc.id
+        route_table_ids = [route_table.id]
+    else:
+        vpc_id = pulumi.Output.from_input(s.aws_vpc_id)
+        route_table_ids = [pulumi.Output.from_input(rt) for rt in s.aws_route_table_ids]
+
+    vgw = aws.ec2.VpnGateway(f"{name}-vgw", tags=tags, opts=opts)
+    attachment = aws.ec2.VpnGatewayAttachment(
+        f"{name}-vgw-attachment", vpc_id=vpc_id, vpn_gateway_id=vgw.id, opts=opts
+    )
+    for i, rt in enumerate(route_table_ids):
+        aws.ec2.VpnGatewayRoutePropagation(
+            f"{name}-vgw-propagation-{i}",
+            route_table_id=rt,
+            vpn_gateway_id=vgw.id,
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=[attachment]),
+        )
+    return AwsNetwork(vpc_id=vpc_id, route_table_ids=route_table_ids, vpn_gateway=vgw)
+
+
+def tunnel_options(s: Settings, log_group_arn: pulumi.Input[str]) -> dict[str, object]:
+    """VpnConnection keyword arguments for both tunnels: crypto from the profile, inside
+    CIDRs and PSKs from the settings (PSKs are passed in separately as secrets)."""
+    args: dict[str, object] = {}
+    for n in (1, 2):
+        p = f"tunnel{n}_"
+        for key, value in s.crypto.aws_tunnel_options().items():
+            args[p + key] = value
+        inside = s.tunnel_inside_cidrs[n - 1]
+        if inside is not None:
+            args[p + "inside_cidr"] = str(inside)
+        args[p + "dpd_timeout_seconds"] = s.dpd_timeout_s
+        args[p + "dpd_timeout_action"] = DPD_TIMEOUT_ACTION
+        args[p + "startup_action"] = STARTUP_ACTION
+        args[p + "log_options"] = {
+            "cloudwatch_log_options": {
+                "log_enabled": True,
+                "log_group_arn": log_group_arn,
+                "log_output_format": "json",
+            }
+        }
+    return args
+
+
+def create_vpn(
+    name: str,
+    s: Settings,
+    network: AwsNetwork,
+    eip_address: pulumi.Input[str],
+    preshared_keys: tuple[pulumi.Output[str], pulumi.Output[str]],
+    parent: pulumi.Resource,
+) -> AwsVpn:
+    """Customer gateway at the EIP, the VPN connection, its logs and the static route."""
+    opts = pulumi.ResourceOptions(parent=parent)
+    tags = {"Name": name, "managed-by": "aws2aliyun-vpc"}
+    cgw = aws.ec2.CustomerGateway(
+        f"{name}-cgw",
+        bgp_asn=CUSTOMER_GATEWAY_ASN,
+        ip_address=eip_address,
+        type="ipsec.1",
+        tags=tags,
+        opts=opts,
+    )
+    log_group = aws.cloudwatch.LogGroup(
+        f"{name}-tunnel-logs",
+        retention_in_days=s.tunnel_log_retention_days,
+        tags=tags,
+        opts=opts,
+    )
+    connection = aws.ec2.VpnConnection(
+        f"{name}-vpn",
+        customer_gateway_id=cgw.id,
+        vpn_gateway_id=network.vpn_gateway.id,
+        type="ipsec.1",
+        static_routes_only=True,
+        tunnel1_preshared_key=preshared_keys[0],
+        tunnel2_preshared_key=preshared_keys[1],
+        tags=tags,
+        opts=opts,
+        **tunnel_options(s, log_group.arn),  # type: ignore[arg-type]
+    )
+    aws.ec2.VpnConnectionRoute(
+        f"{name}-vpn-route",
+        vpn_connection_id=connection.id,
+        destination_cidr_block=str(s.ali_vpc_cidr),
+        opts=opts,
+    )
+    return AwsVpn(customer_gateway=cgw, connection=connection, log_group=log_group)

@@ -1,0 +1,141 @@
+"""`aws2aliyun:index:VpnLink`: the whole AWS <-> Alibaba Cloud link as one component.
+
+Outputs flow forward: EIP -> customer gateway -> VPN connection -> user-data -> ECS ->
+EIP association and route entry -> (optional) verification over SSH.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_random as random
+
+from components import alibaba_side, aws_side, verification
+from components.settings import Settings
+from userdata import Gateway, Tunnel, render
+
+TYPE_TOKEN = "aws2aliyun:index:VpnLink"
+# AWS PSK rules: letters, digits, '.' and '_', not starting with '0'. Leaving digits out
+# makes a leading '0' impossible; 40 characters of 54 symbols is ~230 bits.
+PSK_LENGTH = 40
+PSK_SPECIALS = "._"
+
+
+@dataclass
+class VpnLinkArgs:
+    """Arguments of a VpnLink: the validated stack settings (see components.settings)."""
+
+    settings: Settings
+
+
+def generated_psk(name: str, parent: pulumi.Resource) -> pulumi.Output[str]:
+    password = random.RandomPassword(
+        name,
+        length=PSK_LENGTH,
+        special=True,
+        override_special=PSK_SPECIALS,
+        numeric=False,
+        upper=True,
+        lower=True,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return pulumi.Output.secret(password.result)
+
+
+def user_data(s: Settings, eip: pulumi.Output[str], vpn: aws_side.AwsVpn) -> pulumi.Output[str]:
+    """Render the cloud-config from the VPN connection's outputs (secret: it holds the PSKs)."""
+    c = vpn.connection
+    facts = pulumi.Output.all(
+        eip,
+        c.tunnel1_address, c.tunnel1_inside_cidr, c.tunnel1_cgw_inside_address,
+        c.tunnel1_vgw_inside_address, c.tunnel1_preshared_key,
+        c.tunnel2_address, c.tunnel2_inside_cidr, c.tunnel2_cgw_inside_address,
+        c.tunnel2_vgw_inside_address, c.tunnel2_preshared_key,
+    )  # fmt: skip
+
+    def build(v: list[str]) -> str:
+        gateway = Gateway(
+            eip=v[0],
+            private_ip=str(s.ecs_private_ip),
+            aws_vpc_cidr=str(s.aws_vpc_cidr),
+            ali_vpc_cidr=str(s.ali_vpc_cidr),
+            crypto=s.crypto,
+            tunnels=(Tunnel(1, *v[1:6]), Tunnel(2, *v[6:11])),
+        )
+        return render(gateway)
+
+    return pulumi.Output.secret(facts.apply(build))
+
+
+class VpnLink(pulumi.ComponentResource):
+    """A site-to-site VPN between an AWS VPC and an Alibaba Cloud VPC.
+
+    AWS: VPC (or an existing one), virtual private gateway, customer gateway at the EIP,
+    VPN connection with two IPsec tunnels (crypto from the profile, ECS initiates), tunnel
+    logs, static route. Alibaba: VPC, vSwitch, security group, EIP, a strongSwan ECS
+    configured by cloud-init with one route-based VTI per tunnel, route entry to it.
+    """
+
+    eip_address: pulumi.Output[str]
+    vpn_connection_id: pulumi.Output[str]
+    ecs_instance_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: VpnLinkArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(TYPE_TOKEN, name, None, opts)
+        s = args.settings
+
+        ali = alibaba_side.create_network(name, s, parent=self)
+        aws_net = aws_side.create_network(name, s, parent=self)
+        psks = tuple(
+            pulumi.Output.secret(given) if given is not None else generated_psk(f"{name}-tunnel{n}-psk", self)
+            for n, given in enumerate(s.tunnel_preshared_keys, start=1)
+        )
+        vpn = aws_side.create_vpn(name, s, aws_net, ali.eip.ip_address, psks, parent=self)  # type: ignore[arg-type]
+        conn = vpn.connection
+        rules = alibaba_side.create_security_rules(
+            name, s, ali, (conn.tunnel1_address, conn.tunnel2_address), parent=self
+        )
+        access = verification.ssh_access(name, s, parent=self)
+        gateway = alibaba_side.create_gateway(
+            name, s, ali, user_data(s, ali.eip.ip_address, vpn), access.public_key, depends_on=rules, parent=self
+        )
+        check = None
+        if s.verify:
+            check = verification.verify_link(
+                name,
+                host=ali.eip.ip_address,
+                private_key=access.private_key,
+                triggers=[gateway.instance.id, conn.id],
+                depends_on=[gateway.eip_association, gateway.route_entry],
+                parent=self,
+            )
+
+        self.eip_address = ali.eip.ip_address
+        self.vpn_connection_id = conn.id
+        self.ecs_instance_id = gateway.instance.id
+        self.outputs: dict[str, pulumi.Output] = {
+            "eipAddress": ali.eip.ip_address,
+            "ecsPrivateIp": gateway.instance.private_ip,
+            "ecsInstanceId": gateway.instance.id,
+            "awsVpcId": aws_net.vpc_id,
+            "aliVpcId": ali.vpc.id,
+            "vpnConnectionId": conn.id,
+            "customerGatewayId": vpn.customer_gateway.id,
+            "tunnelLogGroup": vpn.log_group.name,
+            "tunnel1Address": conn.tunnel1_address,
+            "tunnel2Address": conn.tunnel2_address,
+            "tunnel1CgwInsideAddress": conn.tunnel1_cgw_inside_address,
+            "tunnel1VgwInsideAddress": conn.tunnel1_vgw_inside_address,
+            "tunnel2CgwInsideAddress": conn.tunnel2_cgw_inside_address,
+            "tunnel2VgwInsideAddress": conn.tunnel2_vgw_inside_address,
+            "tunnel1PresharedKey": pulumi.Output.secret(conn.tunnel1_preshared_key),
+            "tunnel2PresharedKey": pulumi.Output.secret(conn.tunnel2_preshared_key),
+            "sshCommand": pulumi.Output.format("ssh root@{0}", ali.eip.ip_address),
+            "cryptoProfile": pulumi.Output.from_input(s.crypto.name),
+        }
+        if check is not None:
+            self.outputs["verifyOutput"] = check.stdout
+        if access.generated_private_key is not None:
+            self.outputs["sshPrivateKey"] = access.generated_private_key
+        self.register_outputs(self.outputs)

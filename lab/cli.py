@@ -1,0 +1,85 @@
+"""`python -m lab run|image|mutations`."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from lab.report import CHECKS, Progress
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="boot the VM with the program's user-data and run the checks")
+    r.add_argument("--config-file", type=Path, default=REPO / "Pulumi.dev.yaml",
+                   help="Pulumi stack file (default: Pulumi.dev.yaml)")
+    r.add_argument("--report", type=Path, help="write the JSON report here")
+    r.add_argument("--only", help=f"comma-separated checks to run (of: {', '.join(CHECKS)})")
+    r.add_argument("--mutate", metavar="NAME",
+                   help="FAULT INJECTION: break the rendered user-data on purpose (see `python -m lab mutations`)")
+    r.add_argument("--plan-json", type=Path, help="use this plan JSON instead of running tools.plan")
+    r.add_argument("--bulk-mb", type=int, default=20, help="MiB per bulk TCP transfer (default 20)")
+    r.add_argument("--boot-timeout", type=int, default=900, help="seconds to wait for cloud-init (default 900)")
+    r.add_argument("--rebuild-image", action="store_true", help="rebuild the cached image first")
+    r.add_argument("--memory", type=int, default=2048, help="VM memory in MiB")
+    sub.add_parser("image", help="build (or find) the cached image and print its path")
+    sub.add_parser("mutations", help="list the fault-injection mutations")
+    a = p.parse_args(argv)
+
+    if a.cmd == "mutations":
+        from lab.mutations import MUTATIONS
+
+        for m in MUTATIONS.values():
+            print(f"{m.name}: {m.description.strip()} (must fail: {', '.join(m.expect_failing)})")
+        return 0
+    if a.cmd == "image":
+        from lab.image import ensure_image
+
+        img = ensure_image(log=lambda s: print(s, file=sys.stderr))
+        print(img.path)
+        return 0
+
+    from lab.run import Lab, Options
+
+    only = tuple(x.strip() for x in (a.only or "").split(",") if x.strip())
+    unknown = [x for x in only if x not in CHECKS]
+    if unknown:
+        p.error(f"unknown check(s): {', '.join(unknown)}")
+    if not a.config_file.is_file():
+        print(f"config file not found: {a.config_file}", file=sys.stderr)
+        return 2
+    opts = Options(config_file=a.config_file.resolve(), report_path=a.report, only=only, mutate=a.mutate,
+                   plan_json=a.plan_json, bulk_mb=a.bulk_mb, boot_timeout_s=a.boot_timeout,
+                   rebuild_image=a.rebuild_image, memory_mb=a.memory)
+    progress = Progress()
+    lab = Lab(opts, progress)
+    old = signal.signal(signal.SIGTERM, _sigterm)
+    interrupted = False
+    try:
+        report = lab.run()
+    except KeyboardInterrupt:
+        interrupted = True
+        lab.close()  # run()'s finally has already stopped QEMU; this makes sure of it
+        report = lab.report
+        report.error = "interrupted"
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    if a.report:
+        report.write(a.report)
+    print(report.summary())
+    if a.report:
+        print(f"report: {a.report}")
+    if interrupted:
+        return 130
+    if report.error and lab.report.error and "plan:" in report.error[:6]:
+        return 2
+    return 0 if report.ok else 1

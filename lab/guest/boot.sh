@@ -1,0 +1,114 @@
+#!/bin/sh
+# The lab's network around the ECS, built at every boot by lab-boot.service before
+# cloud-init runs. The root namespace is the ECS: this script only moves the Alibaba
+# router's two NICs out of it and makes sure the ECS's own NIC is called eth0; the ECS
+# gets its address by DHCP from the vSwitch, like on Alibaba Cloud.
+set -eu
+. /run/lab/lab.env
+L=/run/lab/log
+mkdir -p "$L" /run/lab/peer
+exec >>"$L/boot.log" 2>&1
+echo "=== lab boot $(date +%T)"
+set -x
+
+nic_by_mac() {
+  for d in /sys/class/net/*; do
+    [ "$(cat "$d/address" 2>/dev/null)" = "$1" ] && { basename "$d"; return; }
+  done
+}
+wait_nic() {
+  i=0
+  while [ -z "$(nic_by_mac "$1")" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+  nic_by_mac "$1"
+}
+sys() { ns=$1; shift; ip netns exec "$ns" sysctl -qw "$@"; }
+
+modprobe -a ip_vti esp4 xfrm_user xfrm4_tunnel bridge veth nf_tables nft_chain_nat nf_nat 2>/dev/null || true
+
+ecs=$(wait_nic "$ECS_MAC"); lan=$(wait_nic "$ALI_LAN_MAC"); wan=$(wait_nic "$ALI_WAN_MAC")
+for ns in alirouter alihost internet aws1 aws2 awsrouter awshost; do
+  ip netns add "$ns"
+  ip -n "$ns" link set lo up
+  sys "$ns" net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+done
+
+# --- Alibaba VPC: router (vSwitch gateway, route entry, EIP 1:1 NAT, NAT to QEMU's net)
+ip link set "$lan" netns alirouter && ip -n alirouter link set "$lan" name lan0
+ip link set "$wan" netns alirouter && ip -n alirouter link set "$wan" name wan0
+[ "$ecs" = eth0 ] || ip link set "$ecs" name eth0
+R="ip -n alirouter"
+$R link add vsw0 type bridge
+$R link set vsw0 up
+$R link set lan0 master vsw0 up
+$R addr add "$VSW_GW/$VSW_PREFIX" dev vsw0
+sys alirouter net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 \
+  net.ipv4.conf.default.send_redirects=0 net.ipv4.conf.vsw0.send_redirects=0
+# alihost: another instance on the same vSwitch, MTU 1500
+$R link add vsw-alihost type veth peer name eth0 netns alihost
+$R link set vsw-alihost master vsw0 up
+ip -n alihost addr add "$ALIHOST_IP/$VSW_PREFIX" dev eth0
+ip -n alihost link set eth0 mtu "$HOST_MTU" up
+ip -n alihost route add default via "$VSW_GW"
+sys alihost net.ipv4.conf.all.accept_redirects=0 net.ipv4.conf.eth0.accept_redirects=0
+# the VPC's way out (package registry) through QEMU user networking
+$R addr add "$SLIRP_ADDR/$SLIRP_PREFIX" dev wan0
+$R link set wan0 up
+$R route add default via "$SLIRP_GW"
+# the internet: one bridge joining the EIP side and the AWS endpoints
+I="ip -n internet"
+$I link add inet type bridge
+$I link set inet up
+$I link add p-ali type veth peer name inet0 netns alirouter
+$I link set p-ali master inet up
+$R addr add "$EIP/32" dev inet0
+$R link set inet0 up
+$R route add "$AWS1_ADDR/32" dev inet0
+$R route add "$AWS2_ADDR/32" dev inet0
+# the route entry: AWS VPC CIDR -> the ECS
+$R route add "$ROUTE_ENTRY_CIDR" via "$PRIVATE_IP" dev vsw0
+sed -e "s|@EIP@|$EIP|g" -e "s|@PRIVATE_IP@|$PRIVATE_IP|g" /run/lab/alirouter.nft > /run/lab/alirouter.nft.run
+ip netns exec alirouter nft -f /run/lab/alirouter.nft.run
+ip netns exec alirouter dnsmasq --conf-file=/dev/null --port=0 --interface=vsw0 --bind-interfaces \
+  --dhcp-authoritative --dhcp-range="${VSW_CIDR%/*},static,$VSW_NETMASK,12h" \
+  --dhcp-host="$ECS_MAC,$PRIVATE_IP" --dhcp-option=option:router,"$VSW_GW" \
+  --dhcp-option=option:dns-server,"$SLIRP_DNS" --leasefile-ro --user=root --group=root \
+  --pid-file=/run/lab/dnsmasq.pid --log-dhcp --log-facility="$L/dnsmasq.log"
+
+# --- AWS: two tunnel endpoints, a VPC router behind them, a host in the VPC
+A="ip -n awsrouter"
+$A link add vpc0 type veth peer name eth0 netns awshost
+$A addr add "$AWSRTR_IP/$AWS_PREFIX" dev vpc0
+$A link set vpc0 up
+ip -n awshost addr add "$AWSHOST_IP/$AWS_PREFIX" dev eth0
+ip -n awshost link set eth0 mtu "$HOST_MTU" up
+ip -n awshost route add default via "$AWSRTR_IP"
+sys awsrouter net.ipv4.ip_forward=1
+for n in 1 2; do
+  eval "addr=\$AWS${n}_ADDR vgw=\$AWS${n}_VGW_INSIDE prefix=\$AWS${n}_INSIDE_PREFIX mark=\$AWS${n}_MARK"
+  eval "mtu=\$AWS${n}_VTI_MTU transit=\$AWS${n}_TRANSIT transit_rtr=\$AWS${n}_TRANSIT_RTR"
+  P="ip -n aws$n"
+  $I link add "p-aws$n" type veth peer name pub0 netns "aws$n"
+  $I link set "p-aws$n" master inet up
+  $P addr add "$addr/32" dev pub0
+  $P link set pub0 up
+  $P route add "$EIP/32" dev pub0
+  $P link add vti0 type vti local "$addr" remote "$EIP" key "$mark"
+  $P addr add "$vgw/$prefix" dev vti0
+  $P link set vti0 mtu "$mtu" up
+  sys "aws$n" net.ipv4.ip_forward=1 net.ipv4.conf.vti0.disable_policy=1 net.ipv4.conf.vti0.rp_filter=0
+  for r in $AWS_ROUTES_TO_ALI; do $P route add "$r" dev vti0; done
+  $P link add vgw0 type veth peer name "t$n" netns awsrouter
+  $P addr add "$transit/30" dev vgw0
+  $P link set vgw0 up
+  $A addr add "$transit_rtr/30" dev "t$n"
+  $A link set "t$n" up
+  $P route add "$AWS_VPC_CIDR" via "$transit_rtr"
+  # AWS VPN does not do path-MTU discovery: no "fragmentation needed" comes back.
+  ip netns exec "aws$n" nft -f /run/lab/awspeer.nft
+done
+for r in $AWS_ROUTES_TO_ALI; do $A route add "$r" via "$AWS1_TRANSIT"; done
+
+set +x
+for n in 1 2; do /bin/sh /run/lab/peer.sh start "$n"; done
+setsid /bin/sh /run/lab/awsrouter-monitor.sh >>"$L/awsrouter.log" 2>&1 </dev/null &
+echo "=== lab boot done $(date +%T)"

@@ -1,0 +1,39 @@
+#!/bin/bash
+# Build the lab's Debian 12 image with Debian's own tools (mmdebstrap, mkfs.ext4 -d).
+# Usage: build.sh OUT_DIR   (writes disk.raw, vmlinuz, initrd.img, manifest.txt)
+# Called by lab/image.py, which caches OUT_DIR keyed by the hash of this directory.
+set -euo pipefail
+out=${1:?usage: build.sh OUT_DIR}
+here=$(cd "$(dirname "$0")" && pwd)
+suite=bookworm
+mirrors=(
+  "deb http://deb.debian.org/debian $suite main"
+  "deb http://deb.debian.org/debian $suite-updates main"
+  "deb http://deb.debian.org/debian-security $suite-security main"
+)
+pkgs() { grep -v -e '^#' -e '^[[:space:]]*$' "$1" | paste -sd, -; }
+work=$(mktemp -d "${TMPDIR:-/var/tmp}/aws2aliyun-lab-build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+slim=(--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*'
+      --dpkgopt='path-include=/usr/share/doc/*/copyright')
+
+echo "[build] AWS-like peer chroot (strongSwan)" >&2
+mmdebstrap --quiet --variant=essential --include="$(pkgs "$here/packages-peer.txt")" \
+  "${slim[@]}" "$suite" "$work/peer.tar" "${mirrors[@]}"
+
+echo "[build] ECS root filesystem" >&2
+mmdebstrap --quiet --variant=apt --include="$(pkgs "$here/packages-ecs.txt")" \
+  "${slim[@]}" \
+  --customize-hook="\"$here/customize.sh\" \"\$1\" \"$work/peer.tar\" \"$here\"" \
+  "$suite" "$work/rootfs" "${mirrors[@]}"
+
+echo "[build] kernel, initrd, ext4 disk" >&2
+mkdir -p "$work/out"
+cp "$(ls "$work"/rootfs/boot/vmlinuz-* | sort -V | tail -1)" "$work/out/vmlinuz"
+cp "$(ls "$work"/rootfs/boot/initrd.img-* | sort -V | tail -1)" "$work/out/initrd.img"
+chroot "$work/rootfs" dpkg-query -W -f '${Package} ${Version}\n' > "$work/out/manifest.txt"
+mkfs.ext4 -q -L root -E root_owner=0:0 -d "$work/rootfs" "$work/out/disk.raw" 4G
+rm -rf "$out"
+mkdir -p "$(dirname "$out")"
+mv "$work/out" "$out"
+echo "[build] done: $out" >&2

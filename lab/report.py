@@ -1,0 +1,128 @@
+"""The lab's JSON report and its short human summary.
+
+Schema (ARCHITECTURE.md): {"ok", "config", "checks": [{"name", "ok", "seconds", "detail",
+"metrics"}], "metrics": {...}}. `ok` is true only when every expected check ran and passed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CHECKS = (
+    "cloud_init_clean",
+    "tunnels_established",
+    "single_sa_pair",
+    "nat_t",
+    "icmp_ali_to_aws",
+    "icmp_aws_to_ali",
+    "tcp_ali_to_aws",
+    "tcp_aws_to_ali",
+    "udp_ali_to_aws",
+    "udp_aws_to_ali",
+    "bulk_tcp_mtu",
+    "verify_script",
+)
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    seconds: float
+    detail: str
+    metrics: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "ok": bool(self.ok), "seconds": round(self.seconds, 2),
+                "detail": self.detail, "metrics": self.metrics}
+
+
+@dataclass
+class Report:
+    config: dict = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
+    expected: tuple[str, ...] = CHECKS
+    error: str | None = None
+
+    def add(self, check: Check) -> None:
+        self.checks = [c for c in self.checks if c.name != check.name] + [check]
+
+    def get(self, name: str) -> Check | None:
+        return next((c for c in self.checks if c.name == name), None)
+
+    @property
+    def ok(self) -> bool:
+        names = {c.name for c in self.checks}
+        return self.error is None and all(n in names for n in self.expected) and all(c.ok for c in self.checks)
+
+    def as_dict(self) -> dict:
+        order = {n: k for k, n in enumerate(CHECKS)}
+        checks = sorted(self.checks, key=lambda c: order.get(c.name, len(order)))
+        d = {"ok": self.ok, "config": self.config, "checks": [c.as_dict() for c in checks],
+             "metrics": self.metrics}
+        if self.error:
+            d["error"] = self.error
+        return d
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.as_dict(), indent=2) + "\n")
+        tmp.replace(path)
+
+    def summary(self) -> str:
+        lines = []
+        order = {n: k for k, n in enumerate(CHECKS)}
+        for c in sorted(self.checks, key=lambda c: order.get(c.name, len(order))):
+            first = c.detail.splitlines()[0] if c.detail else ""
+            lines.append(f"  {'PASS' if c.ok else 'FAIL'}  {c.name:<20} {c.seconds:6.1f}s  {first[:110]}")
+        missing = [n for n in self.expected if not self.get(n)]
+        for n in missing:
+            lines.append(f"  SKIP  {n:<20}  (not run)")
+        m = self.metrics
+        facts = []
+        for key, label in (("boot_to_established_s", "boot->established"), ("boot_to_cloud_init_done_s",
+                           "boot->cloud-init done"), ("total_s", "total")):
+            if m.get(key) is not None:
+                facts.append(f"{label} {m[key]:.0f}s")
+        passed = sum(1 for c in self.checks if c.ok)
+        head = (f"lab {'PASSED' if self.ok else 'FAILED'}: {passed}/{len(self.expected)} checks passed"
+                + (f" ({', '.join(facts)})" if facts else ""))
+        if self.error:
+            head += f"\n  error: {self.error.splitlines()[0] if self.error else ''}"
+        return head + "\n" + "\n".join(lines)
+
+
+class Progress:
+    """Phase lines on stderr with the elapsed time since the lab started."""
+
+    def __init__(self, stream=None):
+        import sys
+
+        self.t0 = time.monotonic()
+        self.stream = stream or sys.stderr
+        self.phase_t0 = self.t0
+        self.phases: dict[str, float] = {}
+        self.current: str | None = None
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def phase(self, name: str, what: str = "") -> None:
+        now = time.monotonic()
+        if self.current:
+            self.phases[self.current] = round(now - self.phase_t0, 1)
+        self.current, self.phase_t0 = name, now
+        self.say(f"{name}: {what}" if what else name)
+
+    def end(self) -> None:
+        if self.current:
+            self.phases[self.current] = round(time.monotonic() - self.phase_t0, 1)
+            self.current = None
+
+    def say(self, msg: str) -> None:
+        print(f"[lab {self.elapsed():7.1f}s] {msg}", file=self.stream, flush=True)

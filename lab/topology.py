@@ -1,0 +1,178 @@
+"""Where everything sits inside the VM: a pure function of the plan's inputs.
+
+    awshost --- awsrouter ==(transit)== aws1 / aws2 --- internet --- alirouter --- vSwitch
+    (AWS VPC)   (VPC router: one         (AWS-like      (bridge)    (1:1 NAT EIP,   |- ECS eth0
+                healthy tunnel)           endpoints)                 route entry,   |  (root ns)
+                                                                     DHCP, NAT to   |- alihost
+                                                                     QEMU user net)
+
+The root namespace is the ECS; every other box is a network namespace. The ECS's NIC and
+the Alibaba router's vSwitch port are two QEMU NICs on one QEMU hub, so the ECS has a real
+virtio NIC named eth0, addressed by DHCP like on Alibaba Cloud.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+from dataclasses import asdict, dataclass
+
+from lab.inputs import LabInputs, Tunnel
+
+ECS_MAC = "52:54:00:1a:00:01"
+ALI_LAN_MAC = "52:54:00:1a:00:02"
+ALI_WAN_MAC = "52:54:00:1a:00:03"
+HOST_MTU = 1500
+# The lab's own addresses must not collide with anything the plan uses.
+SLIRP_CANDIDATES = ("10.0.2.0/24", "10.254.2.0/24", "192.168.254.0/24", "100.127.254.0/24")
+TRANSIT_CANDIDATES = ("10.255.250.0/24", "192.168.250.0/24", "172.31.250.0/24", "100.127.250.0/24")
+# Addresses the lab must never use: package downloads leave the VM from this range.
+FORBIDDEN = ("203.0.113.0/24",)
+PEER_MARKS = (100, 200)
+
+
+@dataclass(frozen=True)
+class PeerNet:
+    number: int
+    outside: str
+    vgw_inside: str
+    cgw_inside: str
+    inside_prefix: int
+    mark: int
+    vti_mtu: int
+    transit_peer: str
+    transit_router: str
+
+
+@dataclass(frozen=True)
+class Topology:
+    ecs_mac: str
+    ali_lan_mac: str
+    ali_wan_mac: str
+    private_ip: str
+    vswitch_cidr: str
+    vswitch_gw: str
+    alihost_ip: str
+    ali_vpc_cidr: str
+    route_entry_cidr: str
+    eip: str
+    slirp_net: str
+    slirp_addr: str
+    slirp_gw: str
+    slirp_dns: str
+    aws_vpc_cidr: str
+    awsrouter_ip: str
+    awshost_ip: str
+    aws_routes_to_ali: tuple[str, ...]
+    peers: tuple[PeerNet, ...]
+    host_mtu: int = HOST_MTU
+
+    @property
+    def vswitch_prefix(self) -> int:
+        return ipaddress.ip_network(self.vswitch_cidr).prefixlen
+
+    @property
+    def aws_prefix(self) -> int:
+        return ipaddress.ip_network(self.aws_vpc_cidr).prefixlen
+
+    def summary(self) -> dict:
+        d = asdict(self)
+        d["peers"] = [asdict(p) for p in self.peers]
+        return d
+
+
+class TopologyError(ValueError):
+    pass
+
+
+def _free(candidates: tuple[str, ...], taken: list[ipaddress.IPv4Network], what: str) -> ipaddress.IPv4Network:
+    for c in candidates:
+        n = ipaddress.ip_network(c)
+        if not any(n.overlaps(t) for t in taken):
+            return n
+    raise TopologyError(f"no free {what} network among {', '.join(candidates)}")
+
+
+def aws_vti_mtu(t: Tunnel) -> int:
+    """AWS's NAT-T MTU for the weakest-fitting cipher family it may negotiate (FACTS.md)."""
+    mtus = []
+    for enc in t.phase2_encryption:
+        if "GCM" in enc.upper():
+            mtus.append(1438)
+        elif any(i.upper() == "SHA2-512" for i in t.phase2_integrity):
+            mtus.append(1406)
+        else:
+            mtus.append(1422)
+    return min(mtus) if mtus else 1422
+
+
+def plan_topology(i: LabInputs) -> Topology:
+    net, addr = ipaddress.ip_network, ipaddress.ip_address
+    vsw = net(i.vswitch_cidr)
+    aws = net(i.aws_vpc_cidr)
+    # Alibaba's vSwitch gateway is the third address from the top (x.x.x.253 in a /24).
+    gw = vsw.broadcast_address - 2
+    hosts = [h for h in vsw.hosts() if h not in (addr(i.private_ip), gw)]
+    if len(hosts) < 12:
+        raise TopologyError(f"vSwitch {vsw} is too small for the lab")
+    alihost = hosts[9]
+    aws_hosts = list(_first_hosts(aws, 12))
+    if len(aws_hosts) < 11:
+        raise TopologyError(f"AWS VPC {aws} is too small for the lab")
+
+    taken = [net(c) for c in (i.ali_vpc_cidr, i.aws_vpc_cidr, *FORBIDDEN)]
+    taken += [net(t.inside_cidr) for t in i.tunnels]
+    taken += [net(f"{a}/32") for a in (i.eip, *(t.outside_address for t in i.tunnels))]
+    slirp = _free(SLIRP_CANDIDATES, taken, "QEMU user-net")
+    transit = _free(TRANSIT_CANDIDATES, taken + [slirp], "transit")
+    transit30 = list(transit.subnets(new_prefix=30))
+    peers = []
+    for t, mark, tn in zip(i.tunnels, PEER_MARKS, transit30):
+        th = list(tn.hosts())
+        peers.append(PeerNet(
+            number=t.number, outside=t.outside_address, vgw_inside=t.vgw_inside_address,
+            cgw_inside=t.cgw_inside_address, inside_prefix=net(t.inside_cidr).prefixlen,
+            mark=mark, vti_mtu=aws_vti_mtu(t), transit_peer=str(th[0]), transit_router=str(th[1]),
+        ))
+    return Topology(
+        ecs_mac=ECS_MAC, ali_lan_mac=ALI_LAN_MAC, ali_wan_mac=ALI_WAN_MAC,
+        private_ip=i.private_ip, vswitch_cidr=str(vsw), vswitch_gw=str(gw), alihost_ip=str(alihost),
+        ali_vpc_cidr=i.ali_vpc_cidr, route_entry_cidr=i.route_entry_cidr, eip=i.eip,
+        slirp_net=str(slirp), slirp_addr=str(slirp.network_address + 15),
+        slirp_gw=str(slirp.network_address + 2), slirp_dns=str(slirp.network_address + 3),
+        aws_vpc_cidr=str(aws), awsrouter_ip=str(aws_hosts[0]), awshost_ip=str(aws_hosts[9]),
+        aws_routes_to_ali=i.aws_routes_to_ali or (i.ali_vpc_cidr,),
+        peers=tuple(peers),
+    )
+
+
+def _first_hosts(n: ipaddress.IPv4Network, count: int):
+    for k, h in enumerate(n.hosts()):
+        if k >= count:
+            return
+        yield h
+
+
+def render_env(t: Topology) -> str:
+    """/run/lab/lab.env for guest/boot.sh (shell-sourced, values quoted)."""
+    v: dict[str, object] = {
+        "ECS_MAC": t.ecs_mac, "ALI_LAN_MAC": t.ali_lan_mac, "ALI_WAN_MAC": t.ali_wan_mac,
+        "PRIVATE_IP": t.private_ip, "VSW_CIDR": t.vswitch_cidr, "VSW_PREFIX": t.vswitch_prefix,
+        "VSW_NETMASK": str(ipaddress.ip_network(t.vswitch_cidr).netmask),
+        "VSW_GW": t.vswitch_gw, "ALIHOST_IP": t.alihost_ip, "ALI_VPC_CIDR": t.ali_vpc_cidr,
+        "ROUTE_ENTRY_CIDR": t.route_entry_cidr, "EIP": t.eip,
+        "SLIRP_ADDR": t.slirp_addr, "SLIRP_PREFIX": ipaddress.ip_network(t.slirp_net).prefixlen,
+        "SLIRP_GW": t.slirp_gw, "SLIRP_DNS": t.slirp_dns,
+        "AWS_VPC_CIDR": t.aws_vpc_cidr, "AWS_PREFIX": t.aws_prefix,
+        "AWSRTR_IP": t.awsrouter_ip, "AWSHOST_IP": t.awshost_ip,
+        "AWS_ROUTES_TO_ALI": " ".join(t.aws_routes_to_ali), "HOST_MTU": t.host_mtu,
+    }
+    for p in t.peers:
+        k = f"AWS{p.number}_"
+        v.update({
+            k + "ADDR": p.outside, k + "VGW_INSIDE": p.vgw_inside, k + "INSIDE_PREFIX": p.inside_prefix,
+            k + "MARK": p.mark, k + "VTI_MTU": p.vti_mtu, k + "TRANSIT": p.transit_peer,
+            k + "TRANSIT_RTR": p.transit_router,
+        })
+    lines = ["# generated by lab/topology.py"] + [f"{k}={shlex.quote(str(x))}" for k, x in v.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,282 @@
+"""The VM: QEMU (TCG) with the cached image behind a qcow2 overlay, driven through
+qemu-guest-agent on a virtio-serial socket (guest-exec with captured output)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.topology import ALI_LAN_MAC, ALI_WAN_MAC, ECS_MAC
+
+GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class GuestError(Exception):
+    pass
+
+
+@dataclass
+class ExecResult:
+    rc: int | None
+    out: str
+    err: str
+    seconds: float
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and not self.timed_out
+
+    def text(self) -> str:
+        s = self.out
+        if self.err.strip():
+            s += ("\n" if s and not s.endswith("\n") else "") + self.err
+        if self.timed_out:
+            s += "\n[timed out]"
+        return s
+
+
+class GuestAgent:
+    """Minimal QGA client: one connection, guest-sync-delimited to resynchronise."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.sock: socket.socket | None = None
+        self.buf = b""
+
+    def close(self) -> None:
+        if self.sock:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+        self.sock = None
+        self.buf = b""
+
+    def _send(self, obj: dict) -> None:
+        assert self.sock
+        self.sock.sendall(json.dumps(obj).encode() + b"\n")
+
+    def _readline(self, deadline: float) -> bytes:
+        assert self.sock
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("guest agent did not answer")
+            self.sock.settimeout(left)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("guest agent socket closed")
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line
+
+    def connect(self, timeout: float = 5) -> None:
+        """(Re)connect and synchronise; raises if the agent does not answer in time."""
+        self.close()
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(str(self.path))
+        self.sock = s
+        token = random.randint(1, 2**31)
+        deadline = time.monotonic() + timeout
+        self.sock.sendall(b"\xff")  # flush any half-written request on the guest side
+        self._send({"execute": "guest-sync-delimited", "arguments": {"id": token}})
+        while True:
+            line = self._readline(deadline)
+            if b"\xff" in line:
+                line = line.rsplit(b"\xff", 1)[1]
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if msg.get("return") == token:
+                return
+
+    def call(self, command: str, arguments: dict | None = None, timeout: float = 10):
+        if not self.sock:
+            self.connect()
+        req = {"execute": command}
+        if arguments is not None:
+            req["arguments"] = arguments
+        try:
+            self._send(req)
+            deadline = time.monotonic() + timeout
+            while True:
+                line = self._readline(deadline)
+                try:
+                    msg = json.loads(line.lstrip(b"\xff"))
+                except ValueError:
+                    continue
+                if "return" in msg:
+                    return msg["return"]
+                if "error" in msg:
+                    raise GuestError(f"{command}: {msg['error'].get('desc', msg['error'])}")
+        except (OSError, TimeoutError, ConnectionError):
+            self.close()
+            raise
+
+    def sh(self, script: str, timeout: float = 60, stdin: bytes | None = None) -> ExecResult:
+        """Run `script` with /bin/sh in the guest (root namespace = the ECS).
+
+        The guest kills it after `timeout` (coreutils timeout); the host gives up a bit later.
+        """
+        t0 = time.monotonic()
+        wrapped = f"export PATH={GUEST_PATH}; exec timeout -k 5 {int(timeout)} /bin/sh -c {_q(script)}"
+        args: dict = {"path": "/bin/sh", "arg": ["-c", wrapped], "capture-output": True}
+        if stdin is not None:
+            args["input-data"] = base64.b64encode(stdin).decode()
+        pid = self.call("guest-exec", args, timeout=15)["pid"]
+        deadline = t0 + timeout + 15
+        delay = 0.1
+        while True:
+            st = self.call("guest-exec-status", {"pid": pid}, timeout=15)
+            if st.get("exited"):
+                out = base64.b64decode(st.get("out-data", "")).decode(errors="replace")
+                err = base64.b64decode(st.get("err-data", "")).decode(errors="replace")
+                rc = st.get("exitcode")
+                if rc is None and st.get("signal") is not None:
+                    rc = 128 + st["signal"]
+                return ExecResult(rc, out, err, time.monotonic() - t0, timed_out=(rc == 124))
+            if time.monotonic() > deadline:
+                try:
+                    self.call("guest-exec", {"path": "/bin/kill", "arg": ["-KILL", str(pid)]})
+                except (GuestError, OSError, TimeoutError, ConnectionError):
+                    pass
+                return ExecResult(None, "", "", time.monotonic() - t0, timed_out=True)
+            time.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+
+
+def _q(s: str) -> str:
+    return "'" + s.replace("'", "'\"'\"'") + "'"
+
+
+class VM:
+    """One QEMU process; `stop()` is idempotent and always leaves nothing running."""
+
+    def __init__(self, run_dir: Path, kernel: Path, initrd: Path, disk: Path, seed: Path, labcfg: Path,
+                 slirp_net: str, memory_mb: int = 2048, cpus: int = 2):
+        self.run_dir = run_dir
+        self.overlay = run_dir / "overlay.qcow2"
+        self.qga_path = run_dir / "qga.sock"
+        self.qmp_path = run_dir / "qmp.sock"
+        self.console = run_dir / "console.log"
+        self.kernel, self.initrd, self.disk, self.seed, self.labcfg = kernel, initrd, disk, seed, labcfg
+        self.slirp_net = slirp_net
+        self.memory_mb, self.cpus = memory_mb, cpus
+        self.proc: subprocess.Popen | None = None
+        self.started_at: float | None = None
+        self.agent = GuestAgent(self.qga_path)
+
+    def command(self) -> list[str]:
+        cmdline = "root=/dev/vda rw console=ttyS0 net.ifnames=0 biosdevname=0 panic=-1"
+        return [
+            "qemu-system-x86_64", "-name", "aws2aliyun-lab", "-nodefaults", "-no-user-config",
+            "-machine", "q35", "-accel", "tcg,thread=multi,tb-size=512", "-cpu", "max",
+            "-smp", str(self.cpus), "-m", str(self.memory_mb),
+            "-kernel", str(self.kernel), "-initrd", str(self.initrd), "-append", cmdline,
+            "-drive", f"file={self.overlay},if=none,id=root,format=qcow2,discard=unmap",
+            "-device", "virtio-blk-pci,drive=root",
+            "-drive", f"file={self.seed},if=none,id=seed,format=raw,readonly=on",
+            "-device", "virtio-blk-pci,drive=seed",
+            "-drive", f"file={self.labcfg},if=none,id=labcfg,format=raw,readonly=on",
+            "-device", "virtio-blk-pci,drive=labcfg,serial=labcfg",
+            # the ECS's NIC and the Alibaba router's vSwitch port: two NICs on one QEMU hub
+            "-netdev", "hubport,id=ecs,hubid=0", "-device", f"virtio-net-pci,netdev=ecs,mac={ECS_MAC}",
+            "-netdev", "hubport,id=alilan,hubid=0",
+            "-device", f"virtio-net-pci,netdev=alilan,mac={ALI_LAN_MAC}",
+            # the Alibaba router's way out: QEMU user networking (package registry only)
+            "-netdev", f"user,id=aliwan,net={self.slirp_net}",
+            "-device", f"virtio-net-pci,netdev=aliwan,mac={ALI_WAN_MAC}",
+            "-chardev", f"socket,id=qga0,path={self.qga_path},server=on,wait=off",
+            "-device", "virtio-serial-pci",
+            "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
+            "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+            "-serial", f"file:{self.console}", "-display", "none", "-vga", "none",
+            "-device", "virtio-rng-pci",
+        ]
+
+    def start(self) -> None:
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(self.disk),
+                        str(self.overlay)], check=True, capture_output=True)
+        log = open(self.run_dir / "qemu.log", "wb")
+        # Own session: a Ctrl-C on the terminal reaches the lab, which stops QEMU itself.
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.started_at = time.monotonic()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def since_start(self) -> float:
+        return time.monotonic() - (self.started_at or time.monotonic())
+
+    def wait_agent(self, timeout: float) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise GuestError(f"QEMU exited ({self.proc.returncode if self.proc else '?'}): "
+                                 + self.tail_file(self.run_dir / "qemu.log", 20))
+            try:
+                self.agent.connect(timeout=3)
+                self.agent.call("guest-ping")
+                return self.since_start()
+            except (OSError, TimeoutError, ConnectionError, GuestError):
+                time.sleep(1)
+        raise GuestError(f"guest agent did not answer within {timeout:.0f}s; console:\n"
+                         + self.tail_file(self.console, 40))
+
+    def sh(self, script: str, timeout: float = 60) -> ExecResult:
+        for attempt in (1, 2):
+            try:
+                return self.agent.sh(script, timeout=timeout)
+            except (OSError, TimeoutError, ConnectionError) as e:
+                if attempt == 2 or not self.alive():
+                    return ExecResult(None, "", f"guest agent error: {e}", 0.0, timed_out=True)
+                try:
+                    self.agent.connect(timeout=10)
+                except (OSError, TimeoutError, ConnectionError):
+                    pass
+            except GuestError as e:
+                return ExecResult(None, "", f"guest agent error: {e}", 0.0)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def tail_file(path: Path, n: int) -> str:
+        try:
+            return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        self.agent.close()
+        if not self.proc:
+            return
+        if self.proc.poll() is None:
+            try:  # ask QEMU to quit; the disk is a throwaway overlay, no guest shutdown needed
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.settimeout(2)
+                s.connect(str(self.qmp_path))
+                s.recv(4096)
+                s.sendall(b'{"execute":"qmp_capabilities"}\n')
+                s.recv(4096)
+                s.sendall(b'{"execute":"quit"}\n')
+                s.close()
+                self.proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=10)

@@ -1,0 +1,1 @@
+"""Operator tools: the offline plan and friends."""

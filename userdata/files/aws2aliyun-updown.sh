@@ -1,0 +1,74 @@
+#!/bin/bash
+# aws2aliyun-updown TUNNEL: strongSwan updown for one route-based AWS tunnel.
+#
+# On up-client: create or update the tunnel's VTI (key = the child's mark) with its inside
+# address and an MTU that fits AWS's NAT-T overhead, set the VTI sysctls, clamp TCP MSS and
+# route the AWS VPC CIDR over it (tunnel 1 metric 100 is preferred over tunnel 2's 200).
+# On down-client: withdraw the route and take the VTI down, so traffic fails over to the
+# other tunnel. Everything it needs is in /etc/aws2aliyun/link.env; it is idempotent.
+set -u
+
+readonly LINK_ENV=/etc/aws2aliyun/link.env
+tunnel=${1:-}
+
+log() { logger -t aws2aliyun-updown -- "${tunnel}: $*" 2>/dev/null || echo "aws2aliyun-updown ${tunnel}: $*" >&2; }
+
+# shellcheck source=/dev/null
+. "$LINK_ENV" || { log "cannot read $LINK_ENV"; exit 1; }
+
+case $tunnel in
+  tunnel1) vti=$TUNNEL1_VTI mark=$TUNNEL1_MARK local_inside=$TUNNEL1_LOCAL_INSIDE metric=$TUNNEL1_METRIC ;;
+  tunnel2) vti=$TUNNEL2_VTI mark=$TUNNEL2_MARK local_inside=$TUNNEL2_LOCAL_INSIDE metric=$TUNNEL2_METRIC ;;
+  *) log "usage: aws2aliyun-updown tunnel1|tunnel2 (got '${tunnel}')"; exit 1 ;;
+esac
+
+# The NIC that carries IKE/ESP towards the peer (eth0 on an ECS).
+outer_nic() {
+  ip -o route get "$1" 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p'
+}
+
+# Add a mangle rule unless it is already there.
+ensure_rule() {
+  iptables -w -t mangle -C "$@" 2>/dev/null || iptables -w -t mangle -A "$@"
+}
+
+up() {
+  local me=${PLUTO_ME:?} peer=${PLUTO_PEER:?} nic
+  if ip link show dev "$vti" >/dev/null 2>&1; then
+    ip link set dev "$vti" down
+    ip link change "$vti" type vti local "$me" remote "$peer" key "$mark"
+  else
+    ip link add "$vti" type vti local "$me" remote "$peer" key "$mark"
+  fi
+  # The VTI does the policy work; rp_filter loose because replies may come back on the
+  # other tunnel while AWS switches.
+  sysctl -qw "net.ipv4.conf.${vti}.disable_policy=1" "net.ipv4.conf.${vti}.rp_filter=2"
+  nic=$(outer_nic "$peer")
+  if [ -n "$nic" ]; then
+    sysctl -qw "net.ipv4.conf.${nic}.disable_xfrm=1" "net.ipv4.conf.${nic}.disable_policy=1"
+  fi
+  ip addr flush dev "$vti"
+  ip addr add "$local_inside" dev "$vti"
+  ip link set dev "$vti" mtu "$VTI_MTU" up
+  # AWS does not do path-MTU discovery through the tunnel: clamp MSS both ways (only down).
+  local dir
+  for dir in -o -i; do
+    ensure_rule FORWARD "$dir" "$vti" -p tcp --tcp-flags SYN,RST SYN \
+      -m tcpmss --mss "$((TCP_MSS + 1)):65535" -j TCPMSS --set-mss "$TCP_MSS"
+  done
+  ip route replace "$AWS_VPC_CIDR" dev "$vti" metric "$metric"
+  log "up: $vti $me -> $peer key $mark mtu $VTI_MTU, $AWS_VPC_CIDR metric $metric"
+}
+
+down() {
+  ip route del "$AWS_VPC_CIDR" dev "$vti" metric "$metric" 2>/dev/null
+  ip link set dev "$vti" down 2>/dev/null
+  log "down: $vti, route to $AWS_VPC_CIDR withdrawn"
+}
+
+case ${PLUTO_VERB:-} in
+  up-client) up ;;
+  down-client) down ;;
+  *) ;;
+esac
+exit 0

@@ -1,0 +1,59 @@
+"""What the gateway's configuration is rendered from: plain values, no Pulumi."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from components.crypto import CryptoProfile
+
+# One mark (= VTI key) and route metric per tunnel; tunnel 1 is preferred (lower metric).
+TUNNEL_MARKS = (100, 200)
+TUNNEL_METRICS = (100, 200)
+VTI_NAMES = ("Tunnel1", "Tunnel2")
+
+
+@dataclass(frozen=True)
+class Tunnel:
+    """One AWS tunnel as the VPN connection reports it, seen from the ECS."""
+
+    number: int  # 1 or 2
+    outside_address: str  # AWS's public endpoint of this tunnel
+    inside_cidr: str  # the /30
+    cgw_inside_address: str  # our end of the VTI
+    vgw_inside_address: str  # AWS's end
+    preshared_key: str
+
+    @property
+    def name(self) -> str:
+        return f"tunnel{self.number}"
+
+    @property
+    def vti(self) -> str:
+        return VTI_NAMES[self.number - 1]
+
+    @property
+    def mark(self) -> int:
+        return TUNNEL_MARKS[self.number - 1]
+
+    @property
+    def metric(self) -> int:
+        return TUNNEL_METRICS[self.number - 1]
+
+    @property
+    def cgw_inside_interface(self) -> str:
+        """Our inside address with the /30's prefix, as `ip addr` takes it."""
+        prefix = ipaddress.ip_network(self.inside_cidr).prefixlen
+        return f"{self.cgw_inside_address}/{prefix}"
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """Everything the ECS's cloud-config depends on."""
+
+    eip: str  # public address: our IKE identity
+    private_ip: str  # the ECS's only address: IKE binds here (1:1 NAT to the EIP)
+    aws_vpc_cidr: str
+    ali_vpc_cidr: str
+    crypto: CryptoProfile
+    tunnels: tuple[Tunnel, Tunnel]

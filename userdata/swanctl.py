@@ -1,0 +1,141 @@
+"""strongSwan configuration: swanctl connections, secrets and charon settings, as text.
+
+Built as nested dicts and serialized by one function, so the format's quoting and
+nesting rules live in one place.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Union
+
+from components import crypto as c
+from userdata.model import Gateway, Tunnel
+
+Section = Mapping[str, Union[str, int, float, "Section"]]
+
+UPDOWN_PATH = "/usr/local/sbin/aws2aliyun-updown"
+VERIFY_PATH = "/usr/local/sbin/aws2aliyun-verify"
+LINK_ENV_PATH = "/etc/aws2aliyun/link.env"
+SWANCTL_CONF_PATH = "/etc/swanctl/conf.d/aws2aliyun.conf"
+SWANCTL_SECRETS_PATH = "/etc/swanctl/conf.d/aws2aliyun-secrets.conf"
+CHARON_CONF_PATH = "/etc/strongswan.d/charon-aws2aliyun.conf"
+
+_BARE = re.compile(r"^[A-Za-z0-9_./:%,-]+$")
+
+
+def _value(v: str | int | float) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    text = str(v)
+    if _BARE.match(text):
+        return text
+    if '"' in text or "\\" in text or "\n" in text:
+        raise ValueError(f"value cannot be written to strongSwan config: {text!r}")
+    return f'"{text}"'
+
+
+def serialize(section: Section, indent: int = 0) -> str:
+    """strongswan.conf/swanctl.conf syntax: `key = value` and `name { ... }`."""
+    pad = "    " * indent
+    lines: list[str] = []
+    for key, value in section.items():
+        if isinstance(value, Mapping):
+            lines.append(f"{pad}{key} {{")
+            body = serialize(value, indent + 1)
+            if body:
+                lines.append(body.rstrip("\n"))
+            lines.append(f"{pad}}}")
+        else:
+            lines.append(f"{pad}{key} = {_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _seconds(n: int | float) -> str:
+    return f"{n}s"
+
+
+def connection(gw: Gateway, t: Tunnel) -> dict:
+    """One swanctl connection: ECS private address local, EIP identity, AWS endpoint remote."""
+    p = gw.crypto
+    ike: dict = {
+        "version": p.ike_version,
+        "local_addrs": gw.private_ip,
+        "remote_addrs": t.outside_address,
+        "proposals": p.ike_proposals(),
+        "dpd_delay": _seconds(c.ECS_DPD_DELAY_S),
+    }
+    if p.ike_version == 1:
+        # IKEv1 cannot rekey an IKE SA in place; strongSwan re-authenticates instead.
+        ike["dpd_timeout"] = _seconds(c.ECS_IKEV1_DPD_TIMEOUT_S)
+        ike["aggressive"] = "no"
+        ike["rekey_time"] = "0"
+        ike["reauth_time"] = _seconds(p.ecs_ike_rekey_time_s())
+    else:
+        ike["rekey_time"] = _seconds(p.ecs_ike_rekey_time_s())
+        ike["reauth_time"] = "0"
+    ike.update(
+        {
+            "over_time": _seconds(p.phase1_lifetime_s - p.ecs_ike_rekey_time_s()),
+            "rand_time": _seconds(p.ecs_rand_time_s()),
+            "keyingtries": 0,  # forever: the ECS is the only initiator, it must never give up
+            "unique": "replace",
+            "mobike": "no",
+            "local": {"auth": "psk", "id": gw.eip},
+            "remote": {"auth": "psk", "id": t.outside_address},
+            "children": {
+                t.name: {
+                    # Route-based: 0/0 selectors; only packets marked by this tunnel's VTI
+                    # match its policies, so one SA pair carries every protocol.
+                    "local_ts": "0.0.0.0/0",
+                    "remote_ts": "0.0.0.0/0",
+                    "mode": "tunnel",
+                    "esp_proposals": p.esp_proposals(),
+                    "mark_in": t.mark,
+                    "mark_out": t.mark,
+                    "rekey_time": _seconds(p.ecs_child_rekey_time_s()),
+                    "life_time": _seconds(p.phase2_lifetime_s),
+                    "rand_time": _seconds(p.ecs_rand_time_s()),
+                    "replay_window": 1024,
+                    "updown": f"{UPDOWN_PATH} {t.name}",
+                    "start_action": "start",
+                    "dpd_action": "restart",
+                    "close_action": "restart",
+                }
+            },
+        }
+    )
+    return ike
+
+
+def swanctl_conf(gw: Gateway) -> str:
+    header = "# aws2aliyun-vpc: the two AWS tunnels (rendered by userdata/swanctl.py; do not edit)\n"
+    return header + serialize({"connections": {t.name: connection(gw, t) for t in gw.tunnels}})
+
+
+def secrets_conf(gw: Gateway) -> str:
+    """PSKs keyed by both identities; the file is written 0600."""
+    section = {
+        "secrets": {
+            f"ike-{t.name}": {"id-ali": gw.eip, "id-aws": t.outside_address, "secret": t.preshared_key}
+            for t in gw.tunnels
+        }
+    }
+    return "# aws2aliyun-vpc: tunnel pre-shared keys (mode 0600)\n" + serialize(section)
+
+
+def charon_conf() -> str:
+    """Daemon settings: no policy routes of its own (VTIs route), fast dead-peer detection."""
+    section = {
+        "charon": {
+            "install_routes": "no",
+            # install_routes=no can still leave the routing rule for table 220 (strongswan #1626).
+            "routing_table": 0,
+            "install_virtual_ip": "no",
+            "retransmit_tries": c.ECS_RETRANSMIT_TRIES,
+            "retransmit_timeout": c.ECS_RETRANSMIT_TIMEOUT_S,
+            "retransmit_base": c.ECS_RETRANSMIT_BASE,
+        }
+    }
+    return "# aws2aliyun-vpc: charon settings for route-based tunnels to AWS\n" + serialize(section)
