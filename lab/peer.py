@@ -102,6 +102,12 @@ charon {
   install_routes = no
   routing_table = 0
   install_virtual_ip = no
+  plugins {
+    # AWS has no notion of "local LANs" to exempt from the 0.0.0.0/0 policies
+    bypass-lan {
+      load = no
+    }
+  }
   filelog {
     stderr {
       time_format = %b %e %T

@@ -125,7 +125,8 @@ class Lab:
 
     def _prepare(self) -> None:
         r = self.report
-        self.p.phase("plan", f"python -m tools.plan --config-file {self.o.config_file}")
+        self.p.phase("plan", f"plan JSON {self.o.plan_json}" if self.o.plan_json
+                     else f"python -m tools.plan --config-file {self.o.config_file}")
         try:
             if self.o.plan_json:
                 plan = json.loads(Path(self.o.plan_json).read_text())
@@ -570,6 +571,7 @@ class Lab:
     # ------------------------------------------------------------------ diagnostics
     DIAG_SCRIPT = r"""
 sec() { echo "=== $1"; }
+swanctl() { command swanctl "$@" 2>&1 | grep -v "^plugin '.*': failed to load"; }
 red() { sed -E 's/0x[0-9a-f]{16,}/[key]/g'; }
 sec "ecs: swanctl --list-sas"; swanctl --list-sas 2>&1
 sec "ecs: swanctl --list-conns"; swanctl --list-conns 2>&1 | head -80
@@ -585,7 +587,7 @@ sec "ecs: cloud-init status"; cloud-init status --long 2>&1
 sec "ecs: cloud-init.log (last lines)"; tail -n 40 /var/log/cloud-init.log 2>&1
 sec "ecs: cloud-init-output.log (last lines)"; tail -n 25 /var/log/cloud-init-output.log 2>&1
 for n in 1 2; do
-  sec "aws$n: swanctl --list-sas"; /bin/sh /run/lab/peer.sh exec $n swanctl --list-sas 2>&1
+  sec "aws$n: swanctl --list-sas"; /bin/sh /run/lab/peer.sh exec $n swanctl --list-sas 2>&1 | grep -v "^plugin '.*': failed to load"
   sec "aws$n: ip xfrm state (keys redacted)"; ip -n aws$n xfrm state 2>&1 | red
   sec "aws$n: ip xfrm policy"; ip -n aws$n xfrm policy 2>&1
   sec "aws$n: ip route"; ip -n aws$n route 2>&1

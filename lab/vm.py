@@ -156,6 +156,16 @@ class GuestAgent:
             delay = min(delay * 1.5, 1.0)
 
 
+def _die_with_parent() -> None:
+    """In the QEMU child: get SIGKILL when the lab process dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def _q(s: str) -> str:
     return "'" + s.replace("'", "'\"'\"'") + "'"
 
@@ -211,7 +221,8 @@ class VM:
         log = open(self.run_dir / "qemu.log", "wb")
         # Own session: a Ctrl-C on the terminal reaches the lab, which stops QEMU itself.
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
         self.started_at = time.monotonic()
 
     def alive(self) -> bool:

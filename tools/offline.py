@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import runpy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,8 +174,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return super().RegisterResourceOutputs(request)
 
 
-def run(stack: StackConfig, program: str | None = None) -> Plan:
-    """Run `__main__.py` (or `program`) for this stack's config under the mocks."""
+def run(stack: StackConfig, program: Callable[[], Any] | None = None) -> Plan:
+    """Run `__main__.py` (or `program`, which may return an awaitable) for this stack's
+    config under the mocks, and return what was registered."""
     mocks = CloudMocks()
     monitor = RecordingMonitor(mocks)
     # Everything Pulumi creates (futures of the root stack included) must live on this loop.
@@ -194,10 +196,28 @@ def run(stack: StackConfig, program: str | None = None) -> Plan:
         return original_log(request)
 
     engine.Log = log
-    path = program or str(ROOT / "__main__.py")
+    if program is None:
+        path = str(ROOT / "__main__.py")
+
+        def program() -> None:
+            runpy.run_path(path, run_name="__main__")
+
     try:
-        loop.run_until_complete(run_in_stack(lambda: runpy.run_path(path, run_name="__main__") and None))
+        loop.run_until_complete(run_in_stack(program))
     finally:
         loop.close()
         asyncio.set_event_loop(None)
-    return Plan(stack=stack.name, resources=monitor.recorded, outputs=monitor.stack_outputs, warnings=warnings)
+    return Plan(stack=stack.name, resources=_ordered(monitor.recorded), outputs=monitor.stack_outputs, warnings=warnings)
+
+
+def _ordered(resources: list[Resource]) -> list[Resource]:
+    """Registration order depends on the event loop; sort by depth, then URN, for stable plans."""
+    parent = {r.urn: r.parent for r in resources}
+
+    def depth(urn: str) -> int:
+        d = 0
+        while parent.get(urn):
+            urn, d = parent[urn], d + 1
+        return d
+
+    return sorted(resources, key=lambda r: (depth(r.urn), r.urn))

@@ -1,0 +1,89 @@
+# aws2aliyun-vpc. On a fresh Debian 12 machine, `make test` installs everything it needs
+# (Debian packages, the virtualenv, the lab's VM image) and runs every test, the lab too.
+#
+#   make test           every test: unit, mocks, golden files, lint, and the lab (both profiles)
+#   make test-quick     the quick suite (skips the lab)
+#   make lab            the end-to-end lab for the dev stack (modern) and the legacy profile
+#   make plan STACK=dev the offline plan under mocks
+#   make up STACK=dev   deploy for real (needs the Pulumi CLI and cloud credentials)
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+STACK ?= dev
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PULUMI ?= pulumi
+REPORTS := reports
+APT_LISTS := packages.apt $(wildcard lab/requirements-apt.txt)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help deps venv test test-quick lab lab-dev lab-legacy plan preview up destroy golden clean
+
+help:
+	@sed -n '1,10p' Makefile | sed 's/^# \{0,1\}//'
+
+# Debian packages, installed only when missing (one `apt-get update` at most).
+deps: $(VENV)/.deps-apt
+$(VENV)/.deps-apt: $(APT_LISTS) | $(VENV)/.stamp
+	@missing=$$(grep -hv '^\s*#' $(APT_LISTS) | xargs -n1 | sort -u | while read -r p; do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'ok installed' || echo "$$p"; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@touch $@
+
+venv: $(VENV)/.stamp
+$(VENV)/.stamp: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+test: deps venv
+	$(PY) -m pytest
+
+test-quick: deps venv
+	$(PY) -m pytest -m "not lab"
+
+lab: lab-dev lab-legacy
+
+lab-dev: deps venv
+	@mkdir -p $(REPORTS)
+	$(PY) -m lab run --config-file Pulumi.dev.yaml --report $(REPORTS)/lab-dev.json
+
+lab-legacy: deps venv
+	@mkdir -p $(REPORTS)
+	$(PY) -m lab run --config-file lab/stacks/Pulumi.lab-legacy.yaml --report $(REPORTS)/lab-legacy.json
+
+plan: venv
+	$(PY) -m tools.plan --stack $(STACK)
+
+# Regenerate the golden files of the rendered configuration (review the diff!).
+golden: venv
+	UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_userdata.py -k golden
+
+# Real deployments. The local file backend and passphrase secrets unless the environment
+# says otherwise (PULUMI_BACKEND_URL, PULUMI_CONFIG_PASSPHRASE[_FILE]).
+define pulumi_login
+	@command -v $(PULUMI) >/dev/null || { echo "the Pulumi CLI is required: https://www.pulumi.com/docs/install/"; exit 1; }
+	$(PULUMI) login $${PULUMI_BACKEND_URL:-file://$(HOME)/.pulumi-aws2aliyun}
+	$(PULUMI) stack select --create $(STACK) --secrets-provider $${PULUMI_SECRETS_PROVIDER:-passphrase}
+endef
+
+preview: venv
+	$(pulumi_login)
+	$(PULUMI) preview --stack $(STACK) --diff
+
+up: venv
+	$(pulumi_login)
+	$(PULUMI) up --stack $(STACK)
+
+destroy: venv
+	$(pulumi_login)
+	$(PULUMI) destroy --stack $(STACK)
+
+clean:
+	rm -rf $(REPORTS) .pytest_cache

@@ -1,0 +1,344 @@
+"""Quick tests of the lab's pure helpers (no VM): AWS names -> strongSwan, the plan reader,
+the topology, the peer config, parsers, mutations and the report."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from lab import awsnames, mutations, peer, swan
+from lab.inputs import PlanError, from_plan
+from lab.report import CHECKS, Check, Report
+from lab.topology import plan_topology, render_env
+
+USER_DATA = """#cloud-config
+write_files:
+- path: /etc/swanctl/conf.d/aws2aliyun.conf
+  content: |
+    connections {
+        tunnel1 {
+            local_addrs = 172.16.1.10
+            local {
+                auth = psk
+                id = 198.51.100.10
+            }
+            children {
+                tunnel1 {
+                    mark_in = 100
+                    mark_out = 100
+                }
+            }
+        }
+        tunnel2 {
+            local {
+                auth = psk
+                id = 198.51.100.10
+            }
+            children {
+                tunnel2 {
+                    mark_in = 200
+                    mark_out = 200
+                }
+            }
+        }
+    }
+- path: /usr/local/sbin/aws2aliyun-updown
+  content: |
+    ensure_rule FORWARD "$dir" "$vti" -p tcp --tcp-flags SYN,RST SYN \\
+      -m tcpmss --mss "$((TCP_MSS + 1)):65535" -j TCPMSS --set-mss "$TCP_MSS"
+- path: /usr/local/sbin/aws2aliyun-verify
+  content: |
+    exit 0
+"""
+
+
+def vpn_inputs(profile: str = "modern") -> dict:
+    modern = profile == "modern"
+    d: dict = {}
+    for n in (1, 2):
+        p = f"tunnel{n}"
+        d.update({
+            p + "IkeVersions": ["ikev2"] if modern else ["ikev1"],
+            p + "Phase1EncryptionAlgorithms": ["AES256"] if modern else ["AES128"],
+            p + "Phase1IntegrityAlgorithms": ["SHA2-256"] if modern else ["SHA1"],
+            p + "Phase1DhGroupNumbers": [19, 14] if modern else [2],
+            p + "Phase2EncryptionAlgorithms": ["AES256-GCM-16"] if modern else ["AES128"],
+            p + "Phase2IntegrityAlgorithms": ["SHA2-256"] if modern else ["SHA1"],
+            p + "Phase2DhGroupNumbers": [19, 14] if modern else [2],
+            p + "Phase1LifetimeSeconds": 28800, p + "Phase2LifetimeSeconds": 3600,
+            p + "RekeyMarginTimeSeconds": 540, p + "RekeyFuzzPercentage": 100,
+            p + "DpdTimeoutSeconds": 30, p + "DpdTimeoutAction": "clear", p + "StartupAction": "add",
+            p + "PresharedKey": f"psk_for.tunnel{n}_abcdefgh",
+        })
+    return d
+
+
+def make_plan(profile: str = "modern") -> dict:
+    outs = {}
+    for n, (addr, cidr) in enumerate((("192.0.2.10", "169.254.121.0/30"), ("192.0.2.20", "169.254.122.0/30")), 1):
+        base = cidr.rsplit(".", 1)[0]
+        outs.update({f"tunnel{n}Address": addr, f"tunnel{n}InsideCidr": cidr,
+                     f"tunnel{n}VgwInsideAddress": f"{base}.1", f"tunnel{n}CgwInsideAddress": f"{base}.2",
+                     f"tunnel{n}PresharedKey": f"psk_for.tunnel{n}_abcdefgh"})
+
+    def res(rtype, name, inputs=None, outputs=None, rid=None):
+        return {"urn": f"urn:{name}", "type": rtype, "name": name, "id": rid or f"{name}-id", "parent": None,
+                "inputs": inputs or {}, "outputs": outputs or {}}
+
+    return {"resources": [
+        res("alicloud:ecs/instance:Instance", "gw", {"userData": USER_DATA, "privateIp": "172.16.1.10",
+                                                      "hostName": "aws2aliyun-gw"}, rid="i-gw"),
+        res("alicloud:ecs/eipAddress:EipAddress", "eip", outputs={"ipAddress": "198.51.100.10"}),
+        res("alicloud:vpc/network:Network", "ali-vpc", {"cidrBlock": "172.16.0.0/16"}),
+        res("alicloud:vpc/switch:Switch", "vsw", {"cidrBlock": "172.16.1.0/24"}),
+        res("aws:ec2/vpc:Vpc", "aws-vpc", {"cidrBlock": "10.10.0.0/16"}),
+        res("alicloud:vpc/routeEntry:RouteEntry", "re", {"destinationCidrblock": "10.10.0.0/16",
+                                                         "nexthopId": "i-gw"}),
+        res("aws:ec2/vpnConnectionRoute:VpnConnectionRoute", "vr", {"destinationCidrBlock": "172.16.0.0/16"}),
+        res("aws:ec2/vpnConnection:VpnConnection", "vpn", vpn_inputs(profile), {**vpn_inputs(profile), **outs}),
+    ], "outputs": {}}
+
+
+# ------------------------------------------------------------------ AWS names
+def test_aws_names_translate():
+    assert awsnames.encryption("AES256-GCM-16") == "aes256gcm16"
+    assert awsnames.integrity("SHA2-384") == "sha384"
+    assert [awsnames.dh_group(g) for g in (2, 5, 14, 19, 24)] == ["modp1024", "modp1536", "modp2048", "ecp256",
+                                                                 "modp2048s256"]
+    with pytest.raises(awsnames.UnknownAwsName):
+        awsnames.dh_group(1)
+    with pytest.raises(awsnames.UnknownAwsName):
+        awsnames.encryption("3DES")
+
+
+def test_ike_proposals_every_combination_and_prf_for_gcm():
+    props = awsnames.ike_proposals(["AES256", "AES128-GCM-16"], ["SHA2-256", "SHA1"], [14, 19])
+    assert len(props) == 2 * 2 * 2
+    assert "aes256-sha256-modp2048" in props
+    assert "aes128gcm16-prfsha1-ecp256" in props
+    assert not any(p.startswith("aes128gcm16-sha") for p in props)
+
+
+def test_esp_proposals_gcm_has_no_integrity():
+    props = awsnames.esp_proposals(["AES256-GCM-16", "AES128"], ["SHA2-256", "SHA1"], [14])
+    assert props == ["aes256gcm16-modp2048", "aes128-sha256-modp2048", "aes128-sha1-modp2048"]
+
+
+def test_swanctl_version():
+    assert awsnames.swanctl_version(["ikev2"]) == 2
+    assert awsnames.swanctl_version(["IKEV1"]) == 1
+    assert awsnames.swanctl_version(["ikev1", "ikev2"]) == 0
+
+
+# ------------------------------------------------------------------ plan -> inputs
+def test_from_plan_reads_everything():
+    i = from_plan(make_plan())
+    assert i.private_ip == "172.16.1.10" and i.eip == "198.51.100.10"
+    assert i.user_data == USER_DATA
+    assert [t.outside_address for t in i.tunnels] == ["192.0.2.10", "192.0.2.20"]
+    assert i.tunnels[0].phase2_encryption == ("AES256-GCM-16",)
+    assert i.aws_routes_to_ali == ("172.16.0.0/16",)
+    assert "tunnel1ReplayWindowSize" in i.defaulted  # AWS's default, recorded
+
+
+def test_from_plan_reports_every_problem_at_once():
+    plan = make_plan()
+    plan["resources"] = [r for r in plan["resources"] if r["type"] != "aws:ec2/vpc:Vpc"]
+    ecs = plan["resources"][0]
+    del ecs["inputs"]["privateIp"]
+    with pytest.raises(PlanError) as e:
+        from_plan(plan)
+    text = str(e.value)
+    assert "aws:ec2/vpc:Vpc" in text and "privateIp" in text
+
+
+def test_from_plan_rejects_redacted_secrets_and_bad_route_entry():
+    plan = make_plan()
+    vpn = plan["resources"][-1]
+    vpn["outputs"]["tunnel1PresharedKey"] = "[secret]"
+    with pytest.raises(PlanError, match="--show-secrets"):
+        from_plan(plan)
+    plan = make_plan()
+    plan["resources"][5]["inputs"]["destinationCidrblock"] = "10.99.0.0/16"
+    with pytest.raises(PlanError, match="route entry"):
+        from_plan(plan)
+
+
+def test_from_plan_rejects_unsimulated_public_addresses():
+    plan = make_plan()
+    plan["resources"][1]["outputs"]["ipAddress"] = "203.0.113.5"
+    with pytest.raises(PlanError, match="simulated public ranges"):
+        from_plan(plan)
+
+
+# ------------------------------------------------------------------ topology and peer
+def test_topology_addresses_do_not_collide():
+    t = plan_topology(from_plan(make_plan()))
+    assert t.vswitch_gw == "172.16.1.253"
+    assert t.alihost_ip not in (t.private_ip, t.vswitch_gw)
+    assert t.awsrouter_ip == "10.10.0.1" and t.awshost_ip == "10.10.0.10"
+    assert not t.slirp_net.startswith("203.0.113")
+    assert [p.vti_mtu for p in t.peers] == [1438, 1438]
+    env = render_env(t)
+    assert "EIP=198.51.100.10" in env and "AWS2_ADDR=192.0.2.20" in env
+
+
+def test_topology_moves_user_net_away_from_plan_cidrs():
+    plan = make_plan()
+    for r in plan["resources"]:
+        if r["type"] == "aws:ec2/vpc:Vpc":
+            r["inputs"]["cidrBlock"] = "10.0.0.0/16"
+        if r["type"] == "alicloud:vpc/routeEntry:RouteEntry":
+            r["inputs"]["destinationCidrblock"] = "10.0.0.0/16"
+    t = plan_topology(from_plan(plan))
+    assert t.slirp_net != "10.0.2.0/24"
+
+
+def test_legacy_topology_mtu():
+    assert [p.vti_mtu for p in plan_topology(from_plan(make_plan("legacy"))).peers] == [1422, 1422]
+
+
+def test_peer_config_is_responder_only_with_psk_and_identities():
+    i = from_plan(make_plan())
+    conf = peer.swanctl_conf(i.tunnels[0], i.eip, 100)
+    assert "start_action = none" in conf and "start_action = start" not in conf
+    assert "remote_addrs = 198.51.100.10" in conf
+    assert "id = 192.0.2.10" in conf and "id = 198.51.100.10" in conf
+    assert "version = 2" in conf
+    assert "proposals = aes256-sha256-ecp256,aes256-sha256-modp2048" in conf
+    assert "esp_proposals = aes256gcm16-ecp256,aes256gcm16-modp2048" in conf
+    assert "mark_in = 100" in conf and "mark_out = 100" in conf
+    assert "local_ts = 0.0.0.0/0" in conf and "remote_ts = 0.0.0.0/0" in conf
+    assert "dpd_delay = 10s" in conf and "dpd_timeout = 30s" in conf and "dpd_action = clear" in conf
+    assert 'secret = "psk_for.tunnel1_abcdefgh"' in conf
+
+
+def test_legacy_peer_config_ikev1():
+    i = from_plan(make_plan("legacy"))
+    conf = peer.swanctl_conf(i.tunnels[1], i.eip, 200)
+    assert "version = 1" in conf
+    assert "proposals = aes128-sha1-modp1024" in conf
+    assert "esp_proposals = aes128-sha1-modp1024" in conf
+    assert "rekey_time = 0s" in conf  # IKEv1: never rekeys in place, only reauths late
+
+
+# ------------------------------------------------------------------ parsers
+PRETTY = """plugin 'ldap': failed to load - ldap_plugin_create not found
+list-sa event {
+  tunnel1 {
+    uniqueid = 1
+    version = 2
+    state = ESTABLISHED
+    local-host = 172.16.1.10
+    local-port = 4500
+    remote-host = 192.0.2.10
+    remote-port = 4500
+    nat-local = yes
+    child-sas {
+      tunnel1-1 {
+        name = tunnel1
+        state = INSTALLED
+        encap = yes
+        local-ts [
+          0.0.0.0/0
+        ]
+      }
+    }
+  }
+}
+list-sa event {
+  tunnel2 {
+    state = CONNECTING
+    remote-host = 192.0.2.20
+  }
+}
+"""
+
+
+def test_parse_pretty():
+    sas = swan.parse_pretty(PRETTY)
+    assert [s["name"] for s in sas] == ["tunnel1", "tunnel2"]
+    assert swan.established(sas, "192.0.2.10")
+    assert not swan.established(sas, "192.0.2.20")
+    (child,) = swan.children(sas[0])
+    assert child["encap"] == "yes" and child["local-ts"] == ["0.0.0.0/0"]
+
+
+XFRM = """src 172.16.1.10 dst 192.0.2.10
+\tproto esp spi 0xce62dd0b reqid 2 mode tunnel
+\tmark 0x64/0xffffffff
+\taead rfc4106(gcm(aes)) 0xf70bdfcf64841555e6f6d56a298cb2c661d3e557d5a2e9c8 128
+\tencap type espinudp sport 4500 dport 4500 addr 0.0.0.0
+src 192.0.2.10 dst 172.16.1.10
+\tproto esp spi 0xcd849998 reqid 2 mode tunnel
+"""
+
+
+def test_parse_xfrm_and_redact():
+    st = swan.parse_xfrm_states(XFRM)
+    assert [(s.src, s.dst, s.spi) for s in st] == [("172.16.1.10", "192.0.2.10", "0xce62dd0b"),
+                                                    ("192.0.2.10", "172.16.1.10", "0xcd849998")]
+    assert st[0].mark == "0x64" and st[0].encap == "espinudp sport 4500 dport 4500"
+    assert "f70bdfcf" not in swan.redact_keys(XFRM)
+
+
+def test_parse_vti_keys_and_policy_marks():
+    link = ("7: Tunnel1@NONE: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1438\n"
+            "    vti remote 192.0.2.10 local 172.16.1.10 ikey 0.0.0.100 okey 0.0.0.100 addrgenmode eui64\n")
+    assert swan.parse_vti_keys(link) == {"Tunnel1": (100, 100)}
+    pol = "src 0.0.0.0/0 dst 0.0.0.0/0 \n\tdir out priority 399999 ptype main \n\tmark 0x65/0xffffffff \n"
+    assert swan.parse_xfrm_policy_marks(pol) == [("out", "0x65")]
+
+
+# ------------------------------------------------------------------ mutations
+@pytest.mark.parametrize("name", sorted(mutations.MUTATIONS))
+def test_mutations_change_the_user_data(name):
+    i = from_plan(make_plan())
+    new = mutations.apply(name, USER_DATA, i)
+    assert new != USER_DATA
+
+
+def test_wrong_mark_changes_only_tunnel1():
+    new = mutations.apply("wrong-mark", USER_DATA, from_plan(make_plan()))
+    assert new.count("mark_in = 101") == 1 and new.count("mark_out = 101") == 1
+    assert new.count("mark_in = 200") == 1
+
+
+def test_wrong_identity_and_no_mss_clamp():
+    i = from_plan(make_plan())
+    assert "id = 172.16.1.10" in mutations.apply("wrong-identity", USER_DATA, i)
+    assert "TCPMSS" not in mutations.apply("no-mss-clamp", USER_DATA, i)
+
+
+def test_mutation_that_no_longer_applies_is_an_error():
+    with pytest.raises(mutations.MutationError):
+        mutations.apply("no-mss-clamp", "#cloud-config\n", from_plan(make_plan()))
+    with pytest.raises(mutations.MutationError):
+        mutations.apply("nonsense", USER_DATA, from_plan(make_plan()))
+
+
+# ------------------------------------------------------------------ report
+def test_report_ok_only_when_every_expected_check_passed():
+    r = Report()
+    for n in CHECKS:
+        r.add(Check(n, True, 1.0, "fine", {}))
+    assert r.ok
+    r.add(Check("nat_t", False, 1.0, "raw ESP seen", {}))
+    assert not r.ok
+    d = r.as_dict()
+    assert set(d) == {"ok", "config", "checks", "metrics"}
+    assert [c["name"] for c in d["checks"]] == list(CHECKS)
+    assert set(d["checks"][0]) == {"name", "ok", "seconds", "detail", "metrics"}
+    json.dumps(d)
+    assert "FAIL  nat_t" in r.summary()
+
+
+def test_report_missing_check_is_not_ok():
+    r = Report(expected=("nat_t", "bulk_tcp_mtu"))
+    r.add(Check("nat_t", True, 1.0, "ok", {}))
+    assert not r.ok
+    r2 = copy.deepcopy(r)
+    r2.add(Check("bulk_tcp_mtu", True, 1.0, "ok", {}))
+    assert r2.ok

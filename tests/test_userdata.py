@@ -1,0 +1,141 @@
+"""The gateway's user-data: structure, validity (cloud-init schema, shellcheck), golden files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.crypto import LEGACY, MODERN
+from userdata import Gateway, Tunnel, cloud_config, render
+from userdata import swanctl as sw
+from userdata.cloud_config import static_file
+
+GOLDEN = Path(__file__).parent / "golden"
+FILES = Path(__file__).resolve().parent.parent / "userdata" / "files"
+
+PSK1 = "Tunnel1.Key_for_tests"
+PSK2 = "Tunnel2.Key_for_tests"
+
+
+def gateway(profile=MODERN) -> Gateway:
+    return Gateway(
+        eip="198.51.100.10",
+        private_ip="172.16.1.10",
+        aws_vpc_cidr="10.10.0.0/16",
+        ali_vpc_cidr="172.16.0.0/16",
+        crypto=profile,
+        tunnels=(
+            Tunnel(1, "192.0.2.10", "169.254.121.0/30", "169.254.121.2", "169.254.121.1", PSK1),
+            Tunnel(2, "192.0.2.20", "169.254.122.0/30", "169.254.122.2", "169.254.122.1", PSK2),
+        ),
+    )
+
+
+def files_of(doc: dict) -> dict[str, dict]:
+    return {f["path"]: f for f in doc["write_files"]}
+
+
+def test_user_data_is_a_cloud_config_document():
+    text = render(gateway())
+    assert text.startswith("#cloud-config\n")
+    assert yaml.safe_load(text) == cloud_config(gateway())
+
+
+def test_installs_strongswan_with_charon_systemd_and_swanctl():
+    doc = cloud_config(gateway())
+    assert {"strongswan-swanctl", "charon-systemd"} <= set(doc["packages"])
+    assert ["systemctl", "enable", "--now", "strongswan.service"] in doc["runcmd"]
+    assert doc["ssh_pwauth"] is False
+
+
+def test_secrets_live_only_in_the_0600_file():
+    files = files_of(cloud_config(gateway()))
+    secrets = files[sw.SWANCTL_SECRETS_PATH]
+    assert secrets["permissions"] == "0600" and secrets["owner"] == "root:root"
+    assert PSK1 in secrets["content"] and PSK2 in secrets["content"]
+    for path, f in files.items():
+        if path != sw.SWANCTL_SECRETS_PATH:
+            assert PSK1 not in f["content"] and PSK2 not in f["content"], path
+
+
+def test_one_route_based_connection_per_tunnel():
+    conf = files_of(cloud_config(gateway()))[sw.SWANCTL_CONF_PATH]["content"]
+    for n, peer, mark in ((1, "192.0.2.10", 100), (2, "192.0.2.20", 200)):
+        conn = sw.connection(gateway(), gateway().tunnels[n - 1])
+        child = conn["children"][f"tunnel{n}"]
+        assert conn["local_addrs"] == "172.16.1.10", "IKE binds the private address (1:1 NAT)"
+        assert conn["local"] == {"auth": "psk", "id": "198.51.100.10"}, "the EIP is our identity"
+        assert conn["remote_addrs"] == peer and conn["remote"]["id"] == peer
+        assert (child["local_ts"], child["remote_ts"]) == ("0.0.0.0/0", "0.0.0.0/0")
+        assert child["mark_in"] == child["mark_out"] == mark
+        assert child["start_action"] == "start", "the ECS initiates"
+        assert child["updown"] == f"{sw.UPDOWN_PATH} tunnel{n}"
+        assert f"tunnel{n} {{" in conf
+
+
+def test_charon_keeps_out_of_routing():
+    conf = sw.charon_conf()
+    assert "install_routes = no" in conf
+    assert "routing_table = 0" in conf
+
+
+def test_link_env_carries_vti_facts_and_no_secret():
+    env = files_of(cloud_config(gateway()))[sw.LINK_ENV_PATH]["content"]
+    assert "TUNNEL1_LOCAL_INSIDE=169.254.121.2/30" in env
+    assert "TUNNEL2_PEER=192.0.2.20" in env
+    assert "VTI_MTU=1438" in env and "TCP_MSS=1398" in env
+    legacy_env = files_of(cloud_config(gateway(LEGACY)))[sw.LINK_ENV_PATH]["content"]
+    assert "VTI_MTU=1422" in legacy_env and "TCP_MSS=1382" in legacy_env
+
+
+def test_values_that_would_break_the_config_are_refused():
+    with pytest.raises(ValueError):
+        sw.serialize({"x": 'a"b'})
+
+
+@pytest.mark.skipif(shutil.which("cloud-init") is None, reason="cloud-init not installed (make deps)")
+@pytest.mark.parametrize("profile", [MODERN, LEGACY], ids=["modern", "legacy"])
+def test_cloud_init_schema_accepts_the_user_data(tmp_path, profile):
+    path = tmp_path / "user-data"
+    path.write_text(render(gateway(profile)))
+    out = subprocess.run(["cloud-init", "schema", "--config-file", str(path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Valid" in out.stdout
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed (make deps)")
+@pytest.mark.parametrize("script", sorted(p.name for p in FILES.glob("*.sh")))
+def test_gateway_scripts_pass_shellcheck(script):
+    out = subprocess.run(["shellcheck", "--severity=style", str(FILES / script)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "render_fn"),
+    [
+        ("cloud-config.modern.yaml", lambda: render(gateway(MODERN))),
+        ("cloud-config.legacy.yaml", lambda: render(gateway(LEGACY))),
+        ("swanctl.modern.conf", lambda: sw.swanctl_conf(gateway(MODERN))),
+        ("swanctl.legacy.conf", lambda: sw.swanctl_conf(gateway(LEGACY))),
+        ("charon.conf", sw.charon_conf),
+    ],
+)
+def test_golden(name, render_fn):
+    """Rendered configuration against golden files; `make golden` rewrites them on purpose."""
+    path = GOLDEN / name
+    text = render_fn()
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert path.exists(), f"{path} missing: run `make golden`"
+    assert text == path.read_text(), f"{name} differs from its golden file: review, then `make golden`"
+
+
+def test_static_scripts_ship_unchanged_in_the_user_data():
+    files = files_of(cloud_config(gateway()))
+    assert files[sw.UPDOWN_PATH]["content"] == static_file("aws2aliyun-updown.sh")
+    assert files[sw.VERIFY_PATH]["permissions"] == "0755"
