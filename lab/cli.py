@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--plan-json", type=Path, help="use this plan JSON instead of running tools.plan")
     r.add_argument("--bulk-mb", type=int, default=20, help="MiB per bulk TCP transfer (default 20)")
     r.add_argument("--boot-timeout", type=int, default=900, help="seconds to wait for cloud-init (default 900)")
+    r.add_argument("--establish-grace", type=int, default=180,
+                   help="seconds to wait for the tunnels once cloud-init is done (default 180)")
     r.add_argument("--rebuild-image", action="store_true", help="rebuild the cached image first")
     r.add_argument("--memory", type=int, default=2048, help="VM memory in MiB")
     sub.add_parser("image", help="build (or find) the cached image and print its path")
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config file not found: {a.config_file}", file=sys.stderr)
         return 2
     opts = Options(config_file=a.config_file.resolve(), report_path=a.report, only=only, mutate=a.mutate,
-                   plan_json=a.plan_json, bulk_mb=a.bulk_mb, boot_timeout_s=a.boot_timeout,
+                   plan_json=a.plan_json, bulk_mb=a.bulk_mb, boot_timeout_s=a.boot_timeout, establish_grace_s=a.establish_grace,
                    rebuild_image=a.rebuild_image, memory_mb=a.memory)
     progress = Progress()
     lab = Lab(opts, progress)

@@ -24,7 +24,7 @@ class Mutation:
     name: str
     description: str
     expect_failing: tuple[str, ...]  # checks that must fail
-    expect_detail: str  # a regex the failing checks' detail must match
+    expect_detail: str  # a regex the failing checks' detail (before the diagnostics dump) must match
     apply: Callable[[str, LabInputs], str]
 
 
@@ -61,10 +61,11 @@ MUTATIONS: dict[str, Mutation] = {
     m.name: m
     for m in (
         Mutation("wrong-mark", _wrong_mark.__doc__ or "", ("icmp_ali_to_aws", "icmp_aws_to_ali"),
-                 r"(?i)mark", _wrong_mark),
+                 r"MARK MISMATCH: ECS VTI Tunnel1 has key 100", _wrong_mark),
         Mutation("wrong-identity", _wrong_identity.__doc__ or "", ("tunnels_established",),
-                 r"(?i)identit", _wrong_identity),
-        Mutation("no-mss-clamp", _no_mss_clamp.__doc__ or "", ("bulk_tcp_mtu",), r"(?i)mss", _no_mss_clamp),
+                 r"the ECS presented IKE identity [0-9.]+, but the AWS side expects", _wrong_identity),
+        Mutation("no-mss-clamp", _no_mss_clamp.__doc__ or "", ("bulk_tcp_mtu",),
+                 r"no TCPMSS rule", _no_mss_clamp),
     )
 }
 

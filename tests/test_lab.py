@@ -1,0 +1,87 @@
+"""End-to-end lab runs (slow: a TCG VM each; `pytest -m lab`).
+
+Both crypto profiles must pass every check; and the lab must catch deliberate breakage
+of the program (fault injection): a wrong mark, a wrong IKE identity, a missing MSS clamp
+each make the right check fail with a detail that names the cause.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lab.mutations import MUTATIONS
+from lab.report import CHECKS
+
+pytestmark = pytest.mark.lab
+
+REPO = Path(__file__).resolve().parent.parent
+PROFILES = {
+    "modern": REPO / "Pulumi.dev.yaml",
+    "legacy": REPO / "lab" / "stacks" / "Pulumi.lab-legacy.yaml",
+}
+DIAG_MARK = "--- diagnostics"
+
+
+def run_lab(tmp_path: Path, config: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
+    report = tmp_path / "report.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "lab", "run", "--config-file", str(config), "--report", str(report), *extra],
+        cwd=REPO, capture_output=True, text=True, timeout=1800,
+    )
+    sys.stderr.write(proc.stderr)  # phase progress, shown by pytest on failure
+    print(proc.stdout)
+    assert report.is_file(), f"no report written (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}"
+    return proc, json.loads(report.read_text())
+
+
+def failures(rep: dict) -> str:
+    return "\n\n".join(f"{c['name']}: {c['detail'][:6000]}" for c in rep["checks"] if not c["ok"])
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_lab_profile_passes_every_check(profile: str, tmp_path: Path):
+    proc, rep = run_lab(tmp_path, PROFILES[profile])
+    by_name = {c["name"]: c for c in rep["checks"]}
+    assert list(by_name) == list(CHECKS), f"checks in report: {list(by_name)}"
+    assert rep["ok"] and proc.returncode == 0, (
+        f"{profile}: lab failed (exit {proc.returncode}, error {rep.get('error')}):\n{failures(rep)}")
+    for name in CHECKS:
+        assert by_name[name]["ok"], f"{name}: {by_name[name]['detail']}"
+    assert rep["config"]["user_data_mutated"] is False
+    assert rep["metrics"]["boot_to_established_s"] > 0
+    print(f"{profile}: boot_to_established_s={rep['metrics']['boot_to_established_s']} "
+          f"total_s={rep['metrics']['total_s']}")
+
+
+# checks each fault-injection run needs: enough to see the fault and to show what still works
+FAULT_CHECKS = {
+    "wrong-mark": ("tunnels_established", "icmp_ali_to_aws", "icmp_aws_to_ali"),
+    "wrong-identity": ("tunnels_established",),
+    "no-mss-clamp": ("tunnels_established", "tcp_ali_to_aws", "bulk_tcp_mtu"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MUTATIONS))
+def test_fault_injection_is_caught(name: str, tmp_path: Path):
+    m = MUTATIONS[name]
+    only = FAULT_CHECKS[name]
+    proc, rep = run_lab(tmp_path, PROFILES["modern"], "--mutate", name, "--only", ",".join(only),
+                        "--establish-grace", "60")
+    assert rep["config"]["user_data_mutated"] is True and rep["config"]["mutation"] == name
+    assert proc.returncode == 1 and not rep["ok"], f"{name}: the lab did not notice:\n{json.dumps(rep)[:4000]}"
+    by_name = {c["name"]: c for c in rep["checks"]}
+    for check in m.expect_failing:
+        c = by_name[check]
+        assert not c["ok"], f"{name}: {check} passed: {c['detail'][:2000]}"
+        reason = c["detail"].split(DIAG_MARK, 1)[0]
+        assert re.search(m.expect_detail, reason), f"{name}: {check}'s detail does not point at it:\n{reason}"
+        assert DIAG_MARK in c["detail"] and "aws1: swanctl --list-sas" in c["detail"]
+    # what the fault does not touch still passes, so the failure is specific
+    for check in set(only) - set(m.expect_failing):
+        assert by_name[check]["ok"], f"{name}: {check} failed too: {by_name[check]['detail'][:3000]}"
