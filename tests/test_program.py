@@ -212,3 +212,14 @@ def test_plan_is_deterministic():
     a = offline.run(stack_with()).to_json(show_secrets=True)
     b = offline.run(stack_with()).to_json(show_secrets=True)
     assert a == b
+
+
+def test_bad_settings_under_pulumi_are_a_run_error_before_any_resource():
+    import pytest
+
+    stack = stack_with(awsVpcCidr="10.10.0.0/33", dpdTimeoutSeconds="5")
+    with pytest.raises(pulumi.RunError) as err:
+        offline.run(stack)
+    message = str(err.value)
+    assert "awsVpcCidr: '10.10.0.0/33' is invalid" in message
+    assert "dpdTimeoutSeconds: 5 is invalid" in message
