@@ -223,3 +223,18 @@ def test_bad_settings_under_pulumi_are_a_run_error_before_any_resource():
     message = str(err.value)
     assert "awsVpcCidr: '10.10.0.0/33' is invalid" in message
     assert "dpdTimeoutSeconds: 5 is invalid" in message
+
+
+def test_new_user_data_replaces_the_ecs_and_image_drift_is_ignored(dev_plan):
+    ecs = dev_plan.one(ECS)
+    assert ecs.options["replaceOnChanges"] == ["userData"], "cloud-init runs user-data once: replace, not reboot"
+    assert ecs.options["deleteBeforeReplace"] is True, "the fixed private IP must be freed first"
+    assert ecs.options["ignoreChanges"] == ["imageId"], "a newer image must not re-image the disk"
+
+
+def test_resources_that_depend_on_the_tunnels_wait_for_the_vpn(dev_plan):
+    vpn = dev_plan.one(VPN)
+    ecs = dev_plan.one(ECS)
+    # user-data is built from the VPN connection's outputs, so the ECS depends on it.
+    assert vpn.urn in ecs.depends_on
+    assert dev_plan.one(EIP).urn in dev_plan.one(CGW).depends_on

@@ -83,6 +83,8 @@ class Resource:
     inputs: dict[str, Any]
     outputs: dict[str, Any]
     depends_on: list[str] = field(default_factory=list)
+    # Resource options as the engine receives them (replaceOnChanges, ignoreChanges, ...).
+    options: dict[str, Any] = field(default_factory=dict)
 
     def input(self, key: str) -> Any:
         """An input's value, secret or not."""
@@ -164,6 +166,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 inputs=inputs if request.custom else {},
                 outputs=outputs if request.custom else {},
                 depends_on=list(request.dependencies),
+                options={
+                    "replaceOnChanges": list(request.replaceOnChanges),
+                    "ignoreChanges": list(request.ignoreChanges),
+                    "deleteBeforeReplace": request.deleteBeforeReplace,
+                    "additionalSecretOutputs": sorted(secret_outputs),
+                },
             )
         )
         return response
