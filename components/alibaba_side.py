@@ -89,6 +89,7 @@ def create_network(name: str, s: Settings, parent: pulumi.Resource) -> AliNetwor
         bandwidth=EIP_BANDWIDTH_MBPS,
         internet_charge_type="PayByTraffic",
         payment_type="PayAsYouGo",
+        deletion_protection=s.deletion_protection,
         tags=tags,
         opts=opts,
     )
@@ -164,6 +165,7 @@ def create_gateway(
         system_disk_size=20,
         internet_max_bandwidth_out=0,  # public traffic goes through the EIP
         instance_charge_type="PostPaid",
+        deletion_protection=s.deletion_protection,
         # Metadata only through session tokens (IMDSv2-like): user-data holds the PSKs.
         http_endpoint="enabled",
         http_tokens="required",

@@ -127,6 +127,7 @@ def create_vpn(
         vpn_gateway_id=network.vpn_gateway.id,
         type="ipsec.1",
         static_routes_only=True,
+        preshared_key_storage=s.preshared_key_storage,
         tunnel1_preshared_key=preshared_keys[0],
         tunnel2_preshared_key=preshared_keys[1],
         tags=tags,

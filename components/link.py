@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_random as random
 
-from components import alibaba_side, aws_side, verification
+from components import alibaba_side, aws_side, monitoring, verification
 from components.settings import Settings
 from userdata import Gateway, Tunnel, render
 
@@ -43,15 +43,20 @@ def generated_psk(name: str, parent: pulumi.Resource) -> pulumi.Output[str]:
     return pulumi.Output.secret(password.result)
 
 
-def user_data(s: Settings, eip: pulumi.Output[str], vpn: aws_side.AwsVpn) -> pulumi.Output[str]:
-    """Render the cloud-config from the VPN connection's outputs (secret: it holds the PSKs)."""
+def user_data(
+    s: Settings, eip: pulumi.Output[str], vpn: aws_side.AwsVpn, psks: tuple[pulumi.Output[str], pulumi.Output[str]]
+) -> pulumi.Output[str]:
+    """Render the cloud-config from the VPN connection's outputs (secret: it holds the PSKs).
+
+    The PSKs are the ones given to the connection, not read back from it: with
+    presharedKeyStorage=SecretsManager AWS does not return them."""
     c = vpn.connection
     facts = pulumi.Output.all(
         eip,
         c.tunnel1_address, c.tunnel1_inside_cidr, c.tunnel1_cgw_inside_address,
-        c.tunnel1_vgw_inside_address, c.tunnel1_preshared_key,
+        c.tunnel1_vgw_inside_address, psks[0],
         c.tunnel2_address, c.tunnel2_inside_cidr, c.tunnel2_cgw_inside_address,
-        c.tunnel2_vgw_inside_address, c.tunnel2_preshared_key,
+        c.tunnel2_vgw_inside_address, psks[1],
     )  # fmt: skip
 
     def build(v: list[str]) -> str:
@@ -98,8 +103,9 @@ class VpnLink(pulumi.ComponentResource):
         )
         access = verification.ssh_access(name, s, parent=self)
         gateway = alibaba_side.create_gateway(
-            name, s, ali, user_data(s, ali.eip.ip_address, vpn), access.public_key, depends_on=rules, parent=self
+            name, s, ali, user_data(s, ali.eip.ip_address, vpn, psks), access.public_key, depends_on=rules, parent=self
         )
+        alarms = monitoring.create(name, s, (conn.tunnel1_address, conn.tunnel2_address), parent=self)
         check = None
         if s.verify:
             check = verification.verify_link(
@@ -129,8 +135,10 @@ class VpnLink(pulumi.ComponentResource):
             "tunnel1VgwInsideAddress": conn.tunnel1_vgw_inside_address,
             "tunnel2CgwInsideAddress": conn.tunnel2_cgw_inside_address,
             "tunnel2VgwInsideAddress": conn.tunnel2_vgw_inside_address,
-            "tunnel1PresharedKey": pulumi.Output.secret(conn.tunnel1_preshared_key),
-            "tunnel2PresharedKey": pulumi.Output.secret(conn.tunnel2_preshared_key),
+            "tunnel1PresharedKey": psks[0],
+            "tunnel2PresharedKey": psks[1],
+            "alarmTopicArn": alarms.topic.arn,
+            "tunnelStateDashboardUrl": monitoring.dashboard_url(s.aws_region, alarms.dashboard.dashboard_name),
             "sshCommand": pulumi.Output.format("ssh root@{0}", ali.eip.ip_address),
             "cryptoProfile": pulumi.Output.from_input(s.crypto.name),
         }

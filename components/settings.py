@@ -51,6 +51,9 @@ AWS_VPC_ID_PATTERN = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 AWS_ROUTE_TABLE_ID_PATTERN = re.compile(r"^rtb-[0-9a-f]{8,17}$")
 ALI_ZONE_PATTERN = re.compile(r"^[a-z]{2}-[a-z0-9-]+$")
 
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
+PSK_STORAGES = ("Standard", "SecretsManager")
+
 MIN_DPD_TIMEOUT_S = 30
 # Alibaba vSwitch masks run from /16 to /29 (Alibaba VPC docs); VPCs from /8 to /28.
 ALI_VSWITCH_PREFIXES = range(16, 30)
@@ -105,6 +108,9 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("awsVpcId", "string", "", "Existing AWS VPC to attach instead of creating one (with awsRouteTableIds)."),
     KeySpec("awsRouteTableIds", "array", [], "Route tables of the existing AWS VPC that learn the Alibaba CIDR by route propagation."),
     KeySpec("tunnelLogRetentionDays", "integer", 30, "Retention of the CloudWatch log group holding the tunnels' IKE logs."),
+    KeySpec("presharedKeyStorage", "string", "Standard", "Where AWS keeps the tunnel PSKs: Standard or SecretsManager."),
+    KeySpec("alarmEmail", "string", "", "E-mail subscribed to the tunnel-state alarms' SNS topic; empty subscribes none."),
+    KeySpec("deletionProtection", "boolean", False, "Protect the gateway ECS and the EIP from deletion (production)."),
 )
 KEYS_BY_NAME = {k.name: k for k in KEYS}
 REQUIRED_PROVIDER_KEYS = ("aws:region", "alicloud:region")
@@ -131,6 +137,9 @@ class Settings:
     aws_vpc_id: str | None
     aws_route_table_ids: tuple[str, ...]
     tunnel_log_retention_days: int
+    preshared_key_storage: str = "Standard"
+    alarm_email: str | None = None
+    deletion_protection: bool = False
     aws_region: str = ""
     ali_region: str = ""
     notes: tuple[str, ...] = field(default=())
@@ -383,6 +392,14 @@ def load_settings(raw: Mapping[str, Any], secret_keys: Collection[str] = ()) -> 
     if retention is not None and retention not in LOG_RETENTION_DAYS:
         c.add("tunnelLogRetentionDays", retention, f"CloudWatch accepts {', '.join(map(str, LOG_RETENTION_DAYS))}")
 
+    storage = _as_str(get("presharedKeyStorage"))
+    if storage not in PSK_STORAGES:
+        c.add("presharedKeyStorage", get("presharedKeyStorage"), f"expected one of {', '.join(PSK_STORAGES)}")
+    alarm_email = _as_str(get("alarmEmail")) or None
+    if alarm_email is not None and not EMAIL_PATTERN.match(alarm_email):
+        c.add("alarmEmail", alarm_email, "expected an e-mail address, or empty")
+    deletion_protection = _parse_bool(c, "deletionProtection", get("deletionProtection"))
+
     if c.problems:
         raise SettingsError(c.problems)
 
@@ -410,6 +427,9 @@ def load_settings(raw: Mapping[str, Any], secret_keys: Collection[str] = ()) -> 
         aws_vpc_id=aws_vpc_id,
         aws_route_table_ids=tuple(route_tables),
         tunnel_log_retention_days=retention,
+        preshared_key_storage=storage,
+        alarm_email=alarm_email,
+        deletion_protection=deletion_protection,
         aws_region=_as_str(raw.get("aws:region")),
         ali_region=_as_str(raw.get("alicloud:region")),
         notes=tuple(notes),

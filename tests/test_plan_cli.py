@@ -97,6 +97,9 @@ def test_encrypted_values_are_placeholders_not_failures(tmp_path):
 
 def test_pulumi_yaml_schema_matches_the_settings_keys():
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    from tools import schema
+
+    assert (ROOT / "Pulumi.yaml").read_text() == schema.render(), "regenerate: python -m tools.schema --write"
     assert project["name"] == "aws2aliyun-vpc"
     assert project["runtime"] == {"name": "python", "options": {"toolchain": "pip", "virtualenv": ".venv"}}
     schema = project["config"]

@@ -72,6 +72,12 @@ class CloudMocks(pulumi.runtime.Mocks):
             rid = f"/aws/vpn/{name}"
             outputs["name"] = rid
             outputs["arn"] = f"arn:aws:logs:{AWS_REGION_DEFAULT}:{ACCOUNT_ID}:log-group:{rid}"
+        elif t == "aws:sns/topic:Topic":
+            rid = f"arn:aws:sns:{AWS_REGION_DEFAULT}:{ACCOUNT_ID}:{name}"
+            outputs["arn"] = rid
+        elif t == "aws:cloudwatch/metricAlarm:MetricAlarm":
+            rid = name
+            outputs["arn"] = f"arn:aws:cloudwatch:{AWS_REGION_DEFAULT}:{ACCOUNT_ID}:alarm:{name}"
         elif t == "aws:ec2/vpnConnection:VpnConnection":
             rid = f"vpn-{_hex(name, 17)}"
             c1 = _pick_inside(inputs.get("tunnel1InsideCidr"), inputs.get("tunnel2InsideCidr"))
