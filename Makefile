@@ -6,6 +6,7 @@
 #   make lab            the end-to-end lab for the dev stack (modern) and the legacy profile
 #   make plan STACK=dev the offline plan under mocks
 #   make up STACK=dev   deploy for real (needs the Pulumi CLI and cloud credentials)
+#   make status STACK=dev  the tunnels as AWS and the gateway see them
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -19,7 +20,7 @@ REPORTS := reports
 APT_LISTS := packages.apt $(wildcard lab/requirements-apt.txt)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps venv test test-quick lab lab-dev lab-legacy plan preview up destroy golden clean
+.PHONY: help deps venv test test-quick lab lab-dev lab-legacy plan preview up destroy golden status clean
 
 help:
 	@sed -n '1,10p' Makefile | sed 's/^# \{0,1\}//'
@@ -84,6 +85,10 @@ up: venv
 destroy: venv
 	$(pulumi_login)
 	$(PULUMI) destroy --stack $(STACK)
+
+# The link's state: stack outputs, AWS's tunnel telemetry, and the gateway's view over SSH.
+status: venv
+	$(PY) -m tools.status --stack $(STACK) $(if $(SSH),--ssh)
 
 clean:
 	rm -rf $(REPORTS) .pytest_cache
