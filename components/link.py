@@ -15,7 +15,7 @@ from components import alibaba_side, aws_side, monitoring, verification
 from components.settings import Settings
 from userdata import Gateway, Tunnel, render
 
-TYPE_TOKEN = "aws2aliyun:index:VpnLink"
+TYPE_TOKEN = "aws2aliyun:index:VpnLink"  # noqa: S105 - a type token, not a password
 # AWS PSK rules: letters, digits, '.' and '_', not starting with '0'. Leaving digits out
 # makes a leading '0' impossible; 40 characters of 54 symbols is ~230 bits.
 PSK_LENGTH = 40

@@ -23,8 +23,8 @@ from components.settings import NAMESPACE
 from tools.mocks import CloudMocks
 from tools.stackfile import ROOT, StackConfig
 
-SECRET_SIG = "4dabf18193072939515e22adb298388d"
-SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270"
+SECRET_SIG = "4dabf18193072939515e22adb298388d"  # noqa: S105 - Pulumi wire format marker
+SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 - Pulumi wire format marker
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 MASK = "[secret]"
 
