@@ -76,11 +76,11 @@ endef
 
 preview: venv
 	$(pulumi_login)
-	$(PULUMI) preview --stack $(STACK) --diff
+	$(PULUMI) preview --stack $(STACK) --diff --policy-pack policy $(if $(filter legacy,$(shell grep -h 'cryptoProfile:' Pulumi.$(STACK).yaml 2>/dev/null | awk '{print $$2}')),--policy-pack-config policy/config.legacy.json)
 
 up: venv
 	$(pulumi_login)
-	$(PULUMI) up --stack $(STACK)
+	$(PULUMI) up --stack $(STACK) --policy-pack policy $(if $(filter legacy,$(shell grep -h 'cryptoProfile:' Pulumi.$(STACK).yaml 2>/dev/null | awk '{print $$2}')),--policy-pack-config policy/config.legacy.json)
 
 destroy: venv
 	$(pulumi_login)
