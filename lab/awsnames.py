@@ -59,7 +59,7 @@ AWS_DEFAULTS: dict[str, object] = {
 }
 
 
-class UnknownAwsName(ValueError):
+class UnknownAwsNameError(ValueError):
     """A tunnel option value AWS does not define (the program asked for something AWS rejects)."""
 
 
@@ -72,7 +72,7 @@ def _lookup(table: dict, value: object, what: str) -> str:
         return folded[key]
     except KeyError:
         allowed = ", ".join(str(k) for k in table)
-        raise UnknownAwsName(f"{what} {value!r} is not an AWS value (allowed: {allowed})") from None
+        raise UnknownAwsNameError(f"{what} {value!r} is not an AWS value (allowed: {allowed})") from None
 
 
 def encryption(name: str) -> str:
@@ -95,13 +95,11 @@ def swanctl_version(ike_versions: Iterable[str]) -> int:
     """swanctl `version`: 1, 2, or 0 for "either" when AWS allows both."""
     versions = {_lookup(IKE_VERSIONS, v.lower(), "IKE version") for v in ike_versions}
     if not versions:
-        raise UnknownAwsName("no IKE version")
+        raise UnknownAwsNameError("no IKE version")
     return versions.pop() if len(versions) == 1 else 0
 
 
-def ike_proposals(
-    encryptions: Sequence[str], integrities: Sequence[str], dh_groups: Sequence[int | str]
-) -> list[str]:
+def ike_proposals(encryptions: Sequence[str], integrities: Sequence[str], dh_groups: Sequence[int | str]) -> list[str]:
     """Every phase 1 combination AWS would accept, one strongSwan proposal each.
 
     With an AEAD cipher the integrity list supplies the PRF (IKE needs one) and no
@@ -116,9 +114,7 @@ def ike_proposals(
     return _unique(out)
 
 
-def esp_proposals(
-    encryptions: Sequence[str], integrities: Sequence[str], dh_groups: Sequence[int | str]
-) -> list[str]:
+def esp_proposals(encryptions: Sequence[str], integrities: Sequence[str], dh_groups: Sequence[int | str]) -> list[str]:
     """Every phase 2 combination AWS would accept (PFS with each listed group).
 
     AES-GCM carries its own integrity, so its combinations name no integrity algorithm.

@@ -1,4 +1,4 @@
-"""`python -m lab run|image|mutations`."""
+"""The lab's command line: `python -m lab run`, `python -m lab image`, `python -m lab mutations`."""
 
 from __future__ import annotations
 
@@ -20,17 +20,28 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="boot the VM with the program's user-data and run the checks")
-    r.add_argument("--config-file", type=Path, default=REPO / "Pulumi.dev.yaml",
-                   help="Pulumi stack file (default: Pulumi.dev.yaml)")
+    r.add_argument(
+        "--config-file",
+        type=Path,
+        default=REPO / "Pulumi.dev.yaml",
+        help="Pulumi stack file (default: Pulumi.dev.yaml)",
+    )
     r.add_argument("--report", type=Path, help="write the JSON report here")
     r.add_argument("--only", help=f"comma-separated checks to run (of: {', '.join(CHECKS)})")
-    r.add_argument("--mutate", metavar="NAME",
-                   help="FAULT INJECTION: break the rendered user-data on purpose (see `python -m lab mutations`)")
+    r.add_argument(
+        "--mutate",
+        metavar="NAME",
+        help="FAULT INJECTION: break the rendered user-data on purpose (see `python -m lab mutations`)",
+    )
     r.add_argument("--plan-json", type=Path, help="use this plan JSON instead of running tools.plan")
     r.add_argument("--bulk-mb", type=int, default=20, help="MiB per bulk TCP transfer (default 20)")
     r.add_argument("--boot-timeout", type=int, default=900, help="seconds to wait for cloud-init (default 900)")
-    r.add_argument("--establish-grace", type=int, default=180,
-                   help="seconds to wait for the tunnels once cloud-init is done (default 180)")
+    r.add_argument(
+        "--establish-grace",
+        type=int,
+        default=180,
+        help="seconds to wait for the tunnels once cloud-init is done (default 180)",
+    )
     r.add_argument("--rebuild-image", action="store_true", help="rebuild the cached image first")
     r.add_argument("--memory", type=int, default=2048, help="VM memory in MiB")
     sub.add_parser("image", help="build (or find) the cached image and print its path")
@@ -59,9 +70,18 @@ def main(argv: list[str] | None = None) -> int:
     if not a.config_file.is_file():
         print(f"config file not found: {a.config_file}", file=sys.stderr)
         return 2
-    opts = Options(config_file=a.config_file.resolve(), report_path=a.report, only=only, mutate=a.mutate,
-                   plan_json=a.plan_json, bulk_mb=a.bulk_mb, boot_timeout_s=a.boot_timeout, establish_grace_s=a.establish_grace,
-                   rebuild_image=a.rebuild_image, memory_mb=a.memory)
+    opts = Options(
+        config_file=a.config_file.resolve(),
+        report_path=a.report,
+        only=only,
+        mutate=a.mutate,
+        plan_json=a.plan_json,
+        bulk_mb=a.bulk_mb,
+        boot_timeout_s=a.boot_timeout,
+        establish_grace_s=a.establish_grace,
+        rebuild_image=a.rebuild_image,
+        memory_mb=a.memory,
+    )
     progress = Progress()
     lab = Lab(opts, progress)
     old = signal.signal(signal.SIGTERM, _sigterm)
@@ -82,6 +102,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"report: {a.report}")
     if interrupted:
         return 130
-    if report.error and lab.report.error and "plan:" in report.error[:6]:
-        return 2
+    if lab.abort_code:
+        return lab.abort_code
     return 0 if report.ok else 1

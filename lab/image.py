@@ -71,8 +71,9 @@ def ensure_image(log=print, rebuild: bool = False) -> Image:
             return Image(key, path, False, 0.0)
         log(f"building image {key} (mmdebstrap; a few minutes)")
         t0 = time.monotonic()
-        proc = subprocess.run(["bash", str(IMAGE_DIR / "build.sh"), str(path)],
-                              capture_output=True, text=True, timeout=1800)
+        proc = subprocess.run(
+            ["bash", str(IMAGE_DIR / "build.sh"), str(path)], capture_output=True, text=True, timeout=1800
+        )
         if proc.returncode != 0 or not _complete(path):
             raise RuntimeError("image build failed:\n" + (proc.stderr + proc.stdout)[-4000:])
         _prune(root, keep={key})
@@ -80,7 +81,8 @@ def ensure_image(log=print, rebuild: bool = False) -> Image:
 
 
 def _prune(root: Path, keep: set[str]) -> None:
-    others = sorted((p for p in root.iterdir() if p.is_dir() and p.name not in keep),
-                    key=lambda p: p.stat().st_mtime, reverse=True)
+    others = sorted(
+        (p for p in root.iterdir() if p.is_dir() and p.name not in keep), key=lambda p: p.stat().st_mtime, reverse=True
+    )
     for p in others[KEEP:]:
         shutil.rmtree(p, ignore_errors=True)

@@ -26,8 +26,9 @@ ALI_ROUTE_ENTRY = "alicloud:vpc/routeEntry:RouteEntry"
 AWS_VPC = "aws:ec2/vpc:Vpc"
 VPN_CONNECTION = "aws:ec2/vpnConnection:VpnConnection"
 VPN_CONNECTION_ROUTE = "aws:ec2/vpnConnectionRoute:VpnConnectionRoute"
+REMOTE_COMMAND = "command:remote:Command"
 
-SECRET_PLACEHOLDER = "[secret]"
+SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 - what tools.plan writes without --show-secrets
 
 
 class PlanError(Exception):
@@ -76,6 +77,7 @@ class LabInputs:
     aws_routes_to_ali: tuple[str, ...]
     tunnels: tuple[Tunnel, ...]
     defaulted: tuple[str, ...] = field(default=())
+    verify_commands: tuple[str, ...] = field(default=())  # pulumi-command `create`s, when planned
 
     def summary(self) -> dict:
         """For the report's `config` (no secrets)."""
@@ -109,13 +111,27 @@ class LabInputs:
 
 def run_plan(config_file: Path, out_json: Path, repo: Path, timeout_s: float = 600) -> dict:
     """Run the program's offline plan; exit 2 (invalid settings) becomes a PlanError."""
-    cmd = [sys.executable, "-m", "tools.plan", "--config-file", str(config_file),
-           "--json", str(out_json), "--show-secrets"]
-    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=timeout_s,
-                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "tools.plan",
+        "--config-file",
+        str(config_file),
+        "--json",
+        str(out_json),
+        "--show-secrets",
+    ]
+    proc = subprocess.run(
+        cmd,
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
     if proc.returncode != 0:
         lines = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()
-        raise PlanError([f"tools.plan exited {proc.returncode} for {config_file}:"] + lines[-40:])
+        raise PlanError([f"tools.plan exited {proc.returncode} for {config_file}:", *lines[-40:]])
     return json.loads(out_json.read_text())
 
 
@@ -134,8 +150,9 @@ def _get(res: dict, where: str, key: str, problems: list[str], secret_ok: bool =
             problems.append(f"{res.get('type')} {res.get('name')!r}: {where}.{key} is missing")
         return None
     if value == SECRET_PLACEHOLDER and not secret_ok:
-        problems.append(f"{res.get('type')} {res.get('name')!r}: {where}.{key} is '[secret]'"
-                        " (run tools.plan with --show-secrets)")
+        problems.append(
+            f"{res.get('type')} {res.get('name')!r}: {where}.{key} is '[secret]' (run tools.plan with --show-secrets)"
+        )
         return None
     return value
 
@@ -242,8 +259,10 @@ def from_plan(plan: dict) -> LabInputs:
     entries = [r for r in resources if r.get("type") == ALI_ROUTE_ENTRY]
     to_ecs = [r for r in entries if ecs_id and (r.get("inputs") or {}).get("nexthopId") == ecs_id]
     if len(to_ecs) != 1:
-        problems.append(f"plan has {len(to_ecs)} {ALI_ROUTE_ENTRY} with nexthopId = the ECS's id "
-                        f"({ecs_id!r}); the lab needs exactly one")
+        problems.append(
+            f"plan has {len(to_ecs)} {ALI_ROUTE_ENTRY} with nexthopId = the ECS's id "
+            f"({ecs_id!r}); the lab needs exactly one"
+        )
     else:
         route_cidr = _get(to_ecs[0], "inputs", "destinationCidrblock", problems)
 
@@ -254,6 +273,11 @@ def from_plan(plan: dict) -> LabInputs:
     )
 
     tunnels = tuple(t for t in (_tunnel(vpn, n, problems, defaulted) for n in (1, 2)) if t) if vpn else ()
+    verify_commands = tuple(
+        str((r.get("inputs") or {}).get("create"))
+        for r in resources
+        if r.get("type") == REMOTE_COMMAND and "verify" in str((r.get("inputs") or {}).get("create", ""))
+    )
 
     if isinstance(user_data, str) and not user_data.startswith("#cloud-config"):
         problems.append(f"{ECS_INSTANCE}: inputs.userData does not start with '#cloud-config'")
@@ -272,6 +296,7 @@ def from_plan(plan: dict) -> LabInputs:
         aws_routes_to_ali=aws_routes or (),
         tunnels=tunnels,
         defaulted=tuple(defaulted),
+        verify_commands=verify_commands,
     )
     problems += consistency_problems(inputs)
     if problems:
@@ -299,13 +324,15 @@ def consistency_problems(i: LabInputs) -> list[str]:
     lab_public = [net("192.0.2.0/24"), net("198.51.100.0/24")]
     for what, a in [("EIP", i.eip)] + [(f"tunnel{t.number} outside address", t.outside_address) for t in i.tunnels]:
         if not any(addr(a) in n for n in lab_public):
-            problems.append(f"{what} {a} is outside the lab's simulated public ranges "
-                            "192.0.2.0/24 and 198.51.100.0/24 (the plan's mocks should use them)")
+            problems.append(
+                f"{what} {a} is outside the lab's simulated public ranges "
+                "192.0.2.0/24 and 198.51.100.0/24 (the plan's mocks should use them)"
+            )
     for t in i.tunnels:
         try:
             awsnames.swanctl_version(t.ike_versions)
             awsnames.ike_proposals(t.phase1_encryption, t.phase1_integrity, t.phase1_dh_groups)
             awsnames.esp_proposals(t.phase2_encryption, t.phase2_integrity, t.phase2_dh_groups)
-        except awsnames.UnknownAwsName as e:
+        except awsnames.UnknownAwsNameError as e:
             problems.append(f"tunnel{t.number}: {e}")
     return problems

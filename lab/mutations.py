@@ -60,12 +60,21 @@ def _no_mss_clamp(text: str, i: LabInputs) -> str:
 MUTATIONS: dict[str, Mutation] = {
     m.name: m
     for m in (
-        Mutation("wrong-mark", _wrong_mark.__doc__ or "", ("icmp_ali_to_aws", "icmp_aws_to_ali"),
-                 r"MARK MISMATCH: ECS VTI Tunnel1 has key 100", _wrong_mark),
-        Mutation("wrong-identity", _wrong_identity.__doc__ or "", ("tunnels_established",),
-                 r"the ECS presented IKE identity [0-9.]+, but the AWS side expects", _wrong_identity),
-        Mutation("no-mss-clamp", _no_mss_clamp.__doc__ or "", ("bulk_tcp_mtu",),
-                 r"no TCPMSS rule", _no_mss_clamp),
+        Mutation(
+            "wrong-mark",
+            _wrong_mark.__doc__ or "",
+            ("icmp_ali_to_aws", "icmp_aws_to_ali"),
+            r"MARK MISMATCH: ECS VTI Tunnel1 has key 100",
+            _wrong_mark,
+        ),
+        Mutation(
+            "wrong-identity",
+            _wrong_identity.__doc__ or "",
+            ("tunnels_established",),
+            r"the ECS presented IKE identity [0-9.]+, but the AWS side expects",
+            _wrong_identity,
+        ),
+        Mutation("no-mss-clamp", _no_mss_clamp.__doc__ or "", ("bulk_tcp_mtu",), r"no TCPMSS rule", _no_mss_clamp),
     )
 }
 

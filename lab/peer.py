@@ -23,8 +23,11 @@ def _dpd_action(aws_action: str) -> str | None:
 def child_times(t: Tunnel) -> dict[str, int]:
     """AWS rekeys within the margin (randomized by the fuzz) before phase 2 expires."""
     rand = t.rekey_margin_s * t.rekey_fuzz_percent // 100
-    return {"rekey_time": t.phase2_lifetime_s - t.rekey_margin_s, "rand_time": min(rand, t.rekey_margin_s),
-            "life_time": t.phase2_lifetime_s}
+    return {
+        "rekey_time": t.phase2_lifetime_s - t.rekey_margin_s,
+        "rand_time": min(rand, t.rekey_margin_s),
+        "life_time": t.phase2_lifetime_s,
+    }
 
 
 def swanctl_conf(t: Tunnel, eip: str, mark: int) -> str:

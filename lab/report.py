@@ -36,8 +36,13 @@ class Check:
     metrics: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "ok": bool(self.ok), "seconds": round(self.seconds, 2),
-                "detail": self.detail, "metrics": self.metrics}
+        return {
+            "name": self.name,
+            "ok": bool(self.ok),
+            "seconds": round(self.seconds, 2),
+            "detail": self.detail,
+            "metrics": self.metrics,
+        }
 
 
 @dataclass
@@ -62,8 +67,7 @@ class Report:
     def as_dict(self) -> dict:
         order = {n: k for k, n in enumerate(CHECKS)}
         checks = sorted(self.checks, key=lambda c: order.get(c.name, len(order)))
-        d = {"ok": self.ok, "config": self.config, "checks": [c.as_dict() for c in checks],
-             "metrics": self.metrics}
+        d = {"ok": self.ok, "config": self.config, "checks": [c.as_dict() for c in checks], "metrics": self.metrics}
         if self.error:
             d["error"] = self.error
         return d
@@ -85,15 +89,19 @@ class Report:
             lines.append(f"  SKIP  {n:<20}  (not run)")
         m = self.metrics
         facts = []
-        for key, label in (("boot_to_established_s", "boot->established"), ("boot_to_cloud_init_done_s",
-                           "boot->cloud-init done"), ("total_s", "total")):
+        for key, label in (
+            ("boot_to_established_s", "boot->established"),
+            ("boot_to_cloud_init_done_s", "boot->cloud-init done"),
+            ("total_s", "total"),
+        ):
             if m.get(key) is not None:
                 facts.append(f"{label} {m[key]:.0f}s")
         passed = sum(1 for c in self.checks if c.ok)
-        head = (f"lab {'PASSED' if self.ok else 'FAILED'}: {passed}/{len(self.expected)} checks passed"
-                + (f" ({', '.join(facts)})" if facts else ""))
+        head = f"lab {'PASSED' if self.ok else 'FAILED'}: {passed}/{len(self.expected)} checks passed" + (
+            f" ({', '.join(facts)})" if facts else ""
+        )
         if self.error:
-            head += f"\n  error: {self.error.splitlines()[0] if self.error else ''}"
+            head += "\n  error: " + "\n         ".join(self.error.splitlines()[:12])
         return head + "\n" + "\n".join(lines)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -45,7 +46,22 @@ class Options:
     cpus: int = 2
 
 
-class LabAbort(Exception):
+RUN_DIR_PREFIX = "aws2aliyun-lab-"
+
+
+def remove_stale_run_dirs() -> None:
+    """Temporary directories of lab runs that were killed outright (SIGKILL: no cleanup ran;
+    their QEMU died with them through its parent-death signal)."""
+    for d in Path(tempfile.gettempdir()).glob(RUN_DIR_PREFIX + "*"):
+        try:
+            pid = int((d / "owner.pid").read_text())
+        except (OSError, ValueError):
+            continue
+        if not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(d, ignore_errors=True)
+
+
+class LabAbortError(Exception):
     """The lab itself could not run (not a check failure)."""
 
     def __init__(self, message: str, exit_code: int = 3):
@@ -61,8 +77,8 @@ def stack_profile(config_file: Path) -> dict:
 
         cfg = (yaml.safe_load(config_file.read_text()) or {}).get("config") or {}
         out["crypto_profile"] = cfg.get("aws2aliyun-vpc:cryptoProfile", "modern (default)")
-    except Exception:  # the plan validates the file; this is only a label
-        pass
+    except Exception as e:  # the plan validates the file; this is only a label
+        out["crypto_profile"] = f"unknown ({type(e).__name__})"
     return out
 
 
@@ -92,6 +108,7 @@ class Lab:
         self.topo: Topology | None = None
         self.user_data = ""
         self._diag: dict[str, str] | None = None
+        self.abort_code: int | None = None
         self.t_established: float | None = None
         self.wanted = set(opts.only) if opts.only else set(CHECKS)
         self.report.expected = tuple(n for n in CHECKS if n in self.wanted)
@@ -99,16 +116,25 @@ class Lab:
     # ------------------------------------------------------------------ orchestration
     def run(self) -> Report:
         r = self.report
-        r.config = {**stack_profile(self.o.config_file), "mutation": self.o.mutate,
-                    "user_data_mutated": bool(self.o.mutate), "only": list(self.o.only) or None}
+        r.config = {
+            **stack_profile(self.o.config_file),
+            "mutation": self.o.mutate,
+            "user_data_mutated": bool(self.o.mutate),
+            "only": list(self.o.only) or None,
+        }
         try:
             self._prepare()
             self._boot()
             self._wait_for_link()
             self._checks()
-        except LabAbort as e:
+        except LabAbortError as e:
             r.error = str(e)
+            self.abort_code = e.exit_code
             self.p.say(f"ABORT: {e}")
+        except Exception:  # a bug or an unexpected host failure: still report and clean up
+            r.error = "lab error:\n" + traceback.format_exc()
+            self.abort_code = 3
+            self.p.say(r.error)
         finally:
             self.p.phase("cleanup", "stopping QEMU, removing temporary files")
             self.close()
@@ -125,8 +151,12 @@ class Lab:
 
     def _prepare(self) -> None:
         r = self.report
-        self.p.phase("plan", f"plan JSON {self.o.plan_json}" if self.o.plan_json
-                     else f"python -m tools.plan --config-file {self.o.config_file}")
+        self.p.phase(
+            "plan",
+            f"plan JSON {self.o.plan_json}"
+            if self.o.plan_json
+            else f"python -m tools.plan --config-file {self.o.config_file}",
+        )
         try:
             if self.o.plan_json:
                 plan = json.loads(Path(self.o.plan_json).read_text())
@@ -137,7 +167,7 @@ class Lab:
                 r.config["plan_source"] = "python -m tools.plan"
             self.inputs = from_plan(plan)
         except PlanError as e:
-            raise LabAbort("plan: " + "\n".join(e.problems), exit_code=2) from None
+            raise LabAbortError("plan: " + "\n".join(e.problems), exit_code=2) from None
         i = self.inputs
         original = i.user_data
         self.user_data = original
@@ -147,9 +177,10 @@ class Lab:
             try:
                 self.user_data = mutations.apply(self.o.mutate, original, i)
             except mutations.MutationError as e:
-                raise LabAbort(str(e), exit_code=2) from None
-            r.config["fault_injection"] = (f"user-data deliberately mutated ({self.o.mutate}): "
-                                           + mutations.MUTATIONS[self.o.mutate].description)
+                raise LabAbortError(str(e), exit_code=2) from None
+            r.config["fault_injection"] = (
+                f"user-data deliberately mutated ({self.o.mutate}): " + mutations.MUTATIONS[self.o.mutate].description
+            )
             r.config["mutated_user_data_sha256"] = hashlib.sha256(self.user_data.encode()).hexdigest()
             self.p.say(f"FAULT INJECTION: user-data mutated ({self.o.mutate})")
         self.topo = plan_topology(i)
@@ -161,7 +192,7 @@ class Lab:
         try:
             img = image_mod.ensure_image(log=self.p.say, rebuild=self.o.rebuild_image)
         except (RuntimeError, subprocess.TimeoutExpired) as e:
-            raise LabAbort(str(e)) from None
+            raise LabAbortError(str(e)) from None
         self.image = img
         r.config["image"] = {"key": img.key, "path": str(img.path), "built_now": img.built_now}
         r.metrics["image_cached"] = not img.built_now
@@ -169,13 +200,25 @@ class Lab:
             r.metrics["image_build_s"] = round(img.build_seconds, 1)
 
         self.p.phase("seed", "NoCloud seed (user-data byte for byte) and lab config disk")
-        self.run_dir = Path(tempfile.mkdtemp(prefix="aws2aliyun-lab-"))
+        remove_stale_run_dirs()
+        self.run_dir = Path(tempfile.mkdtemp(prefix=RUN_DIR_PREFIX))
         self.run_dir.chmod(0o700)
+        (self.run_dir / "owner.pid").write_text(f"{os.getpid()}\n")
         (self.run_dir / "user-data").write_bytes(self.user_data.encode())
         (self.run_dir / "meta-data").write_text(
-            f"instance-id: i-lab-{uuid.uuid4().hex[:12]}\nlocal-hostname: {i.hostname}\n")
-        subprocess.run(["cloud-localds", str(self.run_dir / "seed.img"), str(self.run_dir / "user-data"),
-                        str(self.run_dir / "meta-data")], check=True, capture_output=True, timeout=60)
+            f"instance-id: i-lab-{uuid.uuid4().hex[:12]}\nlocal-hostname: {i.hostname}\n"
+        )
+        subprocess.run(
+            [
+                "cloud-localds",
+                str(self.run_dir / "seed.img"),
+                str(self.run_dir / "user-data"),
+                str(self.run_dir / "meta-data"),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         self._write_labcfg(self.run_dir / "labcfg.tar")
 
     def _write_labcfg(self, path: Path) -> None:
@@ -185,9 +228,8 @@ class Lab:
             if f.is_file():
                 files[f.name] = (f.read_bytes(), 0o755 if f.suffix in (".sh", ".py") else 0o644)
         files["peer-strongswan.conf"] = (peer.strongswan_conf().encode(), 0o644)
-        for t, pn in zip(self.inputs.tunnels, self.topo.peers):
-            files[f"aws{t.number}.swanctl.conf"] = (peer.swanctl_conf(t, self.inputs.eip, pn.mark).encode(),
-                                                    0o600)
+        for t, pn in zip(self.inputs.tunnels, self.topo.peers, strict=False):
+            files[f"aws{t.number}.swanctl.conf"] = (peer.swanctl_conf(t, self.inputs.eip, pn.mark).encode(), 0o600)
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
             for name, (data, mode) in sorted(files.items()):
@@ -203,29 +245,43 @@ class Lab:
         assert self.run_dir and self.topo
         img = self.image
         self.p.phase("boot", "QEMU (TCG), waiting for the guest agent")
-        self.vm = VM(self.run_dir, img.kernel, img.initrd, img.disk, self.run_dir / "seed.img",
-                     self.run_dir / "labcfg.tar", self.topo.slirp_net, self.o.memory_mb, self.o.cpus)
+        self.vm = VM(
+            self.run_dir,
+            img.kernel,
+            img.initrd,
+            img.disk,
+            self.run_dir / "seed.img",
+            self.run_dir / "labcfg.tar",
+            self.topo.slirp_net,
+            self.o.memory_mb,
+            self.o.cpus,
+        )
         self.vm.start()
         try:
             t = self.vm.wait_agent(timeout=240)
         except Exception as e:
-            raise LabAbort(f"boot: {e}") from None
+            raise LabAbortError(f"boot: {e}") from None
         self.report.metrics["boot_to_agent_s"] = round(t, 1)
         self.p.say(f"guest agent up {t:.0f}s after VM start")
         boot = self.vm.sh("systemctl is-active lab-boot.service; tail -n 5 /run/lab/log/boot.log", 30)
         if not boot.out.startswith("active"):
-            raise LabAbort("lab network setup (lab-boot.service) failed:\n" + boot.text()
-                           + "\n" + self.vm.sh("journalctl -u lab-boot --no-pager | tail -40; "
-                                                "tail -60 /run/lab/log/boot.log", 30).text())
+            raise LabAbortError(
+                "lab network setup (lab-boot.service) failed:\n"
+                + boot.text()
+                + "\n"
+                + self.vm.sh("journalctl -u lab-boot --no-pager | tail -40; tail -60 /run/lab/log/boot.log", 30).text()
+            )
 
     # ------------------------------------------------------------------ waiting
     def _wait_for_link(self) -> None:
         assert self.vm and self.inputs
         vm, i = self.vm, self.inputs
         self.p.phase("cloud-init", "waiting for cloud-init (packages from Debian's registry) and both tunnels")
-        script = ("echo \"CI:$(cloud-init status 2>/dev/null | sed -n 's/^status: //p')\"; "
-                  "echo \"SW:$(command -v swanctl >/dev/null && echo yes || echo no)\"; "
-                  "echo ---; swanctl --list-sas --pretty 2>/dev/null")
+        script = (
+            "echo \"CI:$(cloud-init status 2>/dev/null | sed -n 's/^status: //p')\"; "
+            'echo "SW:$(command -v swanctl >/dev/null && echo yes || echo no)"; '
+            "echo ---; swanctl --list-sas --pretty 2>/dev/null"
+        )
         deadline = time.monotonic() + self.o.boot_timeout_s
         status, ci_done_at, seen = "", None, set()
         tunnel_up: dict[int, float] = {}
@@ -254,7 +310,7 @@ class Lab:
             if ci_done_at is not None and self.t_established is not None:
                 break
             if not vm.alive():
-                raise LabAbort("QEMU exited during boot:\n" + vm.tail_file(vm.console, 40))
+                raise LabAbortError("QEMU exited during boot:\n" + vm.tail_file(vm.console, 40))
             time.sleep(3)
         self.ci_status = status
         self.tunnel_up = tunnel_up
@@ -265,9 +321,20 @@ class Lab:
     # ------------------------------------------------------------------ checks
     def _checks(self) -> None:
         self.p.phase("checks")
-        order = ["cloud_init_clean", "tunnels_established", "icmp_ali_to_aws", "icmp_aws_to_ali",
-                 "tcp_ali_to_aws", "tcp_aws_to_ali", "udp_ali_to_aws", "udp_aws_to_ali", "nat_t",
-                 "bulk_tcp_mtu", "single_sa_pair", "verify_script"]
+        order = [
+            "cloud_init_clean",
+            "tunnels_established",
+            "icmp_ali_to_aws",
+            "icmp_aws_to_ali",
+            "tcp_ali_to_aws",
+            "tcp_aws_to_ali",
+            "udp_ali_to_aws",
+            "udp_aws_to_ali",
+            "nat_t",
+            "bulk_tcp_mtu",
+            "single_sa_pair",
+            "verify_script",
+        ]
         for name in order:
             if name not in self.wanted:
                 continue
@@ -278,8 +345,11 @@ class Lab:
                 ok, detail, metrics = False, "lab error while checking:\n" + traceback.format_exc(), {}
             c = Check(name, ok, time.monotonic() - t0, detail, metrics)
             self.report.add(c)
-            self.p.say(f"{'PASS' if ok else 'FAIL'} {name} ({c.seconds:.1f}s): "
-                       f"{detail.splitlines()[0] if detail else ''}"[:160])
+            self.p.say(
+                f"{'PASS' if ok else 'FAIL'} {name} ({c.seconds:.1f}s): {detail.splitlines()[0] if detail else ''}"[
+                    :160
+                ]
+            )
         failed = [c for c in self.report.checks if not c.ok]
         if failed:
             self.p.say("collecting diagnostics from both ends")
@@ -316,33 +386,50 @@ class Lab:
 
     # the checks ----------------------------------------------------------
     def check_cloud_init_clean(self):
-        res = self.sh("cloud-init status --long 2>&1; echo '=== result.json'; cat /run/cloud-init/result.json "
-                      "2>&1; echo '=== warnings'; grep -E ' (WARNING|ERROR|CRITICAL)' /var/log/cloud-init.log "
-                      "| tail -n 30", 60)
+        res = self.sh(
+            "cloud-init status --long 2>&1; echo '=== result.json'; cat /run/cloud-init/result.json 2>&1; "
+            "echo '=== failed units'; systemctl --failed --no-legend --plain 2>&1; "
+            "echo '=== warnings'; grep -E ' (WARNING|ERROR|CRITICAL)' /var/log/cloud-init.log | tail -n 30",
+            60,
+        )
         text = res.out
         status = re.search(r"^status: (.*)$", text, re.M)
         status_s = status.group(1).strip() if status else "unknown"
         errors: list = []
-        m = re.search(r"=== result.json\n(.*?)\n=== warnings", text, re.S)
+        m = re.search(r"=== result.json\n(.*?)\n=== failed units", text, re.S)
         try:
             result = json.loads(m.group(1)) if m else {}
             errors = (result.get("v1") or {}).get("errors") or []
         except ValueError:
             errors = ["/run/cloud-init/result.json missing or unreadable (cloud-init did not finish)"]
+        f = re.search(r"=== failed units\n(.*?)=== warnings", text, re.S)
+        failed_units = [ln.split()[0] for ln in (f.group(1) if f else "").splitlines() if ln.strip()]
         warn_lines = text.split("=== warnings\n", 1)[1].strip().splitlines() if "=== warnings\n" in text else []
         serious = [w for w in warn_lines if " ERROR" in w or " CRITICAL" in w]
-        # The lab image boots without a single cloud-init warning, so any warning comes from
-        # the user-data (schema problems, failed modules): "clean" means none at all.
-        ok = status_s == "done" and not errors and not warn_lines
-        metrics = {"status": status_s, "errors": len(errors), "log_warnings": len(warn_lines) - len(serious),
-                   "log_errors": len(serious)}
+        # The lab image boots without a single cloud-init warning or failed unit, so any comes
+        # from the user-data (schema problems, failed modules, a unit it installed): "clean"
+        # means none at all.
+        ok = status_s == "done" and not errors and not warn_lines and not failed_units
+        metrics = {
+            "status": status_s,
+            "errors": len(errors),
+            "log_warnings": len(warn_lines) - len(serious),
+            "log_errors": len(serious),
+            "failed_units": failed_units,
+        }
         if ok:
-            detail = "status done, no errors, no warnings in cloud-init.log"
-        else:
-            detail = (f"cloud-init status '{status_s}', {len(errors)} errors, {len(serious)} ERROR and "
-                      f"{len(warn_lines) - len(serious)} WARNING lines in cloud-init.log\n" + "\n".join(str(e) for e in errors) + "\n" + "\n".join(warn_lines[-20:])
-                      + "\n" + text[:3000])
-        return ok, detail, metrics
+            return True, "status done, no errors, no warnings in cloud-init.log, no failed systemd unit", metrics
+        detail = (
+            f"cloud-init status '{status_s}', {len(errors)} errors, {len(serious)} ERROR and "
+            f"{len(warn_lines) - len(serious)} WARNING lines in cloud-init.log, failed units: "
+            f"{', '.join(failed_units) or 'none'}\n"
+            + "\n".join(str(e) for e in errors)
+            + "\n"
+            + "\n".join(warn_lines[-20:])
+        )
+        if failed_units:
+            detail += "\n" + self.sh(f"systemctl status --no-pager -n 15 {' '.join(failed_units)} 2>&1", 30).out
+        return False, detail + "\n" + text[:3000], metrics
 
     def check_tunnels_established(self):
         assert self.inputs
@@ -350,20 +437,29 @@ class Lab:
         problems, lines = [], []
         metrics: dict = {"boot_to_established_s": round(self.t_established, 1) if self.t_established else None}
         for t in self.inputs.tunnels:
-            metrics[f"tunnel{t.number}_established_s"] = (round(self.tunnel_up[t.number], 1)
-                                                           if t.number in self.tunnel_up else None)
+            metrics[f"tunnel{t.number}_established_s"] = (
+                round(self.tunnel_up[t.number], 1) if t.number in self.tunnel_up else None
+            )
             peer_sas = self.peer_sas(t.number)
             e_ok = swan.established(ecs, t.outside_address)
             p_ok = swan.established(peer_sas, self.inputs.eip)
             states = [sa.get("state") for sa in swan.sas_to(ecs, t.outside_address)]
-            lines.append(f"tunnel{t.number}: ECS {'ESTABLISHED' if e_ok else 'not established'} "
-                         f"(IKE SA states {states or 'none'}), AWS-like peer aws{t.number} "
-                         f"{'ESTABLISHED' if p_ok else 'not established'}")
+            lines.append(
+                f"tunnel{t.number}: ECS {'ESTABLISHED' if e_ok else 'not established'} "
+                f"(IKE SA states {states or 'none'}), AWS-like peer aws{t.number} "
+                f"{'ESTABLISHED' if p_ok else 'not established'}"
+            )
             if not (e_ok and p_ok):
                 problems.append(t.number)
         if not problems:
-            return True, (f"both tunnels ESTABLISHED with a CHILD_SA on both ends, "
-                          f"{metrics['boot_to_established_s']}s after VM start\n" + "\n".join(lines)), metrics
+            return (
+                True,
+                (
+                    f"both tunnels ESTABLISHED with a CHILD_SA on both ends, "
+                    f"{metrics['boot_to_established_s']}s after VM start\n" + "\n".join(lines)
+                ),
+                metrics,
+            )
         detail = "not established: " + ", ".join(f"tunnel{n}" for n in problems) + "\n" + "\n".join(lines)
         detail += "\n" + self.auth_analysis(problems)
         return False, detail, metrics
@@ -373,15 +469,20 @@ class Lab:
         assert self.inputs
         out = []
         for n in numbers:
-            log = self.sh(f"grep -E 'looking for|peer config|AUTHENTICATION_FAILED|authentication of|"
-                          f"NO_PROPOSAL_CHOSEN|no acceptable|proposal|IDir|IDii|pre-shared key' "
-                          f"/run/lab/log/aws{n}-charon.log | tail -n 15", 30).out
+            log = self.sh(
+                f"grep -E 'looking for|peer config|AUTHENTICATION_FAILED|authentication of|"
+                f"NO_PROPOSAL_CHOSEN|no acceptable|proposal|IDir|IDii|pre-shared key' "
+                f"/run/lab/log/aws{n}-charon.log | tail -n 15",
+                30,
+            ).out
             ids = set(re.findall(r"\.\.\.\S+?\[([^\]]+)\]", log))
             ids.discard("%any")
             wrong = sorted(x for x in ids if x != self.inputs.eip)
             if wrong:
-                out.append(f"aws{n}: the ECS presented IKE identity {', '.join(wrong)}, but the AWS side "
-                           f"expects the customer gateway's address (the EIP {self.inputs.eip}) as identity")
+                out.append(
+                    f"aws{n}: the ECS presented IKE identity {', '.join(wrong)}, but the AWS side "
+                    f"expects the customer gateway's address (the EIP {self.inputs.eip}) as identity"
+                )
             elif not log.strip():
                 out.append(f"aws{n}: no IKE request reached the AWS-like endpoint")
             out.append(f"aws{n} log:\n{log.rstrip()}")
@@ -398,18 +499,26 @@ class Lab:
         for t in i.tunnels:
             peer_sas = self.peer_sas(t.number)
             peer_x = swan.parse_xfrm_states(self.sh(f"ip -n aws{t.number} xfrm state", 30).out)
-            for end, sas, remote, xs, me in (("ECS", ecs, t.outside_address, ecs_x, i.private_ip),
-                                             (f"aws{t.number}", peer_sas, i.eip, peer_x, t.outside_address)):
+            for end, sas, remote, xs, me in (
+                ("ECS", ecs, t.outside_address, ecs_x, i.private_ip),
+                (f"aws{t.number}", peer_sas, i.eip, peer_x, t.outside_address),
+            ):
                 ike = swan.sas_to(sas, remote)
                 kids = [c for sa in ike for c in swan.children(sa) if c.get("state") == "INSTALLED"]
                 x_in = [x for x in xs if x.src == remote and x.dst == me]
                 x_out = [x for x in xs if x.src == me and x.dst == remote]
                 key = f"tunnel{t.number}_{'ecs' if end == 'ECS' else 'aws'}"
-                metrics[key] = {"ike_sas": len(ike), "child_sas": len(kids), "xfrm_in": len(x_in),
-                                "xfrm_out": len(x_out)}
+                metrics[key] = {
+                    "ike_sas": len(ike),
+                    "child_sas": len(kids),
+                    "xfrm_in": len(x_in),
+                    "xfrm_out": len(x_out),
+                }
                 if (len(ike), len(kids), len(x_in), len(x_out)) != (1, 1, 1, 1):
-                    problems.append(f"tunnel{t.number} on {end}: {len(ike)} IKE SAs, {len(kids)} CHILD_SAs "
-                                    f"INSTALLED, xfrm states in/out {len(x_in)}/{len(x_out)} (want 1, 1, 1/1)")
+                    problems.append(
+                        f"tunnel{t.number} on {end}: {len(ike)} IKE SAs, {len(kids)} CHILD_SAs "
+                        f"INSTALLED, xfrm states in/out {len(x_in)}/{len(x_out)} (want 1, 1, 1/1)"
+                    )
         if problems:
             return False, "\n".join(problems), metrics
         return True, "one IKE SA and one CHILD_SA pair per tunnel on both ends", metrics
@@ -429,16 +538,20 @@ class Lab:
                 for sa in group:
                     ports = (sa.get("local-port"), sa.get("remote-port"))
                     if ports != ("4500", "4500") or sa.get(nat_key) != "yes":
-                        problems.append(f"tunnel{t.number} on {end}: IKE ports {ports[0]}->{ports[1]}, "
-                                        f"{nat_key}={sa.get(nat_key, 'no')} (want 4500->4500, NAT detected)")
+                        problems.append(
+                            f"tunnel{t.number} on {end}: IKE ports {ports[0]}->{ports[1]}, "
+                            f"{nat_key}={sa.get(nat_key, 'no')} (want 4500->4500, NAT detected)"
+                        )
                     for c in swan.children(sa):
                         if c.get("encap") != "yes":
                             problems.append(f"tunnel{t.number} on {end}: CHILD_SA {c.get('name')} not UDP-encapsulated")
             xs = [x for x in ecs_x if t.outside_address in (x.src, x.dst)]
             bad = [x for x in xs if x.encap != "espinudp sport 4500 dport 4500"]
             if not xs or bad:
-                problems.append(f"tunnel{t.number}: ECS xfrm states without espinudp 4500/4500: "
-                                f"{[(x.src, x.dst, x.encap or 'none') for x in bad] or 'no states'}")
+                problems.append(
+                    f"tunnel{t.number}: ECS xfrm states without espinudp 4500/4500: "
+                    f"{[(x.src, x.dst, x.encap or 'none') for x in bad] or 'no states'}"
+                )
             facts.append(f"tunnel{t.number}: {len(xs)} ECS xfrm states espinudp 4500/4500")
         ali_ns, ali_ip, aws_ns, aws_ip = self.hosts("ali_to_aws")
         obs = self.probe(f"natt internet p-ali --src-ns {ali_ns} --dst {aws_ip} --src-ns {aws_ns} --dst {ali_ip}", 90)
@@ -449,15 +562,24 @@ class Lab:
             problems.append(f"{obs['esp_raw']} raw ESP (IP proto 50) packets on the internet side: {obs.get('sample')}")
         if problems:
             return False, "\n".join(problems), metrics
-        return True, ("IKE and ESP on UDP 4500 both ways (ECS behind the EIP's NAT); internet capture: "
-                      f"{obs.get('esp_in_udp_4500')} ESP-in-UDP, {obs.get('esp_raw')} raw ESP\n"
-                      + "\n".join(facts)), metrics
+        return (
+            True,
+            (
+                "IKE and ESP on UDP 4500 both ways (ECS behind the EIP's NAT); internet capture: "
+                f"{obs.get('esp_in_udp_4500')} ESP-in-UDP, {obs.get('esp_raw')} raw ESP\n" + "\n".join(facts)
+            ),
+            metrics,
+        )
 
     def _icmp(self, direction: str):
         cns, cip, sns, sip = self.hosts(direction)
         r = self.probe(f"ping {cns} {sip} --count 5", 60)
         ok = r.get("received", 0) >= 4
-        metrics = {"transmitted": r.get("transmitted"), "received": r.get("received"), "rtt_avg_ms": r.get("rtt_avg_ms")}
+        metrics = {
+            "transmitted": r.get("transmitted"),
+            "received": r.get("received"),
+            "rtt_avg_ms": r.get("rtt_avg_ms"),
+        }
         detail = f"{cns} {cip} -> {sns} {sip}: {r.get('received')}/{r.get('transmitted')} echo replies"
         if not ok:
             detail += "\n" + str(r.get("output", r)) + "\n" + self.path_analysis()
@@ -495,7 +617,9 @@ class Lab:
         echoed, saw = r.get("echoed", 0), r.get("server_saw")
         ok = echoed >= 18 and saw == [cip]
         metrics = {"sent": r.get("sent"), "echoed": echoed}
-        detail = f"{cns} {cip} -> {sns} {sip}:5002: {echoed}/{r.get('sent')} datagrams (64-1200 B) echoed, server saw {saw}"
+        detail = (
+            f"{cns} {cip} -> {sns} {sip}:5002: {echoed}/{r.get('sent')} datagrams (64-1200 B) echoed, server saw {saw}"
+        )
         if not ok:
             detail += f"\n{r}\n" + self.path_analysis()
         return ok, detail, metrics
@@ -513,26 +637,52 @@ class Lab:
         # into the tunnel), then Alibaba -> AWS on one the AWS host opened.
         for label, direction in (("aws_to_ali", "ali_to_aws"), ("ali_to_aws", "aws_to_ali")):
             cns, cip, sns, sip = self.hosts(direction)
+            # Fresh hosts: forget path MTUs learnt by earlier checks (ICMP from the ECS), so
+            # only the ECS's MSS clamp can keep full-size segments out of the tunnel.
+            self.sh("for ns in alihost awshost; do ip netns exec $ns ip route flush cache; done", 30)
             r = self.probe(f"bulk {cns} {cip} {sns} {sip} --port 5003 --bytes {n} --stall 20 --timeout 300", 360)
             results.append((label, r))
             metrics[f"{label}_mbit_s"] = r.get("mbit_s")
             metrics[f"{label}_seconds"] = r.get("seconds")
             metrics[f"{label}_receiver_mss"] = r.get("receiver_mss")
             if not r.get("ok"):
-                problems.append(f"{sns} {sip} -> {cns} {cip} ({self.o.bulk_mb} MiB, connection opened by {cns}): "
-                                f"{r.get('error') or 'incomplete'} after {r.get('bytes')} of {n} bytes, "
-                                f"receiver MSS {r.get('receiver_mss')}\nsender's TCP: {r.get('sender_ss', '')}")
+                problems.append(
+                    f"{sns} {sip} -> {cns} {cip} ({self.o.bulk_mb} MiB, connection opened by {cns}): "
+                    f"{r.get('error') or 'incomplete'} after {r.get('bytes')} of {n} bytes, "
+                    f"receiver MSS {r.get('receiver_mss')}\nsender's TCP: {r.get('sender_ss', '')}"
+                )
         if problems:
             return False, "\n".join(problems) + "\n" + self.mss_analysis(), metrics
-        return True, ("; ".join(f"{lbl}: {r['bytes']} B in {r['seconds']}s ({r['mbit_s']} Mbit/s), MSS {r.get('receiver_mss')}"
-                                for lbl, r in results)), metrics
+        return (
+            True,
+            (
+                "path-MTU caches flushed before each transfer; "
+                + "; ".join(
+                    f"{lbl}: {r['bytes']} B in {r['seconds']}s ({r['mbit_s']} Mbit/s), MSS {r.get('receiver_mss')}"
+                    for lbl, r in results
+                )
+            ),
+            metrics,
+        )
 
     def mss_analysis(self) -> str:
-        rules = self.sh("iptables-save -t mangle 2>&1; nft list ruleset 2>/dev/null | grep -i maxseg", 30).out
-        clamp = [ln for ln in rules.splitlines() if "TCPMSS" in ln or "maxseg" in ln]
-        head = ("ECS TCP MSS clamp rules: " + ("\n  " + "\n  ".join(clamp) if clamp else
-                "NONE - no TCPMSS rule in the ECS's mangle table and no nftables maxseg rule; the AWS "
-                "side does no path-MTU discovery, so full-size segments into the tunnel are lost"))
+        rules = self.sh(
+            "iptables-save -t mangle 2>&1; echo '# nft rules setting maxseg:'; "
+            "nft list ruleset 2>/dev/null | grep -i 'maxseg size set'",
+            30,
+        ).out
+        # a rule that rewrites the MSS, not one that merely matches on it
+        clamp = [
+            ln.strip()
+            for ln in rules.splitlines()
+            if (" -j TCPMSS" in ln and ln.startswith("-A")) or "maxseg size set" in ln
+        ]
+        head = "ECS TCP MSS clamp rules: " + (
+            "\n  " + "\n  ".join(clamp)
+            if clamp
+            else "NONE - no TCPMSS rule in the ECS's mangle table and no nftables maxseg rule; the AWS "
+            "side does no path-MTU discovery, so full-size segments into the tunnel are lost"
+        )
         return head + "\nECS mangle table:\n" + rules.rstrip()
 
     def path_analysis(self) -> str:
@@ -543,30 +693,43 @@ class Lab:
             f"echo '## ECS route to the AWS VPC'; ip route show {t.aws_vpc_cidr}; "
             f"ip route get {t.awshost_ip} from {t.alihost_ip} iif eth0 2>&1; "
             "echo '## ECS VTIs'; ip -d link show type vti; echo '## ECS xfrm policy'; ip xfrm policy; "
-            "echo '## awsrouter'; ip -n awsrouter route; tail -n 3 /run/lab/log/awsrouter.log", 30).out
+            "echo '## awsrouter'; ip -n awsrouter route; tail -n 3 /run/lab/log/awsrouter.log",
+            30,
+        ).out
         vti_part = res.split("## ECS VTIs", 1)[1].split("## ECS xfrm policy", 1)[0] if "## ECS VTIs" in res else ""
-        pol_part = res.split("## ECS xfrm policy", 1)[1].split("## awsrouter", 1)[0] if "## ECS xfrm policy" in res else ""
+        pol_part = (
+            res.split("## ECS xfrm policy", 1)[1].split("## awsrouter", 1)[0] if "## ECS xfrm policy" in res else ""
+        )
         keys = swan.parse_vti_keys(vti_part)
         marks = swan.parse_xfrm_policy_marks(pol_part)
         lines = []
         out_marks = {int(m, 16) for d, m in marks if d == "out"}
-        for name, (ikey, okey) in sorted(keys.items()):
+        for name, (_ikey, okey) in sorted(keys.items()):
             if okey not in out_marks:
-                lines.append(f"MARK MISMATCH: ECS VTI {name} has key {okey} but no outbound xfrm policy carries "
-                             f"mark {okey} (policy marks: {sorted(out_marks) or 'none'}): the tunnel's CHILD_SA "
-                             "mark_in/mark_out and the VTI key disagree, so its traffic matches no SA")
+                lines.append(
+                    f"MARK MISMATCH: ECS VTI {name} has key {okey} but no outbound xfrm policy carries "
+                    f"mark {okey} (policy marks: {sorted(out_marks) or 'none'}): the tunnel's CHILD_SA "
+                    "mark_in/mark_out and the VTI key disagree, so its traffic matches no SA"
+                )
         if keys and not lines:
             lines.append(f"ECS VTI keys {dict(keys)} match xfrm policy marks {sorted(out_marks)}")
         return "\n".join(lines) + "\n" + res.rstrip()
 
     def check_verify_script(self):
+        """The command the program's pulumi-command step runs when the plan has one (stacks
+        with `verify: true`), else the user-data's verify script as is."""
+        assert self.inputs
         path = verify_script_path(self.user_data)
         if not path:
             return False, "no write_files entry ending in '-verify' in the user-data", {}
-        res = self.sh(f"{path}", timeout=150)
+        planned = [c for c in self.inputs.verify_commands if path in c]
+        command = planned[0] if planned else path
+        res = self.sh(command, timeout=400 if planned else 150)
         ok = res.rc == 0 and not res.timed_out
-        return ok, f"{path} exited {res.rc}" + (" (timed out)" if res.timed_out else "") + "\n" + res.text()[-3000:], {
-            "exit_code": res.rc}
+        head = f"`{command}` ({'the planned pulumi-command step' if planned else 'from the user-data'}) exited {res.rc}"
+        if res.timed_out:
+            head += " (timed out)"
+        return ok, head + "\n" + res.text()[-3000:], {"exit_code": res.rc}
 
     # ------------------------------------------------------------------ diagnostics
     DIAG_SCRIPT = r"""
@@ -594,7 +757,7 @@ for n in 1 2; do
   sec "aws$n: charon log (last lines)"; tail -n 40 /run/lab/log/aws$n-charon.log 2>&1
 done
 sec "awsrouter: routes and tunnel choice"; ip -n awsrouter route 2>&1; tail -n 5 /run/lab/log/awsrouter.log 2>&1
-sec "alirouter: routes and NAT counters"; ip -n alirouter route 2>&1; ip netns exec alirouter nft list ruleset 2>&1
+sec "alirouter: routes and NAT counters"; ip -n alirouter route 2>&1; ip netns exec alirouter chroot /opt/labroot nft list ruleset 2>&1
 """
 
     def diagnostics(self) -> dict[str, str]:

@@ -62,8 +62,10 @@ def sas_to(sas: list[dict], remote: str) -> list[dict]:
 
 
 def established(sas: list[dict], remote: str) -> bool:
-    return any(sa.get("state") == "ESTABLISHED" and any(c.get("state") == "INSTALLED" for c in children(sa))
-               for sa in sas_to(sas, remote))
+    return any(
+        sa.get("state") == "ESTABLISHED" and any(c.get("state") == "INSTALLED" for c in children(sa))
+        for sa in sas_to(sas, remote)
+    )
 
 
 @dataclass

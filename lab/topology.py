@@ -124,23 +124,42 @@ def plan_topology(i: LabInputs) -> Topology:
     taken += [net(t.inside_cidr) for t in i.tunnels]
     taken += [net(f"{a}/32") for a in (i.eip, *(t.outside_address for t in i.tunnels))]
     slirp = _free(SLIRP_CANDIDATES, taken, "QEMU user-net")
-    transit = _free(TRANSIT_CANDIDATES, taken + [slirp], "transit")
+    transit = _free(TRANSIT_CANDIDATES, [*taken, slirp], "transit")
     transit30 = list(transit.subnets(new_prefix=30))
     peers = []
-    for t, mark, tn in zip(i.tunnels, PEER_MARKS, transit30):
+    for t, mark, tn in zip(i.tunnels, PEER_MARKS, transit30, strict=False):
         th = list(tn.hosts())
-        peers.append(PeerNet(
-            number=t.number, outside=t.outside_address, vgw_inside=t.vgw_inside_address,
-            cgw_inside=t.cgw_inside_address, inside_prefix=net(t.inside_cidr).prefixlen,
-            mark=mark, vti_mtu=aws_vti_mtu(t), transit_peer=str(th[0]), transit_router=str(th[1]),
-        ))
+        peers.append(
+            PeerNet(
+                number=t.number,
+                outside=t.outside_address,
+                vgw_inside=t.vgw_inside_address,
+                cgw_inside=t.cgw_inside_address,
+                inside_prefix=net(t.inside_cidr).prefixlen,
+                mark=mark,
+                vti_mtu=aws_vti_mtu(t),
+                transit_peer=str(th[0]),
+                transit_router=str(th[1]),
+            )
+        )
     return Topology(
-        ecs_mac=ECS_MAC, ali_lan_mac=ALI_LAN_MAC, ali_wan_mac=ALI_WAN_MAC,
-        private_ip=i.private_ip, vswitch_cidr=str(vsw), vswitch_gw=str(gw), alihost_ip=str(alihost),
-        ali_vpc_cidr=i.ali_vpc_cidr, route_entry_cidr=i.route_entry_cidr, eip=i.eip,
-        slirp_net=str(slirp), slirp_addr=str(slirp.network_address + 15),
-        slirp_gw=str(slirp.network_address + 2), slirp_dns=str(slirp.network_address + 3),
-        aws_vpc_cidr=str(aws), awsrouter_ip=str(aws_hosts[0]), awshost_ip=str(aws_hosts[9]),
+        ecs_mac=ECS_MAC,
+        ali_lan_mac=ALI_LAN_MAC,
+        ali_wan_mac=ALI_WAN_MAC,
+        private_ip=i.private_ip,
+        vswitch_cidr=str(vsw),
+        vswitch_gw=str(gw),
+        alihost_ip=str(alihost),
+        ali_vpc_cidr=i.ali_vpc_cidr,
+        route_entry_cidr=i.route_entry_cidr,
+        eip=i.eip,
+        slirp_net=str(slirp),
+        slirp_addr=str(slirp.network_address + 15),
+        slirp_gw=str(slirp.network_address + 2),
+        slirp_dns=str(slirp.network_address + 3),
+        aws_vpc_cidr=str(aws),
+        awsrouter_ip=str(aws_hosts[0]),
+        awshost_ip=str(aws_hosts[9]),
         aws_routes_to_ali=i.aws_routes_to_ali or (i.ali_vpc_cidr,),
         peers=tuple(peers),
     )
@@ -156,23 +175,41 @@ def _first_hosts(n: ipaddress.IPv4Network, count: int):
 def render_env(t: Topology) -> str:
     """/run/lab/lab.env for guest/boot.sh (shell-sourced, values quoted)."""
     v: dict[str, object] = {
-        "ECS_MAC": t.ecs_mac, "ALI_LAN_MAC": t.ali_lan_mac, "ALI_WAN_MAC": t.ali_wan_mac,
-        "PRIVATE_IP": t.private_ip, "VSW_CIDR": t.vswitch_cidr, "VSW_PREFIX": t.vswitch_prefix,
+        "ECS_MAC": t.ecs_mac,
+        "ALI_LAN_MAC": t.ali_lan_mac,
+        "ALI_WAN_MAC": t.ali_wan_mac,
+        "PRIVATE_IP": t.private_ip,
+        "VSW_CIDR": t.vswitch_cidr,
+        "VSW_PREFIX": t.vswitch_prefix,
         "VSW_NETMASK": str(ipaddress.ip_network(t.vswitch_cidr).netmask),
-        "VSW_GW": t.vswitch_gw, "ALIHOST_IP": t.alihost_ip, "ALI_VPC_CIDR": t.ali_vpc_cidr,
-        "ROUTE_ENTRY_CIDR": t.route_entry_cidr, "EIP": t.eip,
-        "SLIRP_ADDR": t.slirp_addr, "SLIRP_PREFIX": ipaddress.ip_network(t.slirp_net).prefixlen,
-        "SLIRP_GW": t.slirp_gw, "SLIRP_DNS": t.slirp_dns,
-        "AWS_VPC_CIDR": t.aws_vpc_cidr, "AWS_PREFIX": t.aws_prefix,
-        "AWSRTR_IP": t.awsrouter_ip, "AWSHOST_IP": t.awshost_ip,
-        "AWS_ROUTES_TO_ALI": " ".join(t.aws_routes_to_ali), "HOST_MTU": t.host_mtu,
+        "VSW_GW": t.vswitch_gw,
+        "ALIHOST_IP": t.alihost_ip,
+        "ALI_VPC_CIDR": t.ali_vpc_cidr,
+        "ROUTE_ENTRY_CIDR": t.route_entry_cidr,
+        "EIP": t.eip,
+        "SLIRP_ADDR": t.slirp_addr,
+        "SLIRP_PREFIX": ipaddress.ip_network(t.slirp_net).prefixlen,
+        "SLIRP_GW": t.slirp_gw,
+        "SLIRP_DNS": t.slirp_dns,
+        "AWS_VPC_CIDR": t.aws_vpc_cidr,
+        "AWS_PREFIX": t.aws_prefix,
+        "AWSRTR_IP": t.awsrouter_ip,
+        "AWSHOST_IP": t.awshost_ip,
+        "AWS_ROUTES_TO_ALI": " ".join(t.aws_routes_to_ali),
+        "HOST_MTU": t.host_mtu,
     }
     for p in t.peers:
         k = f"AWS{p.number}_"
-        v.update({
-            k + "ADDR": p.outside, k + "VGW_INSIDE": p.vgw_inside, k + "INSIDE_PREFIX": p.inside_prefix,
-            k + "MARK": p.mark, k + "VTI_MTU": p.vti_mtu, k + "TRANSIT": p.transit_peer,
-            k + "TRANSIT_RTR": p.transit_router,
-        })
+        v.update(
+            {
+                k + "ADDR": p.outside,
+                k + "VGW_INSIDE": p.vgw_inside,
+                k + "INSIDE_PREFIX": p.inside_prefix,
+                k + "MARK": p.mark,
+                k + "VTI_MTU": p.vti_mtu,
+                k + "TRANSIT": p.transit_peer,
+                k + "TRANSIT_RTR": p.transit_router,
+            }
+        )
     lines = ["# generated by lab/topology.py"] + [f"{k}={shlex.quote(str(x))}" for k, x in v.items()]
     return "\n".join(lines) + "\n"

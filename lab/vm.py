@@ -4,6 +4,7 @@ qemu-guest-agent on a virtio-serial socket (guest-exec with captured output)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import random
@@ -54,10 +55,8 @@ class GuestAgent:
 
     def close(self) -> None:
         if self.sock:
-            try:
+            with contextlib.suppress(OSError):
                 self.sock.close()
-            except OSError:
-                pass
         self.sock = None
         self.buf = b""
 
@@ -86,7 +85,7 @@ class GuestAgent:
         s.settimeout(timeout)
         s.connect(str(self.path))
         self.sock = s
-        token = random.randint(1, 2**31)
+        token = random.randint(1, 2**31)  # noqa: S311 - a sync token, not a secret
         deadline = time.monotonic() + timeout
         self.sock.sendall(b"\xff")  # flush any half-written request on the guest side
         self._send({"execute": "guest-sync-delimited", "arguments": {"id": token}})
@@ -147,10 +146,8 @@ class GuestAgent:
                     rc = 128 + st["signal"]
                 return ExecResult(rc, out, err, time.monotonic() - t0, timed_out=(rc == 124))
             if time.monotonic() > deadline:
-                try:
+                with contextlib.suppress(GuestError, OSError, TimeoutError, ConnectionError):
                     self.call("guest-exec", {"path": "/bin/kill", "arg": ["-KILL", str(pid)]})
-                except (GuestError, OSError, TimeoutError, ConnectionError):
-                    pass
                 return ExecResult(None, "", "", time.monotonic() - t0, timed_out=True)
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)
@@ -173,8 +170,18 @@ def _q(s: str) -> str:
 class VM:
     """One QEMU process; `stop()` is idempotent and always leaves nothing running."""
 
-    def __init__(self, run_dir: Path, kernel: Path, initrd: Path, disk: Path, seed: Path, labcfg: Path,
-                 slirp_net: str, memory_mb: int = 2048, cpus: int = 2):
+    def __init__(
+        self,
+        run_dir: Path,
+        kernel: Path,
+        initrd: Path,
+        disk: Path,
+        seed: Path,
+        labcfg: Path,
+        slirp_net: str,
+        memory_mb: int = 2048,
+        cpus: int = 2,
+    ):
         self.run_dir = run_dir
         self.overlay = run_dir / "overlay.qcow2"
         self.qga_path = run_dir / "qga.sock"
@@ -190,39 +197,87 @@ class VM:
     def command(self) -> list[str]:
         cmdline = "root=/dev/vda rw console=ttyS0 net.ifnames=0 biosdevname=0 panic=-1"
         return [
-            "qemu-system-x86_64", "-name", "aws2aliyun-lab", "-nodefaults", "-no-user-config",
-            "-machine", "q35", "-accel", "tcg,thread=multi,tb-size=512", "-cpu", "max",
-            "-smp", str(self.cpus), "-m", str(self.memory_mb),
-            "-kernel", str(self.kernel), "-initrd", str(self.initrd), "-append", cmdline,
-            "-drive", f"file={self.overlay},if=none,id=root,format=qcow2,discard=unmap",
-            "-device", "virtio-blk-pci,drive=root",
-            "-drive", f"file={self.seed},if=none,id=seed,format=raw,readonly=on",
-            "-device", "virtio-blk-pci,drive=seed",
-            "-drive", f"file={self.labcfg},if=none,id=labcfg,format=raw,readonly=on",
-            "-device", "virtio-blk-pci,drive=labcfg,serial=labcfg",
+            "qemu-system-x86_64",
+            "-name",
+            "aws2aliyun-lab",
+            "-nodefaults",
+            "-no-user-config",
+            "-machine",
+            "q35",
+            "-accel",
+            "tcg,thread=multi,tb-size=512",
+            "-cpu",
+            "max",
+            "-smp",
+            str(self.cpus),
+            "-m",
+            str(self.memory_mb),
+            "-kernel",
+            str(self.kernel),
+            "-initrd",
+            str(self.initrd),
+            "-append",
+            cmdline,
+            "-drive",
+            f"file={self.overlay},if=none,id=root,format=qcow2,discard=unmap",
+            "-device",
+            "virtio-blk-pci,drive=root",
+            "-drive",
+            f"file={self.seed},if=none,id=seed,format=raw,readonly=on",
+            "-device",
+            "virtio-blk-pci,drive=seed",
+            "-drive",
+            f"file={self.labcfg},if=none,id=labcfg,format=raw,readonly=on",
+            "-device",
+            "virtio-blk-pci,drive=labcfg,serial=labcfg",
             # the ECS's NIC and the Alibaba router's vSwitch port: two NICs on one QEMU hub
-            "-netdev", "hubport,id=ecs,hubid=0", "-device", f"virtio-net-pci,netdev=ecs,mac={ECS_MAC}",
-            "-netdev", "hubport,id=alilan,hubid=0",
-            "-device", f"virtio-net-pci,netdev=alilan,mac={ALI_LAN_MAC}",
+            "-netdev",
+            "hubport,id=ecs,hubid=0",
+            "-device",
+            f"virtio-net-pci,netdev=ecs,mac={ECS_MAC}",
+            "-netdev",
+            "hubport,id=alilan,hubid=0",
+            "-device",
+            f"virtio-net-pci,netdev=alilan,mac={ALI_LAN_MAC}",
             # the Alibaba router's way out: QEMU user networking (package registry only)
-            "-netdev", f"user,id=aliwan,net={self.slirp_net}",
-            "-device", f"virtio-net-pci,netdev=aliwan,mac={ALI_WAN_MAC}",
-            "-chardev", f"socket,id=qga0,path={self.qga_path},server=on,wait=off",
-            "-device", "virtio-serial-pci",
-            "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
-            "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
-            "-serial", f"file:{self.console}", "-display", "none", "-vga", "none",
-            "-device", "virtio-rng-pci",
+            "-netdev",
+            f"user,id=aliwan,net={self.slirp_net}",
+            "-device",
+            f"virtio-net-pci,netdev=aliwan,mac={ALI_WAN_MAC}",
+            "-chardev",
+            f"socket,id=qga0,path={self.qga_path},server=on,wait=off",
+            "-device",
+            "virtio-serial-pci",
+            "-device",
+            "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
+            "-qmp",
+            f"unix:{self.qmp_path},server=on,wait=off",
+            "-serial",
+            f"file:{self.console}",
+            "-display",
+            "none",
+            "-vga",
+            "none",
+            "-device",
+            "virtio-rng-pci",
         ]
 
     def start(self) -> None:
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(self.disk),
-                        str(self.overlay)], check=True, capture_output=True)
-        log = open(self.run_dir / "qemu.log", "wb")
+        subprocess.run(
+            ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(self.disk), str(self.overlay)],
+            check=True,
+            capture_output=True,
+        )
         # Own session: a Ctrl-C on the terminal reaches the lab, which stops QEMU itself.
-        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True,
-                                     preexec_fn=_die_with_parent)
+        with open(self.run_dir / "qemu.log", "wb") as log:
+            self.proc = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
         self.started_at = time.monotonic()
 
     def alive(self) -> bool:
@@ -235,16 +290,19 @@ class VM:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive():
-                raise GuestError(f"QEMU exited ({self.proc.returncode if self.proc else '?'}): "
-                                 + self.tail_file(self.run_dir / "qemu.log", 20))
+                raise GuestError(
+                    f"QEMU exited ({self.proc.returncode if self.proc else '?'}): "
+                    + self.tail_file(self.run_dir / "qemu.log", 20)
+                )
             try:
                 self.agent.connect(timeout=3)
                 self.agent.call("guest-ping")
                 return self.since_start()
             except (OSError, TimeoutError, ConnectionError, GuestError):
                 time.sleep(1)
-        raise GuestError(f"guest agent did not answer within {timeout:.0f}s; console:\n"
-                         + self.tail_file(self.console, 40))
+        raise GuestError(
+            f"guest agent did not answer within {timeout:.0f}s; console:\n" + self.tail_file(self.console, 40)
+        )
 
     def sh(self, script: str, timeout: float = 60) -> ExecResult:
         for attempt in (1, 2):
@@ -253,10 +311,8 @@ class VM:
             except (OSError, TimeoutError, ConnectionError) as e:
                 if attempt == 2 or not self.alive():
                     return ExecResult(None, "", f"guest agent error: {e}", 0.0, timed_out=True)
-                try:
+                with contextlib.suppress(OSError, TimeoutError, ConnectionError):
                     self.agent.connect(timeout=10)
-                except (OSError, TimeoutError, ConnectionError):
-                    pass
             except GuestError as e:
                 return ExecResult(None, "", f"guest agent error: {e}", 0.0)
         raise AssertionError("unreachable")
@@ -273,21 +329,11 @@ class VM:
         if not self.proc:
             return
         if self.proc.poll() is None:
-            try:  # ask QEMU to quit; the disk is a throwaway overlay, no guest shutdown needed
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                s.settimeout(2)
-                s.connect(str(self.qmp_path))
-                s.recv(4096)
-                s.sendall(b'{"execute":"qmp_capabilities"}\n')
-                s.recv(4096)
-                s.sendall(b'{"execute":"quit"}\n')
-                s.close()
-                self.proc.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
+            # The disk is a throwaway overlay: no guest shutdown needed. QEMU quits on SIGTERM.
+            self.proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=3)
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             self.proc.wait(timeout=10)

@@ -32,7 +32,10 @@ def run_lab(tmp_path: Path, config: Path, *extra: str) -> tuple[subprocess.Compl
     report = tmp_path / "report.json"
     proc = subprocess.run(
         [sys.executable, "-m", "lab", "run", "--config-file", str(config), "--report", str(report), *extra],
-        cwd=REPO, capture_output=True, text=True, timeout=1800,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     sys.stderr.write(proc.stderr)  # phase progress, shown by pytest on failure
     print(proc.stdout)
@@ -50,13 +53,16 @@ def test_lab_profile_passes_every_check(profile: str, tmp_path: Path):
     by_name = {c["name"]: c for c in rep["checks"]}
     assert list(by_name) == list(CHECKS), f"checks in report: {list(by_name)}"
     assert rep["ok"] and proc.returncode == 0, (
-        f"{profile}: lab failed (exit {proc.returncode}, error {rep.get('error')}):\n{failures(rep)}")
+        f"{profile}: lab failed (exit {proc.returncode}, error {rep.get('error')}):\n{failures(rep)}"
+    )
     for name in CHECKS:
         assert by_name[name]["ok"], f"{name}: {by_name[name]['detail']}"
     assert rep["config"]["user_data_mutated"] is False
     assert rep["metrics"]["boot_to_established_s"] > 0
-    print(f"{profile}: boot_to_established_s={rep['metrics']['boot_to_established_s']} "
-          f"total_s={rep['metrics']['total_s']}")
+    print(
+        f"{profile}: boot_to_established_s={rep['metrics']['boot_to_established_s']} "
+        f"total_s={rep['metrics']['total_s']}"
+    )
 
 
 # checks each fault-injection run needs: enough to see the fault and to show what still works
@@ -71,8 +77,9 @@ FAULT_CHECKS = {
 def test_fault_injection_is_caught(name: str, tmp_path: Path):
     m = MUTATIONS[name]
     only = FAULT_CHECKS[name]
-    proc, rep = run_lab(tmp_path, PROFILES["modern"], "--mutate", name, "--only", ",".join(only),
-                        "--establish-grace", "60")
+    proc, rep = run_lab(
+        tmp_path, PROFILES["modern"], "--mutate", name, "--only", ",".join(only), "--establish-grace", "60"
+    )
     assert rep["config"]["user_data_mutated"] is True and rep["config"]["mutation"] == name
     assert proc.returncode == 1 and not rep["ok"], f"{name}: the lab did not notice:\n{json.dumps(rep)[:4000]}"
     by_name = {c["name"]: c for c in rep["checks"]}

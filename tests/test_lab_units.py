@@ -59,19 +59,25 @@ def vpn_inputs(profile: str = "modern") -> dict:
     d: dict = {}
     for n in (1, 2):
         p = f"tunnel{n}"
-        d.update({
-            p + "IkeVersions": ["ikev2"] if modern else ["ikev1"],
-            p + "Phase1EncryptionAlgorithms": ["AES256"] if modern else ["AES128"],
-            p + "Phase1IntegrityAlgorithms": ["SHA2-256"] if modern else ["SHA1"],
-            p + "Phase1DhGroupNumbers": [19, 14] if modern else [2],
-            p + "Phase2EncryptionAlgorithms": ["AES256-GCM-16"] if modern else ["AES128"],
-            p + "Phase2IntegrityAlgorithms": ["SHA2-256"] if modern else ["SHA1"],
-            p + "Phase2DhGroupNumbers": [19, 14] if modern else [2],
-            p + "Phase1LifetimeSeconds": 28800, p + "Phase2LifetimeSeconds": 3600,
-            p + "RekeyMarginTimeSeconds": 540, p + "RekeyFuzzPercentage": 100,
-            p + "DpdTimeoutSeconds": 30, p + "DpdTimeoutAction": "clear", p + "StartupAction": "add",
-            p + "PresharedKey": f"psk_for.tunnel{n}_abcdefgh",
-        })
+        d.update(
+            {
+                p + "IkeVersions": ["ikev2"] if modern else ["ikev1"],
+                p + "Phase1EncryptionAlgorithms": ["AES256"] if modern else ["AES128"],
+                p + "Phase1IntegrityAlgorithms": ["SHA2-256"] if modern else ["SHA1"],
+                p + "Phase1DhGroupNumbers": [19, 14] if modern else [2],
+                p + "Phase2EncryptionAlgorithms": ["AES256-GCM-16"] if modern else ["AES128"],
+                p + "Phase2IntegrityAlgorithms": ["SHA2-256"] if modern else ["SHA1"],
+                p + "Phase2DhGroupNumbers": [19, 14] if modern else [2],
+                p + "Phase1LifetimeSeconds": 28800,
+                p + "Phase2LifetimeSeconds": 3600,
+                p + "RekeyMarginTimeSeconds": 540,
+                p + "RekeyFuzzPercentage": 100,
+                p + "DpdTimeoutSeconds": 30,
+                p + "DpdTimeoutAction": "clear",
+                p + "StartupAction": "add",
+                p + "PresharedKey": f"psk_for.tunnel{n}_abcdefgh",
+            }
+        )
     return d
 
 
@@ -79,37 +85,65 @@ def make_plan(profile: str = "modern") -> dict:
     outs = {}
     for n, (addr, cidr) in enumerate((("192.0.2.10", "169.254.121.0/30"), ("192.0.2.20", "169.254.122.0/30")), 1):
         base = cidr.rsplit(".", 1)[0]
-        outs.update({f"tunnel{n}Address": addr, f"tunnel{n}InsideCidr": cidr,
-                     f"tunnel{n}VgwInsideAddress": f"{base}.1", f"tunnel{n}CgwInsideAddress": f"{base}.2",
-                     f"tunnel{n}PresharedKey": f"psk_for.tunnel{n}_abcdefgh"})
+        outs.update(
+            {
+                f"tunnel{n}Address": addr,
+                f"tunnel{n}InsideCidr": cidr,
+                f"tunnel{n}VgwInsideAddress": f"{base}.1",
+                f"tunnel{n}CgwInsideAddress": f"{base}.2",
+                f"tunnel{n}PresharedKey": f"psk_for.tunnel{n}_abcdefgh",
+            }
+        )
 
     def res(rtype, name, inputs=None, outputs=None, rid=None):
-        return {"urn": f"urn:{name}", "type": rtype, "name": name, "id": rid or f"{name}-id", "parent": None,
-                "inputs": inputs or {}, "outputs": outputs or {}}
+        return {
+            "urn": f"urn:{name}",
+            "type": rtype,
+            "name": name,
+            "id": rid or f"{name}-id",
+            "parent": None,
+            "inputs": inputs or {},
+            "outputs": outputs or {},
+        }
 
-    return {"resources": [
-        res("alicloud:ecs/instance:Instance", "gw", {"userData": USER_DATA, "privateIp": "172.16.1.10",
-                                                      "hostName": "aws2aliyun-gw"}, rid="i-gw"),
-        res("alicloud:ecs/eipAddress:EipAddress", "eip", outputs={"ipAddress": "198.51.100.10"}),
-        res("alicloud:vpc/network:Network", "ali-vpc", {"cidrBlock": "172.16.0.0/16"}),
-        res("alicloud:vpc/switch:Switch", "vsw", {"cidrBlock": "172.16.1.0/24"}),
-        res("aws:ec2/vpc:Vpc", "aws-vpc", {"cidrBlock": "10.10.0.0/16"}),
-        res("alicloud:vpc/routeEntry:RouteEntry", "re", {"destinationCidrblock": "10.10.0.0/16",
-                                                         "nexthopId": "i-gw"}),
-        res("aws:ec2/vpnConnectionRoute:VpnConnectionRoute", "vr", {"destinationCidrBlock": "172.16.0.0/16"}),
-        res("aws:ec2/vpnConnection:VpnConnection", "vpn", vpn_inputs(profile), {**vpn_inputs(profile), **outs}),
-    ], "outputs": {}}
+    return {
+        "resources": [
+            res(
+                "alicloud:ecs/instance:Instance",
+                "gw",
+                {"userData": USER_DATA, "privateIp": "172.16.1.10", "hostName": "aws2aliyun-gw"},
+                rid="i-gw",
+            ),
+            res("alicloud:ecs/eipAddress:EipAddress", "eip", outputs={"ipAddress": "198.51.100.10"}),
+            res("alicloud:vpc/network:Network", "ali-vpc", {"cidrBlock": "172.16.0.0/16"}),
+            res("alicloud:vpc/switch:Switch", "vsw", {"cidrBlock": "172.16.1.0/24"}),
+            res("aws:ec2/vpc:Vpc", "aws-vpc", {"cidrBlock": "10.10.0.0/16"}),
+            res(
+                "alicloud:vpc/routeEntry:RouteEntry",
+                "re",
+                {"destinationCidrblock": "10.10.0.0/16", "nexthopId": "i-gw"},
+            ),
+            res("aws:ec2/vpnConnectionRoute:VpnConnectionRoute", "vr", {"destinationCidrBlock": "172.16.0.0/16"}),
+            res("aws:ec2/vpnConnection:VpnConnection", "vpn", vpn_inputs(profile), {**vpn_inputs(profile), **outs}),
+        ],
+        "outputs": {},
+    }
 
 
 # ------------------------------------------------------------------ AWS names
 def test_aws_names_translate():
     assert awsnames.encryption("AES256-GCM-16") == "aes256gcm16"
     assert awsnames.integrity("SHA2-384") == "sha384"
-    assert [awsnames.dh_group(g) for g in (2, 5, 14, 19, 24)] == ["modp1024", "modp1536", "modp2048", "ecp256",
-                                                                 "modp2048s256"]
-    with pytest.raises(awsnames.UnknownAwsName):
+    assert [awsnames.dh_group(g) for g in (2, 5, 14, 19, 24)] == [
+        "modp1024",
+        "modp1536",
+        "modp2048",
+        "ecp256",
+        "modp2048s256",
+    ]
+    with pytest.raises(awsnames.UnknownAwsNameError):
         awsnames.dh_group(1)
-    with pytest.raises(awsnames.UnknownAwsName):
+    with pytest.raises(awsnames.UnknownAwsNameError):
         awsnames.encryption("3DES")
 
 
@@ -278,15 +312,19 @@ src 192.0.2.10 dst 172.16.1.10
 
 def test_parse_xfrm_and_redact():
     st = swan.parse_xfrm_states(XFRM)
-    assert [(s.src, s.dst, s.spi) for s in st] == [("172.16.1.10", "192.0.2.10", "0xce62dd0b"),
-                                                    ("192.0.2.10", "172.16.1.10", "0xcd849998")]
+    assert [(s.src, s.dst, s.spi) for s in st] == [
+        ("172.16.1.10", "192.0.2.10", "0xce62dd0b"),
+        ("192.0.2.10", "172.16.1.10", "0xcd849998"),
+    ]
     assert st[0].mark == "0x64" and st[0].encap == "espinudp sport 4500 dport 4500"
     assert "f70bdfcf" not in swan.redact_keys(XFRM)
 
 
 def test_parse_vti_keys_and_policy_marks():
-    link = ("7: Tunnel1@NONE: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1438\n"
-            "    vti remote 192.0.2.10 local 172.16.1.10 ikey 0.0.0.100 okey 0.0.0.100 addrgenmode eui64\n")
+    link = (
+        "7: Tunnel1@NONE: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1438\n"
+        "    vti remote 192.0.2.10 local 172.16.1.10 ikey 0.0.0.100 okey 0.0.0.100 addrgenmode eui64\n"
+    )
     assert swan.parse_vti_keys(link) == {"Tunnel1": (100, 100)}
     pol = "src 0.0.0.0/0 dst 0.0.0.0/0 \n\tdir out priority 399999 ptype main \n\tmark 0x65/0xffffffff \n"
     assert swan.parse_xfrm_policy_marks(pol) == [("out", "0x65")]
@@ -342,3 +380,29 @@ def test_report_missing_check_is_not_ok():
     r2 = copy.deepcopy(r)
     r2.add(Check("bulk_tcp_mtu", True, 1.0, "ok", {}))
     assert r2.ok
+
+
+def test_planned_verify_command_is_picked_up():
+    plan = make_plan()
+    plan["resources"].append(
+        {
+            "urn": "urn:verify",
+            "type": "command:remote:Command",
+            "name": "link-verify",
+            "id": "v",
+            "parent": None,
+            "inputs": {"create": "cloud-init status --wait >/dev/null; /usr/local/sbin/aws2aliyun-verify --wait 300"},
+            "outputs": {},
+        }
+    )
+    assert from_plan(plan).verify_commands == (
+        "cloud-init status --wait >/dev/null; /usr/local/sbin/aws2aliyun-verify --wait 300",
+    )
+    assert from_plan(make_plan()).verify_commands == ()
+
+
+def test_verify_script_path_from_user_data():
+    from lab.run import verify_script_path
+
+    assert verify_script_path(USER_DATA) == "/usr/local/sbin/aws2aliyun-verify"
+    assert verify_script_path("#cloud-config\nwrite_files: []\n") is None

@@ -6,6 +6,7 @@
 set -eu
 . /run/lab/lab.env
 L=/run/lab/log
+LABROOT=/opt/labroot  # the lab's tools, apart from the ECS's root filesystem
 mkdir -p "$L" /run/lab/peer
 exec >>"$L/boot.log" 2>&1
 echo "=== lab boot $(date +%T)"
@@ -66,13 +67,13 @@ $R route add "$AWS1_ADDR/32" dev inet0
 $R route add "$AWS2_ADDR/32" dev inet0
 # the route entry: AWS VPC CIDR -> the ECS
 $R route add "$ROUTE_ENTRY_CIDR" via "$PRIVATE_IP" dev vsw0
-sed -e "s|@EIP@|$EIP|g" -e "s|@PRIVATE_IP@|$PRIVATE_IP|g" /run/lab/alirouter.nft > /run/lab/alirouter.nft.run
-ip netns exec alirouter nft -f /run/lab/alirouter.nft.run
-ip netns exec alirouter dnsmasq --conf-file=/dev/null --port=0 --interface=vsw0 --bind-interfaces \
-  --dhcp-authoritative --dhcp-range="${VSW_CIDR%/*},static,$VSW_NETMASK,12h" \
+sed -e "s|@EIP@|$EIP|g" -e "s|@PRIVATE_IP@|$PRIVATE_IP|g" /run/lab/alirouter.nft |
+  ip netns exec alirouter chroot "$LABROOT" nft -f -
+ip netns exec alirouter chroot "$LABROOT" dnsmasq --conf-file=/dev/null --port=0 --interface=vsw0 \
+  --bind-interfaces --dhcp-authoritative --dhcp-range="${VSW_CIDR%/*},static,$VSW_NETMASK,12h" \
   --dhcp-host="$ECS_MAC,$PRIVATE_IP" --dhcp-option=option:router,"$VSW_GW" \
   --dhcp-option=option:dns-server,"$SLIRP_DNS" --leasefile-ro --user=root --group=root \
-  --pid-file=/run/lab/dnsmasq.pid --log-dhcp --log-facility="$L/dnsmasq.log"
+  --pid-file=/run/lab-dnsmasq.pid --log-dhcp --log-facility=- --keep-in-foreground >>"$L/dnsmasq.log" 2>&1 &
 
 # --- AWS: two tunnel endpoints, a VPC router behind them, a host in the VPC
 A="ip -n awsrouter"
@@ -104,7 +105,7 @@ for n in 1 2; do
   $A link set "t$n" up
   $P route add "$AWS_VPC_CIDR" via "$transit_rtr"
   # AWS VPN does not do path-MTU discovery: no "fragmentation needed" comes back.
-  ip netns exec "aws$n" nft -f /run/lab/awspeer.nft
+  ip netns exec "aws$n" chroot "$LABROOT" nft -f - </run/lab/awspeer.nft
 done
 for r in $AWS_ROUTES_TO_ALI; do $A route add "$r" via "$AWS1_TRANSIT"; done
 

@@ -1,11 +1,11 @@
 #!/bin/sh
 # peer.sh start N | exec N CMD... | stop N
-# One AWS-like charon per namespace aws<N>, from the chroot /opt/awspeer, with its own
+# One AWS-like charon per namespace aws<N>, from the chroot /opt/labroot, with its own
 # /etc/swanctl, /etc/strongswan.conf and /run (a private mount namespace).
 set -u
 cmd=$1 n=$2
 shift 2
-root=/opt/awspeer
+root=/opt/labroot
 dir=/run/lab/peer/aws$n
 pidfile=/run/lab/peer/aws$n.pid
 L=/run/lab/log

@@ -6,6 +6,7 @@ and clients in another through `ip netns exec`; the coordinator never sends traf
 """
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -37,7 +38,7 @@ def serve_tcp(a):
     print("READY", flush=True)
     try:
         conn, peer = s.accept()
-    except socket.timeout:
+    except TimeoutError:
         print(json.dumps({"error": "no connection"}), flush=True)
         return
     conn.settimeout(a.timeout)
@@ -83,7 +84,7 @@ def serve_udp(a):
                 break
             seen.add(peer[0])
             s.sendto(peer[0].encode() + b"|" + data, peer)
-    except socket.timeout:
+    except TimeoutError:
         pass
     print(json.dumps({"peers": sorted(seen)}), flush=True)
 
@@ -131,7 +132,7 @@ def client_bulk(a):
                 break
             try:
                 b = s.recv(262144)
-            except socket.timeout:
+            except TimeoutError:
                 err = f"stalled: no data for {a.stall}s"
                 break
             if not b:
@@ -140,18 +141,25 @@ def client_bulk(a):
             h.update(b)
             last_progress = time.monotonic()
         mss = None
-        try:
+        with contextlib.suppress(OSError):
             mss = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
-        except OSError:
-            pass
         s.close()
     except OSError as e:
         err = f"{type(e).__name__}: {e}"
         mss = None
     secs = max(last_progress - t0, 1e-6)
     ok = err is None and got == a.bytes and h.hexdigest() == expect.hexdigest()
-    out({"ok": ok, "bytes": got, "expected": a.bytes, "error": err, "seconds": round(secs, 3),
-         "mbit_s": round(got * 8 / secs / 1e6, 2), "receiver_mss": mss})
+    out(
+        {
+            "ok": ok,
+            "bytes": got,
+            "expected": a.bytes,
+            "error": err,
+            "seconds": round(secs, 3),
+            "mbit_s": round(got * 8 / secs / 1e6, 2),
+            "receiver_mss": mss,
+        }
+    )
 
 
 def client_udp(a):
@@ -171,19 +179,18 @@ def client_udp(a):
                     ok_n += 1
                     seen.add(src.decode())
                     break
-        except (socket.timeout, OSError):
+        except (TimeoutError, OSError):
             pass
-    try:
+    with contextlib.suppress(OSError):
         s.sendto(b"END", (a.server, a.port))
-    except OSError:
-        pass
     out({"sent": a.count, "echoed": ok_n, "server_saw": sorted(seen)})
 
 
 # --------------------------------------------------------------------------- coordinators
 def start_server(ns, argv, timeout=15):
-    p = subprocess.Popen(ns_cmd(ns, sys.executable, ME, *argv), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        ns_cmd(ns, sys.executable, ME, *argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     line = p.stdout.readline()
     if line.strip() != "READY":
         p.kill()
@@ -201,8 +208,7 @@ def stop_server(p):
 
 
 def run_client(ns, argv, timeout):
-    r = subprocess.run(ns_cmd(ns, sys.executable, ME, *argv), capture_output=True, text=True,
-                       timeout=timeout)
+    r = subprocess.run(ns_cmd(ns, sys.executable, ME, *argv), capture_output=True, text=True, timeout=timeout)
     try:
         return json.loads(r.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
@@ -210,35 +216,74 @@ def run_client(ns, argv, timeout):
 
 
 def cmd_ping(a):
-    r = subprocess.run(ns_cmd(a.src_ns, "ping", "-n", "-c", str(a.count), "-i", "0.3", "-W", "2",
-                              "-s", str(a.size), a.dst), capture_output=True, text=True,
-                       timeout=a.count * 3 + 10)
+    r = subprocess.run(
+        ns_cmd(a.src_ns, "ping", "-n", "-c", str(a.count), "-i", "0.3", "-W", "2", "-s", str(a.size), a.dst),
+        capture_output=True,
+        text=True,
+        timeout=a.count * 3 + 10,
+    )
     m = re.search(r"(\d+) packets transmitted, (\d+) received", r.stdout)
     rtt = re.search(r"= [\d.]+/([\d.]+)/", r.stdout)
-    out({"transmitted": int(m.group(1)) if m else 0, "received": int(m.group(2)) if m else 0,
-         "rtt_avg_ms": float(rtt.group(1)) if rtt else None, "output": r.stdout[-600:] + r.stderr[-300:]})
+    out(
+        {
+            "transmitted": int(m.group(1)) if m else 0,
+            "received": int(m.group(2)) if m else 0,
+            "rtt_avg_ms": float(rtt.group(1)) if rtt else None,
+            "output": r.stdout[-600:] + r.stderr[-300:],
+        }
+    )
 
 
 def cmd_tcp(a):
-    srv = start_server(a.server_ns, ["serve-tcp", "--bind", a.server, "--port", str(a.port), "--mode",
-                                     "echo", "--timeout", str(a.timeout)])
-    res = run_client(a.client_ns, ["client-tcp", "--server", a.server, "--port", str(a.port), "--bytes",
-                                   str(a.bytes), "--timeout", str(a.timeout)], a.timeout + 10)
+    srv = start_server(
+        a.server_ns,
+        ["serve-tcp", "--bind", a.server, "--port", str(a.port), "--mode", "echo", "--timeout", str(a.timeout)],
+    )
+    res = run_client(
+        a.client_ns,
+        [
+            "client-tcp",
+            "--server",
+            a.server,
+            "--port",
+            str(a.port),
+            "--bytes",
+            str(a.bytes),
+            "--timeout",
+            str(a.timeout),
+        ],
+        a.timeout + 10,
+    )
     srv.kill()
     stop_server(srv)
     out(res)
 
 
 def cmd_bulk(a):
-    srv = start_server(a.server_ns, ["serve-tcp", "--bind", a.server, "--port", str(a.port), "--mode",
-                                     "send", "--timeout", str(a.timeout)])
-    res = run_client(a.client_ns, ["client-bulk", "--server", a.server, "--port", str(a.port), "--bytes",
-                                   str(a.bytes), "--stall", str(a.stall), "--timeout", str(a.timeout)],
-                     a.timeout + 20)
+    srv = start_server(
+        a.server_ns,
+        ["serve-tcp", "--bind", a.server, "--port", str(a.port), "--mode", "send", "--timeout", str(a.timeout)],
+    )
+    res = run_client(
+        a.client_ns,
+        [
+            "client-bulk",
+            "--server",
+            a.server,
+            "--port",
+            str(a.port),
+            "--bytes",
+            str(a.bytes),
+            "--stall",
+            str(a.stall),
+            "--timeout",
+            str(a.timeout),
+        ],
+        a.timeout + 20,
+    )
     if not res.get("ok"):
         # what the sender's TCP thinks of the path (mss, pmtu, retransmissions)
-        ss = subprocess.run(ns_cmd(a.server_ns, "ss", "-tni", "dst", a.client), capture_output=True,
-                            text=True)
+        ss = subprocess.run(ns_cmd(a.server_ns, "ss", "-tni", "dst", a.client), capture_output=True, text=True)
         res["sender_ss"] = ss.stdout[-1500:]
     srv.kill()
     stop_server(srv)
@@ -246,28 +291,46 @@ def cmd_bulk(a):
 
 
 def cmd_udp(a):
-    srv = start_server(a.server_ns, ["serve-udp", "--bind", a.server, "--port", str(a.port), "--timeout",
-                                     str(a.timeout)])
-    res = run_client(a.client_ns, ["client-udp", "--server", a.server, "--port", str(a.port), "--count",
-                                   str(a.count)], a.count * 2 + 10)
+    srv = start_server(
+        a.server_ns, ["serve-udp", "--bind", a.server, "--port", str(a.port), "--timeout", str(a.timeout)]
+    )
+    res = run_client(
+        a.client_ns,
+        ["client-udp", "--server", a.server, "--port", str(a.port), "--count", str(a.count)],
+        a.count * 2 + 10,
+    )
     res["server"] = stop_server(srv)
     out(res)
 
 
 def cmd_natt(a):
     """Capture IKE/ESP on the internet between the EIP and AWS while hosts ping."""
-    cap = subprocess.Popen(ns_cmd(a.capture_ns, "tcpdump", "-nn", "-l", "-i", a.iface,
-                                  "udp port 500 or udp port 4500 or ip proto 50"),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cap = subprocess.Popen(
+        ns_cmd(
+            a.capture_ns,
+            "chroot",
+            "/opt/labroot",
+            "tcpdump",
+            "-nn",
+            "-l",
+            "-i",
+            a.iface,
+            "udp port 500 or udp port 4500 or ip proto 50",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     t0 = time.monotonic()
     line = ""
     while time.monotonic() - t0 < 15:
         line = cap.stderr.readline()
         if "listening on" in line or not line:
             break
-    for src_ns, dst in zip(a.src_ns, a.dst):
-        subprocess.run(ns_cmd(src_ns, "ping", "-n", "-c", "4", "-i", "0.3", "-W", "2", dst),
-                       capture_output=True, timeout=30)
+    for src_ns, dst in zip(a.src_ns, a.dst, strict=False):
+        subprocess.run(
+            ns_cmd(src_ns, "ping", "-n", "-c", "4", "-i", "0.3", "-W", "2", dst), capture_output=True, timeout=30
+        )
     time.sleep(1)
     cap.terminate()
     try:
@@ -280,43 +343,78 @@ def cmd_natt(a):
     esp_raw = [x for x in lines if re.search(r": ESP\(spi", x) and "UDP-encap" not in x]
     ike500 = [x for x in lines if re.search(r"\.500 > |\.500: ", x)]
     ike4500 = [x for x in lines if "NONESP-encap" in x]
-    out({"esp_in_udp_4500": len(esp_udp), "esp_raw": len(esp_raw), "udp_500": len(ike500),
-         "ike_4500": len(ike4500), "sample": lines[:12]})
+    out(
+        {
+            "esp_in_udp_4500": len(esp_udp),
+            "esp_raw": len(esp_raw),
+            "udp_500": len(ike500),
+            "ike_4500": len(ike4500),
+            "sample": lines[:12],
+        }
+    )
 
 
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("serve-tcp")
-    s.add_argument("--bind"); s.add_argument("--port", type=int); s.add_argument("--mode")
+    s.add_argument("--bind")
+    s.add_argument("--port", type=int)
+    s.add_argument("--mode")
     s.add_argument("--timeout", type=float, default=60)
     s = sub.add_parser("serve-udp")
-    s.add_argument("--bind"); s.add_argument("--port", type=int)
+    s.add_argument("--bind")
+    s.add_argument("--port", type=int)
     s.add_argument("--timeout", type=float, default=60)
     s = sub.add_parser("client-tcp")
-    s.add_argument("--server"); s.add_argument("--port", type=int); s.add_argument("--bytes", type=int)
+    s.add_argument("--server")
+    s.add_argument("--port", type=int)
+    s.add_argument("--bytes", type=int)
     s.add_argument("--timeout", type=float, default=30)
     s = sub.add_parser("client-bulk")
-    s.add_argument("--server"); s.add_argument("--port", type=int); s.add_argument("--bytes", type=int)
-    s.add_argument("--stall", type=float, default=20); s.add_argument("--timeout", type=float, default=180)
+    s.add_argument("--server")
+    s.add_argument("--port", type=int)
+    s.add_argument("--bytes", type=int)
+    s.add_argument("--stall", type=float, default=20)
+    s.add_argument("--timeout", type=float, default=180)
     s = sub.add_parser("client-udp")
-    s.add_argument("--server"); s.add_argument("--port", type=int); s.add_argument("--count", type=int)
+    s.add_argument("--server")
+    s.add_argument("--port", type=int)
+    s.add_argument("--count", type=int)
     s = sub.add_parser("ping")
-    s.add_argument("src_ns"); s.add_argument("dst"); s.add_argument("--count", type=int, default=5)
+    s.add_argument("src_ns")
+    s.add_argument("dst")
+    s.add_argument("--count", type=int, default=5)
     s.add_argument("--size", type=int, default=56)
     for name in ("tcp", "bulk", "udp"):
         s = sub.add_parser(name)
-        s.add_argument("client_ns"); s.add_argument("client"); s.add_argument("server_ns")
-        s.add_argument("server"); s.add_argument("--port", type=int, default=5001)
-        s.add_argument("--bytes", type=int, default=65536); s.add_argument("--count", type=int, default=20)
-        s.add_argument("--timeout", type=float, default=30); s.add_argument("--stall", type=float, default=20)
+        s.add_argument("client_ns")
+        s.add_argument("client")
+        s.add_argument("server_ns")
+        s.add_argument("server")
+        s.add_argument("--port", type=int, default=5001)
+        s.add_argument("--bytes", type=int, default=65536)
+        s.add_argument("--count", type=int, default=20)
+        s.add_argument("--timeout", type=float, default=30)
+        s.add_argument("--stall", type=float, default=20)
     s = sub.add_parser("natt")
-    s.add_argument("capture_ns"); s.add_argument("iface")
-    s.add_argument("--src-ns", action="append", default=[]); s.add_argument("--dst", action="append", default=[])
+    s.add_argument("capture_ns")
+    s.add_argument("iface")
+    s.add_argument("--src-ns", action="append", default=[])
+    s.add_argument("--dst", action="append", default=[])
     a = p.parse_args()
-    {"serve-tcp": serve_tcp, "serve-udp": serve_udp, "client-tcp": client_tcp, "client-bulk": client_bulk,
-     "client-udp": client_udp, "ping": cmd_ping, "tcp": cmd_tcp, "bulk": cmd_bulk, "udp": cmd_udp,
-     "natt": cmd_natt}[a.cmd](a)
+    {
+        "serve-tcp": serve_tcp,
+        "serve-udp": serve_udp,
+        "client-tcp": client_tcp,
+        "client-bulk": client_bulk,
+        "client-udp": client_udp,
+        "ping": cmd_ping,
+        "tcp": cmd_tcp,
+        "bulk": cmd_bulk,
+        "udp": cmd_udp,
+        "natt": cmd_natt,
+    }[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -17,14 +17,14 @@ trap 'rm -rf "$work"' EXIT
 slim=(--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*'
       --dpkgopt='path-include=/usr/share/doc/*/copyright')
 
-echo "[build] AWS-like peer chroot (strongSwan)" >&2
-mmdebstrap --quiet --variant=essential --include="$(pkgs "$here/packages-peer.txt")" \
-  "${slim[@]}" "$suite" "$work/peer.tar" "${mirrors[@]}"
+echo "[build] lab tools chroot (AWS-like peers' strongSwan, nftables, dnsmasq, tcpdump)" >&2
+mmdebstrap --quiet --variant=essential --include="$(pkgs "$here/packages-labroot.txt")" \
+  "${slim[@]}" "$suite" "$work/labroot.tar" "${mirrors[@]}"
 
 echo "[build] ECS root filesystem" >&2
 mmdebstrap --quiet --variant=apt --include="$(pkgs "$here/packages-ecs.txt")" \
   "${slim[@]}" \
-  --customize-hook="\"$here/customize.sh\" \"\$1\" \"$work/peer.tar\" \"$here\"" \
+  --customize-hook="\"$here/customize.sh\" \"\$1\" \"$work/labroot.tar\" \"$here\"" \
   "$suite" "$work/rootfs" "${mirrors[@]}"
 
 echo "[build] kernel, initrd, ext4 disk" >&2

@@ -1,7 +1,7 @@
 #!/bin/bash
 # mmdebstrap customize hook: make the root filesystem look like a cloud image.
 set -euo pipefail
-root=$1 peer_tar=$2 here=$3
+root=$1 labroot_tar=$2 here=$3
 echo "/dev/vda / ext4 rw,errors=remount-ro 0 1" > "$root/etc/fstab"
 echo localhost > "$root/etc/hostname"
 # ifupdown as Debian 12 cloud images use it; cloud-init writes interfaces.d/50-cloud-init
@@ -22,9 +22,9 @@ chroot "$root" locale-gen >/dev/null
 echo 'LANG=en_US.UTF-8' > "$root/etc/default/locale"
 # No password logins; the lab drives the VM through qemu-guest-agent.
 chroot "$root" passwd -l root >/dev/null
-# AWS-like peers' strongSwan lives apart from the ECS's root filesystem.
-mkdir -p "$root/opt/awspeer"
-tar -C "$root/opt/awspeer" -xf "$peer_tar"
+# The lab's tools (peers' strongSwan, nftables, dnsmasq, tcpdump) live apart from the ECS.
+mkdir -p "$root/opt/labroot"
+tar -C "$root/opt/labroot" -xf "$labroot_tar"
 # Early boot hook: builds the lab's network namespaces around the ECS from the
 # per-run config disk before cloud-init starts.
 install -m 0755 "$here/lab-boot" "$root/usr/local/sbin/lab-boot"
