@@ -67,6 +67,7 @@ def user_data(
             ali_vpc_cidr=str(s.ali_vpc_cidr),
             crypto=s.crypto,
             tunnels=(Tunnel(1, *v[1:6]), Tunnel(2, *v[6:11])),
+            ssh_allowed_cidrs=tuple(str(c) for c in s.ssh_allowed_cidrs),
         )
         return render(gateway)
 

@@ -139,3 +139,16 @@ def test_static_scripts_ship_unchanged_in_the_user_data():
     files = files_of(cloud_config(gateway()))
     assert files[sw.UPDOWN_PATH]["content"] == static_file("aws2aliyun-updown.sh")
     assert files[sw.VERIFY_PATH]["permissions"] == "0755"
+
+
+def test_host_firewall_is_installed_and_enabled_before_strongswan():
+    from userdata import firewall
+
+    doc = cloud_config(gateway())
+    files = files_of(doc)
+    assert "nftables" in doc["packages"]
+    assert files[firewall.FIREWALL_PATH]["content"] == firewall.ruleset(gateway())
+    assert "WantedBy=multi-user.target" in files[firewall.UNIT_PATH]["content"]
+    runcmd = doc["runcmd"]
+    fw = runcmd.index(["systemctl", "enable", "--now", firewall.UNIT_NAME])
+    assert fw < runcmd.index(["systemctl", "enable", "--now", "strongswan.service"])

@@ -11,10 +11,10 @@ from importlib import resources
 
 import yaml
 
-from userdata import swanctl
+from userdata import firewall, swanctl
 from userdata.model import Gateway
 
-PACKAGES = ("strongswan-swanctl", "charon-systemd", "iptables")
+PACKAGES = ("strongswan-swanctl", "charon-systemd", "iptables", "nftables")
 SYSCTL_PATH = "/etc/sysctl.d/90-aws2aliyun.conf"
 
 SYSCTLS = {
@@ -85,11 +85,16 @@ def cloud_config(gw: Gateway) -> dict:
             _file(swanctl.CHARON_CONF_PATH, swanctl.charon_conf(), "0644"),
             _file(swanctl.SWANCTL_CONF_PATH, swanctl.swanctl_conf(gw), "0644"),
             _file(swanctl.SWANCTL_SECRETS_PATH, swanctl.secrets_conf(gw), "0600"),
+            _file(firewall.FIREWALL_PATH, firewall.ruleset(gw), "0644"),
+            _file(firewall.UNIT_PATH, firewall.unit(), "0644"),
             _file(swanctl.UPDOWN_PATH, static_file("aws2aliyun-updown.sh"), "0755"),
             _file(swanctl.VERIFY_PATH, static_file("aws2aliyun-verify.sh"), "0755"),
         ],
         "runcmd": [
             ["sysctl", "--system"],
+            # The host firewall first (it admits what is already flowing), then strongSwan.
+            ["systemctl", "daemon-reload"],
+            ["systemctl", "enable", "--now", firewall.UNIT_NAME],
             # The package starts the daemon on install; make sure it is enabled for reboots
             # and has loaded our connections (files were written before the install).
             ["systemctl", "enable", "--now", "strongswan.service"],

@@ -57,3 +57,4 @@ class Gateway:
     ali_vpc_cidr: str
     crypto: CryptoProfile
     tunnels: tuple[Tunnel, Tunnel]
+    ssh_allowed_cidrs: tuple[str, ...] = ()

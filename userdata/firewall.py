@@ -1,0 +1,85 @@
+"""The gateway's host firewall (nftables): a second layer behind the security group.
+
+Input: IKE/NAT-T (and raw ESP) only from the two AWS tunnel endpoints, SSH only from
+sshAllowedCidrs, the ICMP that path-MTU discovery and diagnostics need, DHCP renewals, and
+replies to what the host itself started (package installs, DNS). Forward: only between
+the two VPC CIDRs. Output is left open. The table is the project's own, replaced whole on
+every load, so nothing else's rules are touched.
+"""
+
+from __future__ import annotations
+
+from userdata.model import Gateway
+
+TABLE = "aws2aliyun"
+FIREWALL_PATH = "/etc/aws2aliyun/firewall.nft"
+UNIT_NAME = "aws2aliyun-firewall.service"
+UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
+
+
+def ruleset(gw: Gateway) -> str:
+    peers = ", ".join(t.outside_address for t in gw.tunnels)
+    lines = [
+        "#!/usr/sbin/nft -f",
+        "# aws2aliyun-vpc: host firewall of the gateway (rendered by userdata/firewall.py)",
+        f"table inet {TABLE}",
+        f"delete table inet {TABLE}",
+        f"table inet {TABLE} {{",
+        "    set aws_peers {",
+        "        type ipv4_addr",
+        f"        elements = {{ {peers} }}",
+        "    }",
+    ]
+    if gw.ssh_allowed_cidrs:
+        lines += [
+            "    set ssh_allowed {",
+            "        type ipv4_addr",
+            "        flags interval",
+            f"        elements = {{ {', '.join(gw.ssh_allowed_cidrs)} }}",
+            "    }",
+        ]
+    lines += [
+        "    chain input {",
+        "        type filter hook input priority filter; policy drop;",
+        "        ct state established,related accept",
+        "        ct state invalid drop",
+        '        iif "lo" accept',
+        "        ip saddr @aws_peers udp dport { 500, 4500 } accept",
+        "        ip saddr @aws_peers meta l4proto esp accept",
+        "        icmp type { echo-request, destination-unreachable, time-exceeded, parameter-problem } accept",
+        "        udp sport 67 udp dport 68 accept",
+    ]
+    if gw.ssh_allowed_cidrs:
+        lines.append("        ip saddr @ssh_allowed tcp dport 22 accept")
+    lines += [
+        "    }",
+        "    chain forward {",
+        "        type filter hook forward priority filter; policy drop;",
+        "        ct state established,related accept",
+        f"        ip saddr {gw.ali_vpc_cidr} ip daddr {gw.aws_vpc_cidr} accept",
+        f"        ip saddr {gw.aws_vpc_cidr} ip daddr {gw.ali_vpc_cidr} accept",
+        "    }",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def unit() -> str:
+    """A oneshot unit loading the ruleset early at every boot, before strongSwan."""
+    return f"""[Unit]
+Description=aws2aliyun-vpc host firewall (nftables table {TABLE})
+DefaultDependencies=no
+Wants=network-pre.target
+Before=network-pre.target strongswan.service shutdown.target
+Conflicts=shutdown.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/sbin/nft -f {FIREWALL_PATH}
+ExecReload=/usr/sbin/nft -f {FIREWALL_PATH}
+ExecStop=/usr/sbin/nft delete table inet {TABLE}
+
+[Install]
+WantedBy=multi-user.target
+"""
