@@ -7,6 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
+from lab.faults import FAULT_CHECKS
 from lab.report import CHECKS, Progress
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
         "--mutate",
         metavar="NAME",
         help="FAULT INJECTION: break the rendered user-data on purpose (see `python -m lab mutations`)",
+    )
+    r.add_argument(
+        "--faults",
+        action="store_true",
+        help=f"also run the fault and failover checks ({', '.join(FAULT_CHECKS)}); opt-in while they mature",
     )
     r.add_argument("--plan-json", type=Path, help="use this plan JSON instead of running tools.plan")
     r.add_argument("--bulk-mb", type=int, default=20, help="MiB per bulk TCP transfer (default 20)")
@@ -64,9 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     from lab.run import Lab, Options
 
     only = tuple(x.strip() for x in (a.only or "").split(",") if x.strip())
-    unknown = [x for x in only if x not in CHECKS]
+    unknown = [x for x in only if x not in CHECKS + FAULT_CHECKS]
     if unknown:
         p.error(f"unknown check(s): {', '.join(unknown)}")
+    if not a.faults and any(x in FAULT_CHECKS for x in only):
+        p.error("fault checks need --faults")
     if not a.config_file.is_file():
         print(f"config file not found: {a.config_file}", file=sys.stderr)
         return 2
@@ -81,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         establish_grace_s=a.establish_grace,
         rebuild_image=a.rebuild_image,
         memory_mb=a.memory,
+        faults=a.faults,
     )
     progress = Progress()
     lab = Lab(opts, progress)

@@ -24,6 +24,8 @@ CHECKS = (
     "udp_aws_to_ali",
     "bulk_tcp_mtu",
     "verify_script",
+    "host_firewall",
+    "secrets_on_instance",
 )
 
 

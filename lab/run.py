@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab import image as image_mod
-from lab import mutations, peer, swan
+from lab import mutations, peer, security, swan
+from lab.faults import FAULT_CHECKS, run_fault_checks
 from lab.inputs import LabInputs, PlanError, from_plan, run_plan
 from lab.report import CHECKS, Check, Progress, Report
 from lab.topology import Topology, plan_topology, render_env
@@ -44,9 +45,11 @@ class Options:
     rebuild_image: bool = False
     memory_mb: int = 2048
     cpus: int = 2
+    faults: bool = False  # issue 4's fault and failover checks (opt-in while they mature)
 
 
 RUN_DIR_PREFIX = "aws2aliyun-lab-"
+FAULT_ONLY_GUEST_FILES = ("seqprobe.py",)  # the lab without --faults ships exactly what it did
 
 
 def remove_stale_run_dirs() -> None:
@@ -110,8 +113,9 @@ class Lab:
         self._diag: dict[str, str] | None = None
         self.abort_code: int | None = None
         self.t_established: float | None = None
-        self.wanted = set(opts.only) if opts.only else set(CHECKS)
-        self.report.expected = tuple(n for n in CHECKS if n in self.wanted)
+        all_checks = CHECKS + (FAULT_CHECKS if opts.faults else ())
+        self.wanted = set(opts.only) if opts.only else set(all_checks)
+        self.report.expected = tuple(n for n in all_checks if n in self.wanted)
 
     # ------------------------------------------------------------------ orchestration
     def run(self) -> Report:
@@ -122,11 +126,16 @@ class Lab:
             "user_data_mutated": bool(self.o.mutate),
             "only": list(self.o.only) or None,
         }
+        if self.o.faults:
+            r.config["faults"] = True
         try:
             self._prepare()
             self._boot()
             self._wait_for_link()
             self._checks()
+            if self.o.faults and self.wanted & set(FAULT_CHECKS):
+                self.p.phase("faults", "fault and failover checks (probes at 10 pps each way)")
+                run_fault_checks(self, self.wanted)
         except LabAbortError as e:
             r.error = str(e)
             self.abort_code = e.exit_code
@@ -225,9 +234,10 @@ class Lab:
         assert self.inputs and self.topo
         files: dict[str, tuple[bytes, int]] = {"lab.env": (render_env(self.topo).encode(), 0o644)}
         for f in GUEST_DIR.iterdir():
-            if f.is_file():
+            if f.is_file() and (self.o.faults or f.name not in FAULT_ONLY_GUEST_FILES):
                 files[f.name] = (f.read_bytes(), 0o755 if f.suffix in (".sh", ".py") else 0o644)
-        files["peer-strongswan.conf"] = (peer.strongswan_conf().encode(), 0o644)
+        dpd = max((t.dpd_timeout_s for t in self.inputs.tunnels), default=30) if self.o.faults else None
+        files["peer-strongswan.conf"] = (peer.strongswan_conf(dpd).encode(), 0o644)
         for t, pn in zip(self.inputs.tunnels, self.topo.peers, strict=False):
             files[f"aws{t.number}.swanctl.conf"] = (peer.swanctl_conf(t, self.inputs.eip, pn.mark).encode(), 0o600)
         buf = io.BytesIO()
@@ -334,6 +344,8 @@ class Lab:
             "bulk_tcp_mtu",
             "single_sa_pair",
             "verify_script",
+            "host_firewall",
+            "secrets_on_instance",
         ]
         for name in order:
             if name not in self.wanted:
@@ -730,6 +742,12 @@ class Lab:
         if res.timed_out:
             head += " (timed out)"
         return ok, head + "\n" + res.text()[-3000:], {"exit_code": res.rc}
+
+    def check_host_firewall(self):
+        return security.check_host_firewall(self)
+
+    def check_secrets_on_instance(self):
+        return security.check_secrets_on_instance(self)
 
     # ------------------------------------------------------------------ diagnostics
     DIAG_SCRIPT = r"""
