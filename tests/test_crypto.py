@@ -89,4 +89,5 @@ def test_ikev2_dead_peer_detection_is_bounded():
     total = crypto.ECS_DPD_DELAY_S + sum(
         crypto.ECS_RETRANSMIT_TIMEOUT_S * crypto.ECS_RETRANSMIT_BASE**n for n in range(crypto.ECS_RETRANSMIT_TRIES + 1)
     )
-    assert total <= 10, total
+    # the uplink failover goal is 10 s; keep 2 s for scheduling and the route switch
+    assert total <= 8, total

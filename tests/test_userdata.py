@@ -152,3 +152,75 @@ def test_host_firewall_is_installed_and_enabled_before_strongswan():
     runcmd = doc["runcmd"]
     fw = runcmd.index(["systemctl", "enable", "--now", firewall.UNIT_NAME])
     assert fw < runcmd.index(["systemctl", "enable", "--now", "strongswan.service"])
+
+
+def test_watchdog_is_installed_and_enabled_after_the_connections_are_loaded():
+    from userdata import watchdog
+
+    doc = cloud_config(gateway())
+    files = files_of(doc)
+    assert files[watchdog.SCRIPT_PATH]["content"] == static_file("aws2aliyun-watchdog.sh")
+    assert files[watchdog.SCRIPT_PATH]["permissions"] == "0755"
+    assert f"ExecStart={watchdog.SCRIPT_PATH}" in files[watchdog.SERVICE_PATH]["content"]
+    timer = files[watchdog.TIMER_PATH]["content"]
+    assert f"OnUnitInactiveSec={watchdog.INTERVAL_S}" in timer
+    assert "WantedBy=timers.target" in timer
+    runcmd = doc["runcmd"]
+    enable = runcmd.index(["systemctl", "enable", "--now", watchdog.TIMER_NAME])
+    assert enable > runcmd.index(["swanctl", "--load-all", "--noprompt"])
+
+
+_SAS = {
+    "established": (
+        "{c}: #3, ESTABLISHED, IKEv2, 1a2b_i* 3c4d_r\n"
+        "  local  '198.51.100.10' @ 172.16.1.10[4500]\n"
+        "  {c}: #7, reqid 1, INSTALLED, TUNNEL, ESP:AES_GCM_16-256\n"
+    ),
+    "connecting": "{c}: #4, CONNECTING, IKEv2, 1a2b_i* 0000_r\n",
+    "none": "",
+    "childless": "{c}: #5, ESTABLISHED, IKEv2, 1a2b_i* 3c4d_r\n  local  '198.51.100.10' @ 172.16.1.10[4500]\n",
+    "rekeying": (
+        "{c}: #6, ESTABLISHED, IKEv2, 1a2b_i* 3c4d_r\n"
+        "  {c}: #8, reqid 1, REKEYING, TUNNEL, ESP:AES_GCM_16-256\n"
+        "  {c}: #9, reqid 1, INSTALLED, TUNNEL, ESP:AES_GCM_16-256\n"
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("state1", "state2", "initiated"),
+    [
+        ("established", "established", []),
+        ("none", "established", ["tunnel1"]),
+        ("connecting", "none", ["tunnel2"]),
+        ("childless", "rekeying", ["tunnel1"]),
+        ("none", "none", ["tunnel1", "tunnel2"]),
+    ],
+)
+def test_watchdog_initiates_only_a_tunnel_without_sas(tmp_path, state1, state2, initiated):
+    """The watchdog script itself, against a stand-in `swanctl` printing charon's list format."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "calls"
+    for n, state in ((1, state1), (2, state2)):
+        (tmp_path / f"tunnel{n}.sas").write_text(_SAS[state].format(c=f"tunnel{n}"))
+    (bindir / "swanctl").write_text(
+        "#!/bin/bash\n"
+        f'echo "$*" >> {log}\n'
+        "echo \"plugin 'x': failed to load\"\n"
+        'if [ "$1" = --list-sas ]; then for a; do case $a in tunnel*) '
+        f'cat {tmp_path}/$a.sas;; esac; done; fi\n'
+        'if [ "$1" = --initiate ]; then echo "initiate completed successfully"; fi\n'
+    )
+    (bindir / "logger").write_text(f"#!/bin/sh\necho \"$*\" >> {tmp_path}/syslog\n")
+    for f in bindir.iterdir():
+        f.chmod(0o755)
+    env = {"PATH": f"{bindir}:/usr/bin:/bin", "INITIATE_TIMEOUT": "7"}
+    out = subprocess.run(["bash", str(FILES / "aws2aliyun-watchdog.sh")], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    calls = log.read_text().splitlines()
+    assert [c.split()[2] for c in calls if c.startswith("--initiate")] == initiated
+    assert all("--timeout 7" in c for c in calls if c.startswith("--initiate"))
+    syslog = (tmp_path / "syslog").read_text() if initiated else ""
+    for conn in initiated:
+        assert f"{conn}: " in syslog and "initiating" in syslog

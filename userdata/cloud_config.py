@@ -11,7 +11,7 @@ from importlib import resources
 
 import yaml
 
-from userdata import firewall, swanctl
+from userdata import firewall, swanctl, watchdog
 from userdata.model import Gateway
 
 PACKAGES = ("strongswan-swanctl", "charon-systemd", "iptables", "nftables")
@@ -89,6 +89,9 @@ def cloud_config(gw: Gateway) -> dict:
             _file(firewall.UNIT_PATH, firewall.unit(), "0644"),
             _file(swanctl.UPDOWN_PATH, static_file("aws2aliyun-updown.sh"), "0755"),
             _file(swanctl.VERIFY_PATH, static_file("aws2aliyun-verify.sh"), "0755"),
+            _file(watchdog.SCRIPT_PATH, static_file("aws2aliyun-watchdog.sh"), "0755"),
+            _file(watchdog.SERVICE_PATH, watchdog.service(), "0644"),
+            _file(watchdog.TIMER_PATH, watchdog.timer(), "0644"),
         ],
         "runcmd": [
             ["sysctl", "--system"],
@@ -99,6 +102,8 @@ def cloud_config(gw: Gateway) -> dict:
             # and has loaded our connections (files were written before the install).
             ["systemctl", "enable", "--now", "strongswan.service"],
             ["swanctl", "--load-all", "--noprompt"],
+            # Re-initiates a tunnel charon has given up on (see userdata/watchdog.py).
+            ["systemctl", "enable", "--now", watchdog.TIMER_NAME],
         ],
     }
 

@@ -1,0 +1,50 @@
+"""The re-initiation watchdog: a systemd timer that brings back a tunnel charon gave up on.
+
+The ECS is the only initiator (AWS only responds), and `keyingtries = 0` with
+`dpd_action`/`close_action = restart` covers most deaths, but not all: an IKE_SA_INIT
+answered with an error notify (NO_PROPOSAL_CHOSEN from a replaced AWS endpoint that has not
+loaded its configuration yet, AUTHENTICATION_FAILED during a key rotation) is final for
+charon, and after a DPD death against a restarted endpoint the lab saw tunnels left with no
+IKE_SA at all. Nothing would ever initiate them again.
+
+Every INTERVAL_S the watchdog initiates a tunnel's CHILD_SA only when charon holds no IKE_SA
+for it at all (not even CONNECTING), or an ESTABLISHED IKE_SA without any CHILD_SA: so it
+never creates a duplicate and the "one SA pair per tunnel" property holds.
+"""
+
+from __future__ import annotations
+
+SCRIPT_PATH = "/usr/local/sbin/aws2aliyun-watchdog"
+SERVICE_NAME = "aws2aliyun-watchdog.service"
+TIMER_NAME = "aws2aliyun-watchdog.timer"
+SERVICE_PATH = f"/etc/systemd/system/{SERVICE_NAME}"
+TIMER_PATH = f"/etc/systemd/system/{TIMER_NAME}"
+INTERVAL_S = 15
+INITIATE_TIMEOUT_S = 10  # how long one `swanctl --initiate` may block the watchdog
+
+
+def service() -> str:
+    return f"""[Unit]
+Description=aws2aliyun-vpc: re-initiate a tunnel strongSwan gave up on
+After=strongswan.service
+Requisite=strongswan.service
+
+[Service]
+Type=oneshot
+Environment=INITIATE_TIMEOUT={INITIATE_TIMEOUT_S}
+ExecStart={SCRIPT_PATH}
+"""
+
+
+def timer() -> str:
+    return f"""[Unit]
+Description=aws2aliyun-vpc: tunnel re-initiation watchdog, every {INTERVAL_S}s
+
+[Timer]
+OnBootSec=60
+OnUnitInactiveSec={INTERVAL_S}
+AccuracySec=1s
+
+[Install]
+WantedBy=timers.target
+"""
