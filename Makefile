@@ -4,6 +4,7 @@
 #   make test           every test: unit, mocks, golden files, lint, and the lab (both profiles)
 #   make test-quick     the quick suite (skips the lab)
 #   make lab            the end-to-end lab for the dev stack (modern) and the legacy profile
+#   make benchmarks     the lab for both, then BENCHMARKS.md and its failover plot
 #   make plan STACK=dev the offline plan under mocks
 #   make up STACK=dev   deploy for real (needs the Pulumi CLI and cloud credentials)
 #   make status STACK=dev  the tunnels as AWS and the gateway see them
@@ -20,7 +21,7 @@ REPORTS := reports
 APT_LISTS := packages.apt $(wildcard lab/requirements-apt.txt)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps venv test test-quick lab lab-dev lab-legacy plan preview up destroy golden status clean
+.PHONY: help deps venv test test-quick lab lab-dev lab-legacy benchmarks plan preview up destroy golden status clean
 
 help:
 	@sed -n '1,10p' Makefile | sed 's/^# \{0,1\}//'
@@ -49,15 +50,26 @@ test: deps venv
 test-quick: deps venv
 	$(PY) -m pytest -m "not lab"
 
+# LAB_ARGS=--no-faults skips the fault and failover checks (about 12 minutes per profile).
+LAB_ARGS ?=
+
 lab: lab-dev lab-legacy
 
 lab-dev: deps venv
 	@mkdir -p $(REPORTS)
-	$(PY) -m lab run --config-file Pulumi.dev.yaml --report $(REPORTS)/lab-dev.json
+	$(PY) -m lab run --config-file Pulumi.dev.yaml --report $(REPORTS)/lab-dev.json $(LAB_ARGS)
 
 lab-legacy: deps venv
 	@mkdir -p $(REPORTS)
-	$(PY) -m lab run --config-file lab/stacks/Pulumi.lab-legacy.yaml --report $(REPORTS)/lab-legacy.json
+	$(PY) -m lab run --config-file lab/stacks/Pulumi.lab-legacy.yaml --report $(REPORTS)/lab-legacy.json $(LAB_ARGS)
+
+# Both lab runs (a failing check is still reported), then BENCHMARKS.md from their reports.
+benchmarks: deps venv
+	@mkdir -p $(REPORTS)
+	-$(PY) -m lab run --config-file Pulumi.dev.yaml --report $(REPORTS)/lab-dev.json
+	-$(PY) -m lab run --config-file lab/stacks/Pulumi.lab-legacy.yaml --report $(REPORTS)/lab-legacy.json
+	$(PY) -m lab benchmarks $(REPORTS)/lab-dev.json $(REPORTS)/lab-legacy.json \
+	  --out BENCHMARKS.md --plot docs/failover-timeline.png
 
 plan: venv
 	$(PY) -m tools.plan --stack $(STACK)

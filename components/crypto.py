@@ -170,7 +170,10 @@ class CryptoProfile:
     @property
     def weak(self) -> bool:
         """True when the profile uses DH group 2 or SHA1 (allowed only as `legacy`)."""
-        return 2 in self.phase1_dh_groups + self.phase2_dh_groups or "SHA1" in self.phase1_integrity + self.phase2_integrity
+        return (
+            2 in self.phase1_dh_groups + self.phase2_dh_groups
+            or "SHA1" in self.phase1_integrity + self.phase2_integrity
+        )
 
 
 MODERN = CryptoProfile(

@@ -18,6 +18,11 @@ def _sigterm(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["benchmarks"]:
+        from lab import benchmarks
+
+        return benchmarks.main(args[1:])
     p = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="boot the VM with the program's user-data and run the checks")
@@ -35,10 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         help="FAULT INJECTION: break the rendered user-data on purpose (see `python -m lab mutations`)",
     )
     r.add_argument(
-        "--faults",
-        action="store_true",
-        help=f"also run the fault and failover checks ({', '.join(FAULT_CHECKS)}); opt-in while they mature",
+        "--no-faults",
+        dest="faults",
+        action="store_false",
+        help=f"skip the fault and failover checks ({', '.join(FAULT_CHECKS)}), about 12 minutes",
     )
+    r.add_argument("--faults", dest="faults", action="store_true", help=argparse.SUPPRESS)  # the default
     r.add_argument("--plan-json", type=Path, help="use this plan JSON instead of running tools.plan")
     r.add_argument("--bulk-mb", type=int, default=20, help="MiB per bulk TCP transfer (default 20)")
     r.add_argument("--boot-timeout", type=int, default=900, help="seconds to wait for cloud-init (default 900)")
@@ -52,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--memory", type=int, default=2048, help="VM memory in MiB")
     sub.add_parser("image", help="build (or find) the cached image and print its path")
     sub.add_parser("mutations", help="list the fault-injection mutations")
-    a = p.parse_args(argv)
+    sub.add_parser("benchmarks", help="write BENCHMARKS.md and its plot from lab reports (see --help there)")
+    a = p.parse_args(args)
 
     if a.cmd == "mutations":
         from lab.mutations import MUTATIONS
@@ -74,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown check(s): {', '.join(unknown)}")
     if not a.faults and any(x in FAULT_CHECKS for x in only):
-        p.error("fault checks need --faults")
+        p.error("fault checks cannot run with --no-faults")
     if not a.config_file.is_file():
         print(f"config file not found: {a.config_file}", file=sys.stderr)
         return 2

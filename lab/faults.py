@@ -30,8 +30,9 @@ FAULT_CHECKS = (
     "rekey_forced",
     "rekey_collision",
     "reboot_persistence",
-    # last: in runs 2 and 3 tunnel 1 never came back after it (see FAULTS_NOTES.md)
     "aws_endpoint_restart",
+    # last: it reconfigures both ends with seed 000's settings (lab/baseline.py)
+    "baseline_failover_tunnel1",
 )
 
 RATE = 10.0  # probes per second, each direction
@@ -154,6 +155,24 @@ class ProbeResult:
     up: DirectionStats  # Alibaba -> AWS (received on awshost)
     down: DirectionStats  # AWS -> Alibaba (received on alihost)
     t0: float  # guest wall clock when the probes were started
+    up_rx: list[float] = field(default_factory=list)  # send instants of the probes awshost received
+    down_rx: list[float] = field(default_factory=list)  # ... and alihost received
+    t_end: float = 0.0  # the last send instant (either direction)
+
+    def timeline(self, t_ref: float, events: list[tuple[str, float]] = ()) -> dict:
+        """For BENCHMARKS.md's plot: received probes' send instants relative to t_ref."""
+
+        def rel(ts):
+            return [round(t - t_ref, 2) for t in sorted(set(ts))]
+
+        return {
+            "rate_pps": RATE,
+            "start": round(self.t0 - t_ref, 2),
+            "end": round(self.t_end - t_ref, 2),
+            "uplink_rx": rel(self.up_rx),
+            "downlink_rx": rel(self.down_rx),
+            "events": [(e, round(t - t_ref, 2)) for e, t in events if self.t0 <= t <= self.t_end + 1],
+        }
 
 
 class Faults:
@@ -165,6 +184,8 @@ class Faults:
         self.inputs = lab.inputs
         self.blocked: set[int] = set()
         self.events: list[tuple[str, float]] = []
+        # probe results of each failover measurement ("ours", "baseline") and the block instant
+        self.timelines: dict[str, tuple[ProbeResult, float]] = {}
 
     # helpers --------------------------------------------------------------
     def sh(self, script: str, timeout: float = 60):
@@ -257,12 +278,15 @@ class Faults:
                 parts[cur] += ln + "\n"
         iv = 1.0 / RATE
 
-        def stats(sender: str, receiver: str) -> DirectionStats:
+        def stats(sender: str, receiver: str) -> tuple[DirectionStats, list[float], float]:
             tx = parse_tx(parts.get(f"{sender}.tx", "")) or (0, t0, t0)
             rx = parse_rx(parts.get(f"{receiver}.rx", ""))
-            return direction_stats(rx, tx[0], tx[1], tx[2], iv, start_seq=WARMUP)
+            st = direction_stats(rx, tx[0], tx[1], tx[2], iv, start_seq=WARMUP)
+            return st, [t for seq, t in rx if WARMUP <= seq < tx[0]], tx[2]
 
-        return ProbeResult(up=stats("ali", "aws"), down=stats("aws", "ali"), t0=t0)
+        up, up_rx, up_end = stats("ali", "aws")
+        down, down_rx, down_end = stats("aws", "ali")
+        return ProbeResult(up=up, down=down, t0=t0, up_rx=up_rx, down_rx=down_rx, t_end=max(up_end, down_end))
 
     def wait_flowing(self, since: float, timeout: float, settle: float = 3.0) -> float | None:
         """Wait until both directions received probes sent after `since` and are fresh."""
@@ -358,12 +382,10 @@ class Faults:
             )
         return None
 
-    def check_failover_tunnel1(self):
+    def _measure_failover(self, what: str):
+        """Blackhole tunnel 1 while it carries the traffic; outage per direction."""
         aws_dpd = max((t.dpd_timeout_s for t in self.inputs.tunnels), default=30)
         goal_up, goal_down = 10.0, aws_dpd + 5.0
-        bad = self.precondition()
-        if bad:
-            return False, bad, {}
         t0 = self.start_probes()
         time.sleep(5)
         tb = self.block(1)
@@ -372,7 +394,7 @@ class Faults:
         aws_after = self.aws_route_tunnel()
         counters = self.block_counters()
         r = self.stop_probes(t0)
-        self.failover_result = r
+        self.timelines["failover" if what == "ours" else what] = (r, tb)
         metrics = {
             "uplink_outage_s": round(r.up.outage_s, 2),
             "downlink_outage_s": round(r.down.outage_s, 2),
@@ -385,8 +407,6 @@ class Faults:
             "uplink": r.up.as_metrics(tb),
             "downlink": r.down.as_metrics(tb),
         }
-        ok = flowing is not None and r.up.outage_s <= goal_up and r.down.outage_s <= goal_down
-        ok = ok and r.up.recovered and r.down.recovered
         detail = (
             f"tunnel 1 ({self.addr(1)}) blackholed both ways at t=0 while carrying the traffic: "
             f"uplink (Alibaba->AWS) outage {r.up.outage_s:.1f}s (goal <= {goal_up:.0f}s, {r.up.lost} lost), "
@@ -394,11 +414,88 @@ class Faults:
             f"timeout {aws_dpd}s + 5s, {r.down.lost} lost); after: ECS route {route_after!r}, "
             f"AWS router via tunnel {aws_after}"
         )
+        recovered = flowing is not None and r.up.recovered and r.down.recovered
+        if not recovered:
+            detail = "traffic did not flow both ways again after the block\n" + detail
+        return r, recovered, detail, metrics, counters
+
+    def check_failover_tunnel1(self):
+        bad = self.precondition()
+        if bad:
+            return False, bad, {}
+        r, recovered, detail, metrics, counters = self._measure_failover("ours")
+        self.failover_result = r
+        ok = recovered and r.up.outage_s <= metrics["goal_uplink_s"] and r.down.outage_s <= metrics["goal_downlink_s"]
         if not ok:
-            if flowing is None:
-                detail = "traffic did not flow both ways again after the block\n" + detail
             detail += f"\nblackhole counters: {counters}\n" + self.context()
         # tunnel 1 stays blocked for failback
+        return ok, detail, metrics
+
+    def apply_baseline(self) -> str:
+        """Both ends reconfigured with seed 000's settings (lab/baseline.py); both restarted."""
+        import base64
+
+        from lab import baseline, peer
+
+        i = self.inputs
+        files = {
+            baseline.ECS_SWANCTL_PATH: baseline.ecs_swanctl_conf(i, self.lab.user_data),
+            baseline.ECS_CHARON_PATH: baseline.ecs_charon_conf(),
+        }
+        for t, p in zip(i.tunnels, self.topo.peers, strict=False):
+            files[f"/run/lab/aws{t.number}.swanctl.conf"] = peer.swanctl_conf(baseline.aws_tunnel(t), i.eip, p.mark)
+        script = "set -e\n"
+        for path, text in files.items():
+            b64 = base64.b64encode(text.encode()).decode()
+            script += f"echo {b64} | base64 -d > {path}\n"
+        nums = " ".join(str(t.number) for t in i.tunnels)
+        script += (
+            # no watchdog in the seed
+            "systemctl stop aws2aliyun-watchdog.timer 2>/dev/null || true\n"
+            f"for n in {nums}; do /bin/sh /run/lab/peer.sh stop $n; done; sleep 1\n"
+            f"for n in {nums}; do /bin/sh /run/lab/peer.sh start $n; done\n"
+            "systemctl restart strongswan\n"
+            "echo applied\n"
+        )
+        res = self.sh(script, 120)
+        if not res.ok or "applied" not in res.out:
+            raise RuntimeError("could not apply seed 000's configuration: " + res.text()[-1500:])
+        self.events.append(("baseline (seed 000) configured", self.now()))
+        return res.text()
+
+    def check_baseline_failover_tunnel1(self):
+        """failover_tunnel1 again, with seed 000's settings on both ends: the reference."""
+        from lab import baseline
+
+        self.apply_baseline()
+        wait = self.wait_both_up(240)
+        if wait is None:
+            return False, "seed 000's configuration: both tunnels not up within 240s\n" + self.context(), {}
+        time.sleep(5)
+        r, recovered, detail, metrics, counters = self._measure_failover("baseline")
+        ours = getattr(self, "failover_result", None)
+        up_ratio = baseline.ratio(ours.up.outage_s if ours else None, r.up.outage_s)
+        down_ratio = baseline.ratio(ours.down.outage_s if ours else None, r.down.outage_s)
+        metrics = {
+            "baseline_uplink_outage_s": metrics["uplink_outage_s"],
+            "baseline_downlink_outage_s": metrics["downlink_outage_s"],
+            "uplink_ratio": up_ratio,
+            "downlink_ratio": down_ratio,
+            "baseline_settings": "seed 000: IKEv1 aes128-sha1-modp1024, DPD 10s/30s restart, charon defaults",
+            **{k: v for k, v in metrics.items() if k not in ("uplink_outage_s", "downlink_outage_s")},
+        }
+        # ours must beat the reference on the uplink (the ECS's own detection) and not be
+        # worse on the downlink (both are bounded by the AWS end's DPD; 10% for noise)
+        beats = ours is not None and up_ratio is not None and up_ratio < 1.0 and (down_ratio or 0) <= 1.1
+        ok = recovered and beats
+        detail = (
+            "seed 000's settings on the ECS (IKEv1, DPD 10s/30s, charon defaults): "
+            + detail
+            + "; ours/baseline: "
+            + (f"uplink {up_ratio}, downlink {down_ratio}" if ours else "not measured (failover_tunnel1 not run)")
+        )
+        if not ok:
+            detail += f"\nblackhole counters: {counters}\n" + self.context()
         return ok, detail, metrics
 
     def check_failback(self):
@@ -422,6 +519,7 @@ class Faults:
         back_s = time.monotonic() - t_unblock_mono if back is not None else None
         time.sleep(5)  # traffic over the re-established tunnel for a while
         r = self.stop_probes(t0)
+        self.timelines["failback"] = (r, tu)
         st = self.tunnel_state()
         lost = r.up.lost + r.down.lost
         metrics = {
@@ -769,6 +867,10 @@ def run_fault_checks(lab, wanted: set[str]) -> None:
     if f.blocked:
         f.unblock_all()
     lab.report.metrics["fault_events"] = [(e, round(t, 3)) for e, t in f.events]
+    if f.timelines:
+        lab.report.metrics["failover_timelines"] = {
+            name: r.timeline(t_ref, f.events) for name, (r, t_ref) in f.timelines.items()
+        }
     for key, check, metric in (
         ("uplink_outage_s", "failover_tunnel1", "uplink_outage_s"),
         ("downlink_outage_s", "failover_tunnel1", "downlink_outage_s"),
@@ -779,6 +881,10 @@ def run_fault_checks(lab, wanted: set[str]) -> None:
         ("rekey_lost", "rekey_forced", "rekey_lost"),
         ("collision_lost", "rekey_collision", "collision_lost"),
         ("reboot_to_established_s", "reboot_persistence", "reboot_to_established_s"),
+        ("baseline_uplink_outage_s", "baseline_failover_tunnel1", "baseline_uplink_outage_s"),
+        ("baseline_downlink_outage_s", "baseline_failover_tunnel1", "baseline_downlink_outage_s"),
+        ("baseline_uplink_ratio", "baseline_failover_tunnel1", "uplink_ratio"),
+        ("baseline_downlink_ratio", "baseline_failover_tunnel1", "downlink_ratio"),
     ):
         c = lab.report.get(check)
         if c and c.metrics.get(metric) is not None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab import image as image_mod
-from lab import mutations, peer, security, swan
+from lab import machine, mutations, peer, security, swan
 from lab.faults import FAULT_CHECKS, run_fault_checks
 from lab.inputs import LabInputs, PlanError, from_plan, run_plan
 from lab.report import CHECKS, Check, Progress, Report
@@ -45,11 +45,10 @@ class Options:
     rebuild_image: bool = False
     memory_mb: int = 2048
     cpus: int = 2
-    faults: bool = False  # issue 4's fault and failover checks (opt-in while they mature)
+    faults: bool = True  # issue 4's fault and failover checks (`--no-faults` skips them)
 
 
 RUN_DIR_PREFIX = "aws2aliyun-lab-"
-FAULT_ONLY_GUEST_FILES = ("seqprobe.py",)  # the lab without --faults ships exactly what it did
 
 
 def remove_stale_run_dirs() -> None:
@@ -125,9 +124,9 @@ class Lab:
             "mutation": self.o.mutate,
             "user_data_mutated": bool(self.o.mutate),
             "only": list(self.o.only) or None,
+            "machine": machine.info(),
         }
-        if self.o.faults:
-            r.config["faults"] = True
+        r.config["faults"] = self.o.faults
         try:
             self._prepare()
             self._boot()
@@ -234,9 +233,10 @@ class Lab:
         assert self.inputs and self.topo
         files: dict[str, tuple[bytes, int]] = {"lab.env": (render_env(self.topo).encode(), 0o644)}
         for f in GUEST_DIR.iterdir():
-            if f.is_file() and (self.o.faults or f.name not in FAULT_ONLY_GUEST_FILES):
+            if f.is_file():
                 files[f.name] = (f.read_bytes(), 0o755 if f.suffix in (".sh", ".py") else 0o644)
-        dpd = max((t.dpd_timeout_s for t in self.inputs.tunnels), default=30) if self.o.faults else None
+        # the AWS end declares a silent ECS dead after its DPD timeout, as AWS does
+        dpd = max((t.dpd_timeout_s for t in self.inputs.tunnels), default=30)
         files["peer-strongswan.conf"] = (peer.strongswan_conf(dpd).encode(), 0o644)
         for t, pn in zip(self.inputs.tunnels, self.topo.peers, strict=False):
             files[f"aws{t.number}.swanctl.conf"] = (peer.swanctl_conf(t, self.inputs.eip, pn.mark).encode(), 0o600)

@@ -8,9 +8,22 @@ from components import crypto
 from components.crypto import LEGACY, MODERN, PROFILES, CryptoProfile
 
 # Independent reverse tables: strongSwan keyword -> AWS name.
-SWAN_TO_AWS_ENC = {"aes128": "AES128", "aes256": "AES256", "aes128gcm16": "AES128-GCM-16", "aes256gcm16": "AES256-GCM-16"}
+SWAN_TO_AWS_ENC = {
+    "aes128": "AES128",
+    "aes256": "AES256",
+    "aes128gcm16": "AES128-GCM-16",
+    "aes256gcm16": "AES256-GCM-16",
+}
 SWAN_TO_AWS_INTEG = {"sha1": "SHA1", "sha256": "SHA2-256", "sha384": "SHA2-384", "sha512": "SHA2-512"}
-SWAN_TO_AWS_DH = {"modp1024": 2, "modp1536": 5, "modp2048": 14, "modp3072": 15, "ecp256": 19, "ecp384": 20, "ecp521": 21}
+SWAN_TO_AWS_DH = {
+    "modp1024": 2,
+    "modp1536": 5,
+    "modp2048": 14,
+    "modp3072": 15,
+    "ecp256": 19,
+    "ecp384": 20,
+    "ecp521": 21,
+}
 
 
 def parse(proposal: str) -> tuple[set[str], set[str], set[int]]:
@@ -81,7 +94,9 @@ def test_a_profile_outside_aws_rules_cannot_be_built():
     with pytest.raises(ValueError, match="phase 1 DH groups"):
         CryptoProfile("bad", 2, ("AES256",), ("SHA2-256",), (5,), ("AES256",), ("SHA2-256",), (14,))
     with pytest.raises(ValueError, match="phase 2 lifetime"):
-        CryptoProfile("bad", 2, ("AES256",), ("SHA2-256",), (14,), ("AES256",), ("SHA2-256",), (14,), phase2_lifetime_s=7200)
+        CryptoProfile(
+            "bad", 2, ("AES256",), ("SHA2-256",), (14,), ("AES256",), ("SHA2-256",), (14,), phase2_lifetime_s=7200
+        )
 
 
 def test_ikev2_dead_peer_detection_is_bounded():

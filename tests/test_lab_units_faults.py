@@ -85,3 +85,132 @@ def test_warmup_probes_are_ignored():
     assert (s.sent, s.received, s.lost, s.outage_s) == (90, 90, 0, 0.0)
     s = direction_stats(stream(100, {0, 12, 13}), 100, 1000.0, 1009.9, IV, start_seq=10)
     assert (s.sent, s.lost) == (90, 2) and s.outage_s == pytest.approx(0.2)
+
+
+# ------------------------------------------------------------------ seed 000 baseline
+def _baseline_inputs():
+    """Lab inputs from a plan whose user-data is the program's real rendering."""
+    import dataclasses
+
+    from lab.inputs import from_plan
+    from tests.test_lab_units import make_plan
+    from tests.test_userdata import gateway
+    from userdata.cloud_config import render
+
+    user_data = render(gateway())
+    return dataclasses.replace(from_plan(make_plan()), user_data=user_data), user_data
+
+
+def test_baseline_ecs_config_is_seed_000():
+    from lab import baseline
+
+    inputs, user_data = _baseline_inputs()
+    text = baseline.ecs_swanctl_conf(inputs, user_data)
+    for want in (
+        "version = 1",
+        "proposals = aes128-sha1-modp1024",
+        "esp_proposals = aes128-sha1-modp1024",
+        "dpd_delay = 10s",
+        "dpd_timeout = 30s",
+        "dpd_action = restart",
+        "keyingtries = 0",
+        "reauth_time = 28260s",  # ikelifetime 8h - margintime 9m
+        "life_time = 3600s",
+        "rekey_time = 3060s",
+        'updown = "/usr/local/sbin/aws2aliyun-updown tunnel1"',
+    ):
+        assert want in text, want
+    # the marks the program's VTIs are keyed with, one per tunnel
+    assert text.count("mark_in = 100") == 1 and text.count("mark_in = 200") == 1
+    assert text.count("{") == text.count("}")
+    assert "retransmit" not in baseline.ecs_charon_conf()
+    assert "install_routes = no" in baseline.ecs_charon_conf()
+
+
+def test_baseline_aws_end_speaks_ikev1_with_the_seeds_proposal():
+    from lab import baseline
+
+    inputs, _ = _baseline_inputs()
+    t = baseline.aws_tunnel(inputs.tunnels[0])
+    conf = peer.swanctl_conf(t, inputs.eip, 100)
+    assert "version = 1" in conf
+    assert "proposals = aes128-sha1-modp1024" in conf
+    assert "esp_proposals = aes128-sha1-modp1024" in conf
+    assert "dpd_timeout = 30s" in conf and "dpd_action = clear" in conf
+    assert t.preshared_key == inputs.tunnels[0].preshared_key
+
+
+def test_baseline_ratio():
+    from lab.baseline import ratio
+
+    assert ratio(7.5, 30.0) == 0.25
+    assert ratio(None, 30.0) is None
+    assert ratio(7.5, 0.0) is None
+
+
+def test_probe_timeline_is_relative_to_the_fault():
+    from lab.faults import ProbeResult
+
+    up = direction_stats(stream(100), 100, 1000.0, 1009.9, IV)
+    r = ProbeResult(up, up, 999.5, up_rx=[1000.0, 1000.1, 1000.1], down_rx=[1005.0], t_end=1009.9)
+    tl = r.timeline(1002.0, [("block tunnel1", 1002.0), ("unrelated, later", 1100.0)])
+    assert tl["uplink_rx"] == [-2.0, -1.9]
+    assert tl["downlink_rx"] == [3.0]
+    assert tl["start"] == -2.5 and tl["end"] == 7.9
+    assert tl["events"] == [("block tunnel1", 0.0)]
+
+
+# ------------------------------------------------------------------ BENCHMARKS.md
+def _report(profile: str, uplink: float | None) -> dict:
+    tl = {
+        "rate_pps": 10.0,
+        "start": -5.0,
+        "end": 20.0,
+        "uplink_rx": [round(-5 + k * 0.1, 2) for k in range(250) if not 0 <= -5 + k * 0.1 < 6],
+        "downlink_rx": [round(-5 + k * 0.1, 2) for k in range(250) if not 0 <= -5 + k * 0.1 < 12],
+        "events": [("block tunnel1", 0.0)],
+    }
+    checks = [
+        {"name": "tunnels_established", "ok": True, "metrics": {}},
+        {
+            "name": "failover_tunnel1",
+            "ok": uplink is not None,
+            "metrics": {"goal_downlink_s": 35.0} | ({"uplink_outage_s": uplink} if uplink is not None else {}),
+        },
+        {"name": "baseline_failover_tunnel1", "ok": True, "metrics": {"uplink_ratio": 0.2}},
+    ]
+    return {
+        "ok": False,
+        "config": {"crypto_profile": profile, "machine": {"host_cpus": 2, "qemu": "QEMU 7.2"}},
+        "checks": checks,
+        "metrics": {"boot_to_established_s": 101.5, "failover_timelines": {"failover": tl}},
+    }
+
+
+def test_benchmarks_markdown_comes_from_the_reports():
+    from lab.benchmarks import render
+
+    text = render(
+        [("r/dev.json", _report("modern", 6.1)), ("r/legacy.json", _report("legacy", None))], "p.png", "make x"
+    )
+    lines = text.splitlines()
+    assert "| metric | goal | modern | legacy |" in lines
+    up = next(ln for ln in lines if ln.startswith("| failover: uplink outage"))
+    assert up.split("|")[3].strip() == "6.1 s" and up.split("|")[4].strip() == "not measured"
+    assert next(ln for ln in lines if ln.startswith("| ours / baseline, uplink")).split("|")[3].strip() == "0.20x"
+    fo = next(ln for ln in lines if ln.startswith("| `failover_tunnel1`"))
+    assert fo.split("|")[2].strip() == "PASS" and fo.split("|")[3].strip() == "**FAIL**"
+    assert next(ln for ln in lines if ln.startswith("| `reboot_persistence`")).count("not run") == 2
+    assert "![failover timeline](p.png)" in text and "Reproduce: `make x`" in text
+    assert "| host CPUs | 2 | 2 |" in lines
+
+
+def test_benchmarks_bins_and_plot(tmp_path):
+    from lab.benchmarks import bins, plot
+
+    xs, counts = bins([0.0, 0.1, 0.45, 0.5, 1.2, 9.0], 0.0, 1.5)
+    assert xs == [0.0, 0.5, 1.0] and counts == [3, 1, 1]
+    png = tmp_path / "t.png"
+    assert plot([("a", _report("modern", 6.1))], png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not plot([("b", {"config": {}, "checks": [], "metrics": {}})], tmp_path / "none.png")

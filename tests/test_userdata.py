@@ -209,10 +209,10 @@ def test_watchdog_initiates_only_a_tunnel_without_sas(tmp_path, state1, state2, 
         f'echo "$*" >> {log}\n'
         "echo \"plugin 'x': failed to load\"\n"
         'if [ "$1" = --list-sas ]; then for a; do case $a in tunnel*) '
-        f'cat {tmp_path}/$a.sas;; esac; done; fi\n'
+        f"cat {tmp_path}/$a.sas;; esac; done; fi\n"
         'if [ "$1" = --initiate ]; then echo "initiate completed successfully"; fi\n'
     )
-    (bindir / "logger").write_text(f"#!/bin/sh\necho \"$*\" >> {tmp_path}/syslog\n")
+    (bindir / "logger").write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/syslog\n')
     for f in bindir.iterdir():
         f.chmod(0o755)
     env = {"PATH": f"{bindir}:/usr/bin:/bin", "INITIATE_TIMEOUT": "7"}

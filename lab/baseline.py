@@ -1,0 +1,147 @@
+"""Seed 000's configuration, the reference our failover is measured against (issue 4).
+
+Seed 000 (`../shared/seeds/000_*`, the hand-made AWS <-> Aliyun recipe) configures each
+tunnel in ipsec.conf as:
+
+    keyexchange=ikev1  ike=aes128-sha1-modp1024  ikelifetime=8h
+    esp=aes128-sha1-modp1024  lifetime=1h  keyingtries=%forever
+    leftsubnet=rightsubnet=0.0.0.0/0  dpddelay=10s  dpdtimeout=30s  dpdaction=restart
+    mark=100 (200 for Tunnel2)  auto=start  (uniqueids=no)
+
+and charon.conf with `install_routes = no` only: no retransmission tuning. This module
+writes that, in swanctl's syntax (Debian 12 ships swanctl, not the stroke `ipsec.conf`
+starter), with ipsec.conf's documented defaults where the seed is silent (margintime 9m,
+rekeyfuzz 100%). The VTIs, marks, route metrics and updown script stay the program's: the
+seed's own updown does the same thing (one VTI per tunnel keyed by the mark, the VPC route
+with metric = mark), so the comparison isolates what the issue asks about: the IKE and
+dead-peer timers.
+
+The AWS end of the baseline is AWS's default tunnel options narrowed to what the seed
+proposes (IKEv1, AES128/SHA1/DH2 both phases, 8h/1h, DPD timeout 30 s, action clear).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shlex
+
+from lab.inputs import LabInputs, Tunnel
+
+ECS_SWANCTL_PATH = "/etc/swanctl/conf.d/aws2aliyun.conf"
+ECS_CHARON_PATH = "/etc/strongswan.d/charon-aws2aliyun.conf"
+LINK_ENV_PATH = "/etc/aws2aliyun/link.env"
+
+# ipsec.conf(5) defaults where the seed is silent
+MARGIN_S = 9 * 60
+IKE_LIFETIME_S = 8 * 3600
+CHILD_LIFETIME_S = 3600
+DPD_DELAY_S = 10
+DPD_TIMEOUT_S = 30
+PROPOSAL = "aes128-sha1-modp1024"
+
+
+def link_env(user_data: str) -> dict[str, str]:
+    """KEY=value pairs of the link.env the user-data writes (marks, VTIs, peers)."""
+    import yaml
+
+    doc = yaml.safe_load(user_data) or {}
+    for f in doc.get("write_files") or []:
+        if f.get("path") == LINK_ENV_PATH:
+            out = {}
+            for ln in str(f.get("content", "")).splitlines():
+                if "=" in ln and not ln.lstrip().startswith("#"):
+                    k, v = ln.split("=", 1)
+                    out[k.strip()] = shlex.split(v)[0] if v.strip() else ""
+            return out
+    raise ValueError(f"the user-data writes no {LINK_ENV_PATH}")
+
+
+def updown_command(user_data: str, conn: str) -> str:
+    """The `updown = ...` command the program configured for connection `conn`."""
+    m = re.search(rf"^\s*updown = \"?([^\"\n]*\b{re.escape(conn)})\"?\s*$", user_data, re.M)
+    if not m:
+        raise ValueError(f"no 'updown = ... {conn}' in the user-data")
+    return m.group(1)
+
+
+def ecs_swanctl_conf(i: LabInputs, user_data: str) -> str:
+    """Seed 000's two connections for the ECS (names as the program's: tunnel1, tunnel2)."""
+    env = link_env(user_data)
+    lines = ["# seed 000's ipsec.conf, in swanctl syntax (lab/baseline.py)", "connections {"]
+    for t in i.tunnels:
+        conn = f"tunnel{t.number}"
+        mark = env[f"TUNNEL{t.number}_MARK"]
+        lines += [
+            f"    {conn} {{",
+            "        version = 1",
+            f"        local_addrs = {i.private_ip}",
+            f"        remote_addrs = {t.outside_address}",
+            f"        proposals = {PROPOSAL}",
+            # IKEv1: ikelifetime is a reauthentication, margintime before it
+            "        rekey_time = 0",
+            f"        reauth_time = {IKE_LIFETIME_S - MARGIN_S}s",
+            f"        over_time = {MARGIN_S}s",
+            f"        rand_time = {MARGIN_S}s",
+            "        keyingtries = 0",
+            "        unique = no",
+            f"        dpd_delay = {DPD_DELAY_S}s",
+            f"        dpd_timeout = {DPD_TIMEOUT_S}s",
+            "        local {",
+            "            auth = psk",
+            f"            id = {i.eip}",
+            "        }",
+            "        remote {",
+            "            auth = psk",
+            f"            id = {t.outside_address}",
+            "        }",
+            "        children {",
+            f"            {conn} {{",
+            "                local_ts = 0.0.0.0/0",
+            "                remote_ts = 0.0.0.0/0",
+            "                mode = tunnel",
+            f"                esp_proposals = {PROPOSAL}",
+            f"                mark_in = {mark}",
+            f"                mark_out = {mark}",
+            f"                rekey_time = {CHILD_LIFETIME_S - MARGIN_S}s",
+            f"                life_time = {CHILD_LIFETIME_S}s",
+            f"                rand_time = {MARGIN_S}s",
+            f'                updown = "{updown_command(user_data, conn)}"',
+            "                start_action = start",
+            "                dpd_action = restart",
+            "            }",
+            "        }",
+            "    }",
+        ]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def ecs_charon_conf() -> str:
+    """The seed's only daemon change: install_routes = no (no retransmission tuning)."""
+    return "# seed 000: charon.conf with install_routes = no (lab/baseline.py)\ncharon {\n    install_routes = no\n}\n"
+
+
+def aws_tunnel(t: Tunnel) -> Tunnel:
+    """The AWS end for the seed: IKEv1 aes128-sha1-modp1024, 8h/1h, DPD 30 s, clear."""
+    return dataclasses.replace(
+        t,
+        ike_versions=("ikev1",),
+        phase1_encryption=("AES128",),
+        phase1_integrity=("SHA1",),
+        phase1_dh_groups=(2,),
+        phase2_encryption=("AES128",),
+        phase2_integrity=("SHA1",),
+        phase2_dh_groups=(2,),
+        phase1_lifetime_s=IKE_LIFETIME_S,
+        phase2_lifetime_s=CHILD_LIFETIME_S,
+        dpd_timeout_s=DPD_TIMEOUT_S,
+        dpd_timeout_action="clear",
+    )
+
+
+def ratio(ours: float | None, baseline: float | None) -> float | None:
+    """ours / baseline, None when either is missing or the baseline is 0."""
+    if ours is None or not baseline:
+        return None
+    return round(ours / baseline, 2)
