@@ -29,7 +29,12 @@ start)
     exec chroot '"$root"' /usr/lib/ipsec/charon' >>"$L/aws$n-charon.log" 2>&1 </dev/null &
   i=0
   while [ $i -lt 200 ]; do
-    if [ -s "$pidfile" ] && [ -S "/proc/$(cat "$pidfile")/root/run/charon.vici" ]; then
+    # Ready once charon itself runs in the chroot: its own pid file in its private /run.
+    # (Before the chroot, /proc/PID/root is the ECS's root, whose /run/charon.vici is the
+    # ECS's own daemon once cloud-init has installed strongSwan.)
+    pid=$(cat "$pidfile" 2>/dev/null || true)
+    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/root/run/charon.pid" 2>/dev/null)" = "$pid" ] \
+      && [ -S "/proc/$pid/root/run/charon.vici" ]; then
       /bin/sh "$0" exec "$n" swanctl --load-all --noprompt >>"$L/aws$n-swanctl.log" 2>&1
       exit $?
     fi
