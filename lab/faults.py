@@ -490,7 +490,7 @@ class Faults:
         ok = recovered and beats
         detail = (
             "seed 000's settings on the ECS (IKEv1, DPD 10s/30s, charon defaults): "
-            + detail
+            + detail.replace("(goal <=", "(our goal <=")
             + "; ours/baseline: "
             + (f"uplink {up_ratio}, downlink {down_ratio}" if ours else "not measured (failover_tunnel1 not run)")
         )

@@ -98,6 +98,10 @@ class Report:
         ):
             if m.get(key) is not None:
                 facts.append(f"{label} {m[key]:.0f}s")
+        if m.get("uplink_outage_s") is not None and m.get("downlink_outage_s") is not None:
+            facts.append(f"failover outage up {m['uplink_outage_s']:.1f}s / down {m['downlink_outage_s']:.1f}s")
+        if m.get("baseline_uplink_ratio") is not None:
+            facts.append(f"uplink outage {m['baseline_uplink_ratio']:.2f}x seed 000's")
         passed = sum(1 for c in self.checks if c.ok)
         head = f"lab {'PASSED' if self.ok else 'FAILED'}: {passed}/{len(self.expected)} checks passed" + (
             f" ({', '.join(facts)})" if facts else ""

@@ -214,3 +214,14 @@ def test_benchmarks_bins_and_plot(tmp_path):
     assert plot([("a", _report("modern", 6.1))], png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not plot([("b", {"config": {}, "checks": [], "metrics": {}})], tmp_path / "none.png")
+
+
+def test_report_summary_headline_has_the_failover_numbers():
+    from lab.report import Check, Report
+
+    r = Report(expected=("failover_tunnel1",))
+    r.add(Check("failover_tunnel1", True, 40.0, "blackholed", {}))
+    r.metrics.update({"uplink_outage_s": 5.93, "downlink_outage_s": 25.8, "baseline_uplink_ratio": 0.23})
+    head = r.summary().splitlines()[0]
+    assert "failover outage up 5.9s / down 25.8s" in head
+    assert "uplink outage 0.23x seed 000's" in head

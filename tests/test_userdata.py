@@ -13,7 +13,7 @@ import yaml
 from components.crypto import LEGACY, MODERN
 from userdata import Gateway, Tunnel, cloud_config, render
 from userdata import swanctl as sw
-from userdata.cloud_config import static_file
+from userdata.cloud_config import link_env, static_file
 
 GOLDEN = Path(__file__).parent / "golden"
 FILES = Path(__file__).resolve().parent.parent / "userdata" / "files"
@@ -224,3 +224,55 @@ def test_watchdog_initiates_only_a_tunnel_without_sas(tmp_path, state1, state2, 
     syslog = (tmp_path / "syslog").read_text() if initiated else ""
     for conn in initiated:
         assert f"{conn}: " in syslog and "initiating" in syslog
+
+
+@pytest.mark.parametrize(
+    ("routes", "immediate"),
+    [
+        ("", True),  # nothing carries the traffic: take it at once
+        ("10.10.0.0/16 dev Tunnel1 scope link metric 100", True),  # already ours (a re-up)
+        ("10.10.0.0/16 dev Tunnel2 scope link metric 200", False),  # the other tunnel has it: hold
+    ],
+)
+def test_updown_holds_failback_while_the_other_tunnel_carries_traffic(tmp_path, routes, immediate):
+    """The updown script itself, against stand-ins for ip/iptables/sysctl/logger."""
+    import time
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    calls = tmp_path / "calls"
+    env_file = tmp_path / "link.env"
+    env_file.write_text(link_env(gateway()).replace("FAILBACK_HOLD_S=2", "FAILBACK_HOLD_S=0.3"))
+    (bindir / "ip").write_text(
+        "#!/bin/bash\n"
+        f'echo "ip $*" >> {calls}\n'
+        'case "$*" in\n'
+        '  "link show dev Tunnel1") exit 1 ;;\n'
+        f'  "-o route show 10.10.0.0/16") printf "%s" "{routes}" ;;\n'
+        '  "-o link show dev Tunnel1") echo "9: Tunnel1@NONE: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1438" ;;\n'
+        '  "-o route get "*) echo "192.0.2.10 via 172.16.1.1 dev eth0 src 172.16.1.10" ;;\n'
+        "esac\n"
+    )
+    for name in ("iptables", "sysctl", "logger"):
+        (bindir / name).write_text(f'#!/bin/sh\necho "{name} $*" >> {calls}\n')
+    for f in bindir.iterdir():
+        f.chmod(0o755)
+    env = {
+        "PATH": f"{bindir}:/usr/bin:/bin",
+        "AWS2ALIYUN_LINK_ENV": str(env_file),
+        "PLUTO_VERB": "up-client",
+        "PLUTO_ME": "172.16.1.10",
+        "PLUTO_PEER": "192.0.2.10",
+    }
+    replace = "ip route replace 10.10.0.0/16 dev Tunnel1 metric 100"
+    out = subprocess.run(
+        ["bash", str(FILES / "aws2aliyun-updown.sh"), "tunnel1"], env=env, capture_output=True, text=True, timeout=10
+    )
+    assert out.returncode == 0, out.stderr
+    assert "ip link add Tunnel1 type vti local 172.16.1.10 remote 192.0.2.10 key 100" in calls.read_text()
+    assert (replace in calls.read_text()) is immediate
+    if not immediate:
+        deadline = time.monotonic() + 5
+        while replace not in calls.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert replace in calls.read_text(), "the held-back route was never added"

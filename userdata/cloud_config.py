@@ -16,6 +16,9 @@ from userdata.model import Gateway
 
 PACKAGES = ("strongswan-swanctl", "charon-systemd", "iptables", "nftables")
 SYSCTL_PATH = "/etc/sysctl.d/90-aws2aliyun.conf"
+# A recovered tunnel takes the traffic back this long after it is up (the updown script),
+# when the other tunnel carries it: the AWS end may install its inbound SA last.
+FAILBACK_HOLD_S = 2
 
 SYSCTLS = {
     "net.ipv4.ip_forward": 1,
@@ -45,6 +48,7 @@ def link_env(gw: Gateway) -> str:
         "CRYPTO_PROFILE": gw.crypto.name,
         "VTI_MTU": mtu,
         "TCP_MSS": mss,
+        "FAILBACK_HOLD_S": FAILBACK_HOLD_S,
     }
     for t in gw.tunnels:
         p = f"TUNNEL{t.number}_"

@@ -4,11 +4,13 @@
 # On up-client: create or update the tunnel's VTI (key = the child's mark) with its inside
 # address and an MTU that fits AWS's NAT-T overhead, set the VTI sysctls, clamp TCP MSS and
 # route the AWS VPC CIDR over it (tunnel 1 metric 100 is preferred over tunnel 2's 200).
+# While the other tunnel carries the traffic, the route is added FAILBACK_HOLD_S later, so a
+# peer that installs its inbound SA last (IKEv1 Quick Mode's third message) loses nothing.
 # On down-client: withdraw the route and take the VTI down, so traffic fails over to the
 # other tunnel. Everything it needs is in /etc/aws2aliyun/link.env; it is idempotent.
 set -u
 
-readonly LINK_ENV=/etc/aws2aliyun/link.env
+readonly LINK_ENV=${AWS2ALIYUN_LINK_ENV:-/etc/aws2aliyun/link.env}  # the variable: for tests
 tunnel=${1:-}
 
 log() { logger -t aws2aliyun-updown -- "${tunnel}: $*" 2>/dev/null || echo "aws2aliyun-updown ${tunnel}: $*" >&2; }
@@ -56,6 +58,18 @@ up() {
     ensure_rule FORWARD "$dir" "$vti" -p tcp --tcp-flags SYN,RST SYN \
       -m tcpmss --mss "$((TCP_MSS + 1)):65535" -j TCPMSS --set-mss "$TCP_MSS"
   done
+  if ip -o route show "$AWS_VPC_CIDR" 2>/dev/null | grep -v " dev $vti " | grep -q .; then
+    # Traffic flows over the other tunnel: take it over once the peer surely has the SA.
+    # Detached (charon reads the script's output until EOF); skipped if we went down.
+    (
+      sleep "${FAILBACK_HOLD_S:-2}"
+      if ip -o link show dev "$vti" 2>/dev/null | grep -q '[<,]UP[,>]'; then
+        ip route replace "$AWS_VPC_CIDR" dev "$vti" metric "$metric" && log "route: $AWS_VPC_CIDR metric $metric"
+      fi
+    ) </dev/null >/dev/null 2>&1 &
+    log "up: $vti $me -> $peer key $mark mtu $VTI_MTU, $AWS_VPC_CIDR metric $metric in ${FAILBACK_HOLD_S:-2}s"
+    return
+  fi
   ip route replace "$AWS_VPC_CIDR" dev "$vti" metric "$metric"
   log "up: $vti $me -> $peer key $mark mtu $VTI_MTU, $AWS_VPC_CIDR metric $metric"
 }
