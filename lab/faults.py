@@ -695,7 +695,7 @@ class Faults:
             isolate=True,
         )
 
-    def settle_single_pair(self, timeout: float = 40) -> tuple[bool, str, dict, float]:
+    def settle_single_pair(self, timeout: float = 60) -> tuple[bool, str, dict, float]:
         """Poll the lab's single_sa_pair check until it passes (old SAs go after a rekey)."""
         t0 = time.monotonic()
         while True:

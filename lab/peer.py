@@ -120,6 +120,8 @@ charon {
         + rt
         + """  install_routes = no
   routing_table = 0
+  # AWS keeps one SA per tunnel: a rekeyed IKEv1 CHILD_SA is deleted, not kept to expiry
+  delete_rekeyed = yes
   install_virtual_ip = no
   plugins {
     # AWS has no notion of "local LANs" to exempt from the 0.0.0.0/0 policies

@@ -179,6 +179,22 @@ _SAS = {
     "connecting": "{c}: #4, CONNECTING, IKEv2, 1a2b_i* 0000_r\n",
     "none": "",
     "childless": "{c}: #5, ESTABLISHED, IKEv2, 1a2b_i* 3c4d_r\n  local  '198.51.100.10' @ 172.16.1.10[4500]\n",
+    "duplicate": (
+        "{c}: #6, ESTABLISHED, IKEv1, 1a2b_i* 3c4d_r\n"
+        "  {c}: #8, reqid 1, INSTALLED, TUNNEL, ESP:AES_CBC-128/HMAC_SHA1_96\n"
+        "    installed 95s ago, rekeying in 1500s, expires in 3400s\n"
+        "  {c}: #12, reqid 1, INSTALLED, TUNNEL, ESP:AES_CBC-128/HMAC_SHA1_96\n"
+        "    installed 31s ago, rekeying in 1700s, expires in 3500s\n"
+        "  {c}: #9, reqid 1, INSTALLED, TUNNEL, ESP:AES_CBC-128/HMAC_SHA1_96\n"
+        "    installed 60s ago, rekeying in 1600s, expires in 3450s\n"
+    ),
+    "fresh-duplicate": (
+        "{c}: #6, ESTABLISHED, IKEv1, 1a2b_i* 3c4d_r\n"
+        "  {c}: #8, reqid 1, INSTALLED, TUNNEL, ESP:AES_CBC-128/HMAC_SHA1_96\n"
+        "    installed 95s ago, rekeying in 1500s, expires in 3400s\n"
+        "  {c}: #12, reqid 1, INSTALLED, TUNNEL, ESP:AES_CBC-128/HMAC_SHA1_96\n"
+        "    installed 3s ago, rekeying in 1700s, expires in 3500s\n"
+    ),
     "rekeying": (
         "{c}: #6, ESTABLISHED, IKEv2, 1a2b_i* 3c4d_r\n"
         "  {c}: #8, reqid 1, REKEYING, TUNNEL, ESP:AES_GCM_16-256\n"
@@ -188,16 +204,18 @@ _SAS = {
 
 
 @pytest.mark.parametrize(
-    ("state1", "state2", "initiated"),
+    ("state1", "state2", "initiated", "terminated"),
     [
-        ("established", "established", []),
-        ("none", "established", ["tunnel1"]),
-        ("connecting", "none", ["tunnel2"]),
-        ("childless", "rekeying", ["tunnel1"]),
-        ("none", "none", ["tunnel1", "tunnel2"]),
+        ("established", "established", [], []),
+        ("none", "established", ["tunnel1"], []),
+        ("connecting", "none", ["tunnel2"], []),
+        ("childless", "rekeying", ["tunnel1"], []),
+        ("none", "none", ["tunnel1", "tunnel2"], []),
+        ("established", "duplicate", [], ["8", "9"]),  # all but the newest (#12)
+        ("fresh-duplicate", "established", [], []),  # maybe a rekey in progress: wait
     ],
 )
-def test_watchdog_initiates_only_a_tunnel_without_sas(tmp_path, state1, state2, initiated):
+def test_watchdog_initiates_only_a_tunnel_without_sas(tmp_path, state1, state2, initiated, terminated):
     """The watchdog script itself, against a stand-in `swanctl` printing charon's list format."""
     bindir = tmp_path / "bin"
     bindir.mkdir()
@@ -221,6 +239,7 @@ def test_watchdog_initiates_only_a_tunnel_without_sas(tmp_path, state1, state2, 
     calls = log.read_text().splitlines()
     assert [c.split()[2] for c in calls if c.startswith("--initiate")] == initiated
     assert all("--timeout 7" in c for c in calls if c.startswith("--initiate"))
+    assert [c.split()[2] for c in calls if c.startswith("--terminate --child-id")] == terminated
     syslog = (tmp_path / "syslog").read_text() if initiated else ""
     for conn in initiated:
         assert f"{conn}: " in syslog and "initiating" in syslog

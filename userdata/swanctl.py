@@ -136,6 +136,9 @@ def charon_conf() -> str:
             "retransmit_tries": c.ECS_RETRANSMIT_TRIES,
             "retransmit_timeout": c.ECS_RETRANSMIT_TIMEOUT_S,
             "retransmit_base": c.ECS_RETRANSMIT_BASE,
+            # IKEv1 only: delete a CHILD_SA once rekeyed instead of keeping it until it
+            # expires, so a tunnel has one SA pair (AWS keeps one).
+            "delete_rekeyed": "yes",
         }
     }
     return "# aws2aliyun-vpc: charon settings for route-based tunnels to AWS\n" + serialize(section)
