@@ -127,13 +127,14 @@ def render(reports: Sequence[tuple[str, dict]], plot_path: str | None, command: 
         out.append(f"| {row.label} | {row.goal} | " + " | ".join(vals) + " |")
     out += [
         "",
-        "The downlink goal depends on the AWS end's DPD timeout, modelled in the lab as AWS documents it",
-        "(DPD every 10 s, declared dead after the `dpdTimeoutSeconds` of silence; "
+        "The downlink goal follows from the AWS end's DPD timeout, which the lab models as AWS",
+        "documents it (DPD every 10 s, the peer declared dead after `dpdTimeoutSeconds` of silence);",
+        "downlink goal here: "
         + ", ".join(
-            f"{n}: {metric(r, Row('', 'failover_tunnel1', 'goal_downlink_s'))} s"
+            f"{n} {_fmt(metric(r, Row('', 'failover_tunnel1', 'goal_downlink_s')), 's')}"
             for n, (_, r) in zip(names, reports, strict=True)
         )
-        + "). The baseline is seed 000's ipsec.conf on the ECS (IKEv1 aes128-sha1-modp1024,",
+        + ". The baseline is seed 000's ipsec.conf on the ECS (IKEv1 aes128-sha1-modp1024,",
         "DPD 10 s / 30 s, `dpdaction=restart`, charon's default retransmissions) against an AWS end",
         "with AWS's defaults narrowed to the same proposal (`lab/baseline.py`), in the same VM right",
         "after our own checks.",
@@ -194,6 +195,16 @@ def bins(times: Sequence[float], start: float, end: float, width: float = 0.5) -
     return [start + k * width for k in range(n)], counts
 
 
+def plot_window(tl: dict, before: float = 5.0, longest: float = 60.0) -> tuple[float, float]:
+    """From `before` s ahead of the fault to the last instant both directions were probed
+    (so no half-filled bin at either end reads as loss)."""
+    firsts = [tl[f][0] for f, _, _ in DIRECTIONS if tl.get(f)]
+    lasts = [tl[f][-1] for f, _, _ in DIRECTIONS if tl.get(f)]
+    start = max(tl["start"], -before, max(firsts, default=tl["start"]))
+    end = min(tl["end"], longest, min(lasts, default=tl["end"]))
+    return start, max(end - 0.5, start + 0.5)
+
+
 def plot(reports: Sequence[tuple[str, dict]], path: Path) -> bool:
     """The failover timeline PNG; False when no report has a timeline."""
     import matplotlib
@@ -216,11 +227,11 @@ def plot(reports: Sequence[tuple[str, dict]], path: Path) -> bool:
             if not tl:
                 ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
                 continue
-            start, end = max(tl["start"], -8.0), min(tl["end"], 60.0)
+            start, end = plot_window(tl)
             per_bin = tl.get("rate_pps", 10) * 0.5
-            for field, label, color in DIRECTIONS:
+            for (field, label, color), lw in zip(DIRECTIONS, (2.6, 1.2), strict=True):
                 xs, ys = bins(tl[field], start, end)
-                ax.step(xs, ys, where="post", label=label, color=color, lw=1.4)
+                ax.step(xs, ys, where="post", label=label, color=color, lw=lw, alpha=0.85)
             ax.axhline(per_bin, color="grey", lw=0.6, ls=":")
             for ev, t in tl.get("events") or []:
                 if start <= t <= end:

@@ -225,3 +225,10 @@ def test_report_summary_headline_has_the_failover_numbers():
     head = r.summary().splitlines()[0]
     assert "failover outage up 5.9s / down 25.8s" in head
     assert "uplink outage 0.23x seed 000's" in head
+
+
+def test_benchmarks_plot_window_leaves_out_half_probed_edges():
+    from lab.benchmarks import plot_window
+
+    tl = {"start": -9.0, "end": 40.0, "uplink_rx": [-8.5, 5.0, 39.0], "downlink_rx": [-3.0, 30.0, 37.2]}
+    assert plot_window(tl) == (-3.0, 36.7)
