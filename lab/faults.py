@@ -90,6 +90,7 @@ class DirectionStats:
             "outage_from": rel(self.outage_from),
             "outage_to": rel(self.outage_to),
             "recovered": self.recovered,
+            "gaps": [(rel(a), rel(b), n) for a, b, n in self.gaps],  # (from, to, missing), longest first
         }
 
 
@@ -746,6 +747,8 @@ class Faults:
             "uplink_outage_s": round(r.up.outage_s, 2),
             "downlink_outage_s": round(r.down.outage_s, 2),
             "rekeys": len(steps),
+            "uplink": r.up.as_metrics(t0),
+            "downlink": r.down.as_metrics(t0),
             "settle_to_single_pair_s": round(settle_s, 1),
             "sa_pairs": pair_metrics,
         }
