@@ -17,7 +17,6 @@ import contextlib
 import itertools
 import re
 import time
-import traceback
 from dataclasses import dataclass, field
 
 FAULT_CHECKS = (
@@ -150,6 +149,15 @@ def received_after(rx: list[tuple[int, float]], t: float) -> bool:
     return any(ts > t for _, ts in rx)
 
 
+def last_line_time(out: str) -> float | None:
+    """The `date +%s.%N` a guest script printed last, None when it printed nothing usable."""
+    lines = out.strip().splitlines()
+    try:
+        return float(lines[-1]) if lines else None
+    except ValueError:
+        return None
+
+
 # --------------------------------------------------------------------------- in the VM
 @dataclass
 class ProbeResult:
@@ -215,7 +223,7 @@ class Faults:
         if not res.ok:
             raise RuntimeError(f"could not blackhole tunnel {n} ({a}): {res.text()}")
         self.blocked.add(n)
-        t = float(res.out.strip().splitlines()[-1])
+        t = last_line_time(res.out) or self.now()
         self.events.append((f"block tunnel{n}", t))
         return t
 
@@ -227,7 +235,7 @@ class Faults:
             30,
         )
         self.blocked.discard(n)
-        t = float(res.out.strip().splitlines()[-1]) if res.out.strip() else self.now()
+        t = last_line_time(res.out) or self.now()
         self.events.append((f"unblock tunnel{n}", t))
         return t
 
@@ -249,7 +257,7 @@ class Faults:
             f"echo $! >>{PIDS}; done; sleep 0.3; date +%s.%N"
         )
         res = self.sh(script, 30)
-        return float(res.out.strip().splitlines()[-1])
+        return last_line_time(res.out) or self.now()
 
     def last_rx(self) -> dict[str, float]:
         """Send instant of the newest probe each end received ({'ali': t, 'aws': t})."""
@@ -653,7 +661,7 @@ class Faults:
         res = self.sh(script + "; date +%s.%N", 90)
         if isolate:
             self.unblock(1)
-        tr = float(res.out.strip().splitlines()[-1]) if res.out.strip() else self.now()
+        tr = last_line_time(res.out) or self.now()
         self.events.append((what, tr))
         t_mono = time.monotonic()
         back = self.wait_both_up(180)
@@ -847,7 +855,7 @@ def _first_after(r: ProbeResult, direction: str, t: float) -> float | None:
 
 def run_fault_checks(lab, wanted: set[str]) -> None:
     """Run the wanted fault checks in order on the running lab, adding them to its report."""
-    from lab.report import Check
+    from lab.report import Check, run_check
 
     f = Faults(lab)
     for name in FAULT_CHECKS:
@@ -856,14 +864,9 @@ def run_fault_checks(lab, wanted: set[str]) -> None:
         if not lab.vm or not lab.vm.alive():
             lab.report.add(Check(name, False, 0.0, "VM not running", {}))
             continue
-        t0 = time.monotonic()
-        try:
-            ok, detail, metrics = getattr(f, "check_" + name)()
-        except Exception:
-            ok, detail, metrics = False, "lab error while checking:\n" + traceback.format_exc(), {}
-        c = Check(name, ok, time.monotonic() - t0, detail, metrics)
+        c = run_check(name, getattr(f, "check_" + name))
         lab.report.add(c)
-        lab.p.say(f"{'PASS' if ok else 'FAIL'} {name} ({c.seconds:.1f}s): {detail.splitlines()[0][:200]}")
+        lab.p.say(f"{'PASS' if c.ok else 'FAIL'} {name} ({c.seconds:.1f}s): {c.detail.splitlines()[0][:200]}")
         # failover_tunnel1 leaves tunnel 1 blocked for failback (which lifts it); else no block stays
         if f.blocked and not (name == "failover_tunnel1" and "failback" in wanted):
             f.unblock_all()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import time
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +47,16 @@ class Check:
             "detail": self.detail,
             "metrics": self.metrics,
         }
+
+
+def run_check(name: str, fn: Callable[[], tuple[bool, str, dict]]) -> Check:
+    """Run one check, timed; a lab error while checking is a failed check with its traceback."""
+    t0 = time.monotonic()
+    try:
+        ok, detail, metrics = fn()
+    except Exception:
+        ok, detail, metrics = False, "lab error while checking:\n" + traceback.format_exc(), {}
+    return Check(name, ok, time.monotonic() - t0, detail, metrics)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from lab import image as image_mod
 from lab import machine, mutations, peer, security, swan
 from lab.faults import FAULT_CHECKS, run_fault_checks
 from lab.inputs import LabInputs, PlanError, from_plan, run_plan
-from lab.report import CHECKS, Check, Progress, Report
+from lab.report import CHECKS, Progress, Report, run_check
 from lab.topology import Topology, plan_topology, render_env
 from lab.vm import VM, ExecResult
 
@@ -350,17 +350,11 @@ class Lab:
         for name in order:
             if name not in self.wanted:
                 continue
-            t0 = time.monotonic()
-            try:
-                ok, detail, metrics = getattr(self, "check_" + name)()
-            except Exception:
-                ok, detail, metrics = False, "lab error while checking:\n" + traceback.format_exc(), {}
-            c = Check(name, ok, time.monotonic() - t0, detail, metrics)
+            c = run_check(name, getattr(self, "check_" + name))
             self.report.add(c)
             self.p.say(
-                f"{'PASS' if ok else 'FAIL'} {name} ({c.seconds:.1f}s): {detail.splitlines()[0] if detail else ''}"[
-                    :160
-                ]
+                f"{'PASS' if c.ok else 'FAIL'} {name} ({c.seconds:.1f}s): "
+                f"{c.detail.splitlines()[0] if c.detail else ''}"[:160]
             )
         failed = [c for c in self.report.checks if not c.ok]
         if failed:

@@ -232,3 +232,23 @@ def test_benchmarks_plot_window_leaves_out_half_probed_edges():
 
     tl = {"start": -9.0, "end": 40.0, "uplink_rx": [-8.5, 5.0, 39.0], "downlink_rx": [-3.0, 30.0, 37.2]}
     assert plot_window(tl) == (-3.0, 36.7)
+
+
+def test_run_check_times_and_turns_a_lab_error_into_a_failed_check():
+    from lab.report import run_check
+
+    c = run_check("x", lambda: (True, "fine", {"n": 1}))
+    assert (c.name, c.ok, c.detail, c.metrics) == ("x", True, "fine", {"n": 1}) and c.seconds >= 0
+
+    def broken():
+        raise RuntimeError("nft said no")
+
+    c = run_check("y", broken)
+    assert not c.ok and c.detail.startswith("lab error while checking:") and "nft said no" in c.detail
+
+
+def test_last_line_time():
+    from lab.faults import last_line_time
+
+    assert last_line_time("x\n1795446238.009852420\n") == pytest.approx(1795446238.0098524)
+    assert last_line_time("") is None and last_line_time("oops\n") is None
