@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_alicloud as alicloud
 
-from components.settings import IMAGE_ALIASES, Settings
+from components.naming import key_pair_name, stack_scoped
+from components.settings import HARDENED_METADATA_IMAGES, IMAGE_ALIASES, Settings
 
 EIP_BANDWIDTH_MBPS = "100"  # pay-by-traffic, so this is a ceiling, not a cost
 IKE_PORTS = (500, 4500)
@@ -20,7 +21,6 @@ class AliNetwork:
     vswitch: alicloud.vpc.Switch
     security_group: alicloud.ecs.SecurityGroup
     eip: alicloud.ecs.EipAddress
-    zone_id: str
 
 
 @dataclass
@@ -32,7 +32,8 @@ class AliGateway:
 
 
 def choose_zone(s: Settings) -> str:
-    """The configured zone, or the first one that sells the instance type and vSwitches."""
+    """The configured zone, or the first one that sells the instance type and vSwitches today
+    (held after the first deploy: see `create_network`)."""
     if s.ali_zone_id:
         return s.ali_zone_id
     zones = alicloud.get_zones(
@@ -60,23 +61,71 @@ def choose_image(s: Settings) -> str:
     return images.images[0].id
 
 
+# Declares on the instance why it serves metadata without session tokens; the policy pack
+# (policy/rules.py, the same key) accepts `optional` only with it.
+METADATA_TOKENS_TAG = "aws2aliyun-vpc:metadata-tokens"
+
+
+def metadata_tokens(s: Settings) -> str:
+    """`required` (hardened mode) only for images whose cloud-init can read user-data with a
+    session token; otherwise `optional`, because a cloud-init older than 23.2.2 cannot fetch
+    the user-data in hardened mode and the gateway would boot without strongSwan
+    (docs/provider-facts-day-two.md, "metadata hardened mode")."""
+    return "required" if s.ecs_image in HARDENED_METADATA_IMAGES else "optional"
+
+
+def metadata_tags(s: Settings) -> dict[str, str]:
+    if metadata_tokens(s) == "required":
+        return {}
+    return {
+        METADATA_TOKENS_TAG: f"optional: cloud-init of {s.ecs_image} may predate 23.2.2; metadata is for root only (host firewall)"[
+            :128
+        ]
+    }
+
+
+def image_options(s: Settings) -> dict[str, list[str]]:
+    """How the gateway follows its image. The provider applies a new image_id in place by
+    replacing the system disk, and cloud-init does not run again on it, so an image change
+    must never reach the instance as an update:
+    - an alias (`debian_12`) resolves to the newest release at every run: ignored once the
+      instance exists, so a new release never touches it. A replacement then reuses the image
+      id held in the state (ignoreChanges substitutes the old input);
+    - an image id is the user's explicit choice: a new one replaces the gateway. Pinning
+      `ecsImage` to a current id is also the way out when Alibaba has retired the image a
+      stack was created from (docs/provider-facts-day-two.md)."""
+    if s.image_is_alias:
+        return {"replace_on_changes": ["userData"], "ignore_changes": ["imageId"]}
+    return {"replace_on_changes": ["userData", "imageId"], "ignore_changes": []}
+
+
 def create_network(name: str, s: Settings, parent: pulumi.Resource) -> AliNetwork:
     opts = pulumi.ResourceOptions(parent=parent)
-    tags = {"Name": name, "managed-by": "aws2aliyun-vpc"}
-    zone_id = choose_zone(s)
-    vpc = alicloud.vpc.Network(f"{name}-ali-vpc", vpc_name=name, cidr_block=str(s.ali_vpc_cidr), tags=tags, opts=opts)
+    display = stack_scoped(name)
+    tags = {"Name": display, "managed-by": "aws2aliyun-vpc"}
+    vpc = alicloud.vpc.Network(
+        f"{name}-ali-vpc", vpc_name=display, cidr_block=str(s.ali_vpc_cidr), tags=tags, opts=opts
+    )
     vswitch = alicloud.vpc.Switch(
         f"{name}-ali-vswitch",
-        vswitch_name=name,
+        vswitch_name=display,
         vpc_id=vpc.id,
         cidr_block=str(s.ali_vswitch_cidr),
-        zone_id=zone_id,
+        zone_id=choose_zone(s),
         tags=tags,
-        opts=opts,
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            # zone_id and cidr_block are ForceNew, and vSwitch CIDRs must not overlap within a
+            # VPC: a replacement with the same CIDR can only be created after the old one is gone.
+            delete_before_replace=True,
+            # A looked-up zone is the first that sells the type *today*; once deployed it is held,
+            # so a change in stock never replaces the vSwitch and everything in it.
+            ignore_changes=[] if s.ali_zone_id else ["zoneId"],
+        ),
     )
     sg = alicloud.ecs.SecurityGroup(
         f"{name}-ali-sg",
-        security_group_name=name,
+        security_group_name=display,
         description="aws2aliyun-vpc gateway: IKE from the AWS tunnel endpoints only",
         vpc_id=vpc.id,
         inner_access_policy="Drop",
@@ -85,7 +134,7 @@ def create_network(name: str, s: Settings, parent: pulumi.Resource) -> AliNetwor
     )
     eip = alicloud.ecs.EipAddress(
         f"{name}-eip",
-        address_name=name,
+        address_name=display,
         bandwidth=EIP_BANDWIDTH_MBPS,
         internet_charge_type="PayByTraffic",
         payment_type="PayAsYouGo",
@@ -93,7 +142,7 @@ def create_network(name: str, s: Settings, parent: pulumi.Resource) -> AliNetwor
         tags=tags,
         opts=opts,
     )
-    return AliNetwork(vpc=vpc, vswitch=vswitch, security_group=sg, eip=eip, zone_id=zone_id)
+    return AliNetwork(vpc=vpc, vswitch=vswitch, security_group=sg, eip=eip)
 
 
 def create_security_rules(
@@ -147,17 +196,27 @@ def create_gateway(
 ) -> AliGateway:
     """The ECS running strongSwan, its EIP and the VPC route to AWS through it."""
     opts = pulumi.ResourceOptions(parent=parent)
-    tags = {"Name": name, "managed-by": "aws2aliyun-vpc"}
+    display = stack_scoped(name)
+    tags = {"Name": display, "managed-by": "aws2aliyun-vpc"}
     key_pair = None
     if public_key is not None:
-        key_pair = alicloud.ecs.EcsKeyPair(f"{name}-key", key_pair_name=name, public_key=public_key, opts=opts)
+        key_pair = alicloud.ecs.EcsKeyPair(
+            f"{name}-key",
+            key_pair_name=pulumi.Output.from_input(public_key).apply(lambda k: key_pair_name(name, k)),
+            public_key=public_key,
+            tags=tags,
+            # The provider never updates a key pair's public key; its name (ForceNew) follows
+            # the key already, and this keeps a changed key a replacement whatever the name.
+            opts=pulumi.ResourceOptions(parent=parent, replace_on_changes=["publicKey"]),
+        )
     instance = alicloud.ecs.Instance(
         f"{name}-gateway",
-        instance_name=f"{name}-gateway",
+        instance_name=f"{display}-gateway",
         host_name="aws2aliyun-gw",
         instance_type=s.ecs_instance_type,
         image_id=choose_image(s),
-        availability_zone=network.zone_id,
+        # The vSwitch's own zone: never a second lookup that could disagree with it.
+        availability_zone=network.vswitch.zone_id,
         vswitch_id=network.vswitch.id,
         security_groups=[network.security_group.id],
         private_ip=str(s.ecs_private_ip),
@@ -165,23 +224,25 @@ def create_gateway(
         system_disk_size=20,
         internet_max_bandwidth_out=0,  # public traffic goes through the EIP
         instance_charge_type="PostPaid",
-        deletion_protection=s.deletion_protection,
-        # Metadata only through session tokens (IMDSv2-like): user-data holds the PSKs.
+        # Never deletion-protected: the gateway is replaced by design (every user-data change),
+        # and the provider's Delete never lifts the protection (resourceAliCloudInstanceDelete
+        # calls DeleteInstance as is), so a protected gateway's replacement would fail after its
+        # route entry and EIP association were already deleted. deletionProtection guards the EIP.
+        deletion_protection=False,
+        # Metadata only through session tokens (IMDSv2-like) where the image's cloud-init can.
         http_endpoint="enabled",
-        http_tokens="required",
+        http_tokens=metadata_tokens(s),
         key_name=key_pair.key_pair_name if key_pair is not None else None,
         user_data=user_data,
-        tags=tags,
+        tags=tags | metadata_tags(s),
         opts=pulumi.ResourceOptions(
             parent=parent,
             depends_on=depends_on,
             # cloud-init runs user-data once: a changed user-data needs a new instance, not
             # the provider's in-place update and reboot (provider #1973, #4721). The fixed
             # private IP means the old one must go first.
-            replace_on_changes=["userData"],
             delete_before_replace=True,
-            # A newer system image must not re-image the gateway's disk.
-            ignore_changes=["imageId"],
+            **image_options(s),
         ),
     )
     association = alicloud.ecs.EipAssociation(

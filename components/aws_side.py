@@ -59,9 +59,7 @@ def create_network(name: str, s: Settings, parent: pulumi.Resource) -> AwsNetwor
         route_table_ids = [pulumi.Output.from_input(rt) for rt in s.aws_route_table_ids]
 
     vgw = aws.ec2.VpnGateway(f"{name}-vgw", tags=tags, opts=opts)
-    attachment = aws.ec2.VpnGatewayAttachment(
-        f"{name}-vgw-attachment", vpc_id=vpc_id, vpn_gateway_id=vgw.id, opts=opts
-    )
+    attachment = aws.ec2.VpnGatewayAttachment(f"{name}-vgw-attachment", vpc_id=vpc_id, vpn_gateway_id=vgw.id, opts=opts)
     for i, rt in enumerate(route_table_ids):
         aws.ec2.VpnGatewayRoutePropagation(
             f"{name}-vgw-propagation-{i}",
@@ -131,7 +129,13 @@ def create_vpn(
         tunnel1_preshared_key=preshared_keys[0],
         tunnel2_preshared_key=preshared_keys[1],
         tags=tags,
-        opts=opts,
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            # Inside CIDRs are ForceNew and must be unique per virtual private gateway: with one
+            # pinned, a replacement made before the old connection is deleted would collide with
+            # the old one still holding it (docs/provider-facts-day-two.md).
+            delete_before_replace=any(c is not None for c in s.tunnel_inside_cidrs),
+        ),
         **tunnel_options(s, log_group.arn),  # type: ignore[arg-type]
     )
     aws.ec2.VpnConnectionRoute(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.naming import stack_scoped
 from components.settings import Settings
 
 # TunnelState is 1 when the tunnel is up, 0 when down; AWS publishes it every 5 minutes
@@ -46,7 +47,10 @@ def tunnel_state_alarm_args(n: int, tunnel_address: pulumi.Input[str], topic_arn
 
 def dashboard_body(region: str, tunnel_addresses: list[str]) -> str:
     """A CloudWatch dashboard with TunnelState of both tunnels on one graph."""
-    metrics = [["AWS/VPN", "TunnelState", "TunnelIpAddress", a, {"label": f"tunnel {i}"}] for i, a in enumerate(tunnel_addresses, 1)]
+    metrics = [
+        ["AWS/VPN", "TunnelState", "TunnelIpAddress", a, {"label": f"tunnel {i}"}]
+        for i, a in enumerate(tunnel_addresses, 1)
+    ]
     widget = {
         "type": "metric",
         "x": 0,
@@ -75,12 +79,14 @@ def create(
             f"{name}-alarms-email", topic=topic.arn, protocol="email", endpoint=s.alarm_email, opts=opts
         )
     alarms = [
-        aws.cloudwatch.MetricAlarm(f"{name}-tunnel{n}-state", **tunnel_state_alarm_args(n, address, topic.arn), opts=opts)
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-tunnel{n}-state", **tunnel_state_alarm_args(n, address, topic.arn), opts=opts
+        )
         for n, address in enumerate(tunnel_addresses, start=1)
     ]
     dashboard = aws.cloudwatch.Dashboard(
         f"{name}-dashboard",
-        dashboard_name=f"aws2aliyun-vpc-{pulumi.get_stack()}",
+        dashboard_name=stack_scoped(),  # unique per account: one per stack
         dashboard_body=pulumi.Output.all(*tunnel_addresses).apply(lambda a: dashboard_body(s.aws_region, list(a))),
         opts=opts,
     )

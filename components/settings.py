@@ -45,11 +45,21 @@ IMAGE_ALIASES: dict[str, str] = {
     "ubuntu_22_04": r"^ubuntu_22_04_x64_20G_alibase_\d+\.vhd$",
     "ubuntu_24_04": r"^ubuntu_24_04_x64_20G_alibase_\d+\.vhd$",
 }
+# Aliases whose images read user-data in metadata hardened mode (cloud-init >= 23.2.2, the
+# first with the AliYun session-token support): docs/provider-facts-day-two.md. The others
+# (and any image id, whose cloud-init the program cannot know) get httpTokens=optional.
+HARDENED_METADATA_IMAGES = frozenset({"ubuntu_22_04", "ubuntu_24_04"})
 IMAGE_ID_PATTERN = re.compile(r"^(m-[0-9a-z]{8,}|[a-z0-9_]+\.vhd)$")
 INSTANCE_TYPE_PATTERN = re.compile(r"^ecs\.[a-z0-9-]+\.[a-z0-9]+$")
 AWS_VPC_ID_PATTERN = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 AWS_ROUTE_TABLE_ID_PATTERN = re.compile(r"^rtb-[0-9a-f]{8,17}$")
 ALI_ZONE_PATTERN = re.compile(r"^[a-z]{2}-[a-z0-9-]+$")
+
+# Alibaba's ImportKeyPair accepts RSA, DSA and ECDSA public keys only (no ssh-ed25519):
+# https://www.alibabacloud.com/help/en/ecs/developer-reference/api-ecs-2014-05-26-importkeypair
+ALIBABA_SSH_KEY_TYPES = ("ssh-rsa", "ssh-dss", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521")
+SSH_KEY_RULE = "ssh-rsa, ssh-dss or ecdsa-sha2-nistp256/384/521"
+SSH_PUBLIC_KEY_PATTERN = re.compile(r"^[a-z0-9@.-]+ AAAA[A-Za-z0-9+/=]+( .*)?$")
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
 PSK_STORAGES = ("Standard", "SecretsManager")
@@ -59,7 +69,30 @@ MIN_DPD_TIMEOUT_S = 30
 ALI_VSWITCH_PREFIXES = range(16, 30)
 ALI_VPC_PREFIXES = range(8, 29)
 AWS_VPC_PREFIXES = range(16, 29)
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 
 
 class SettingsError(ValueError):
@@ -89,28 +122,97 @@ class KeySpec:
 
 
 KEYS: tuple[KeySpec, ...] = (
-    KeySpec("awsVpcCidr", "string", "10.10.0.0/16", "CIDR of the AWS VPC (created, or the existing one's when awsVpcId is set)."),
+    KeySpec(
+        "awsVpcCidr",
+        "string",
+        "10.10.0.0/16",
+        "CIDR of the AWS VPC (created, or the existing one's when awsVpcId is set).",
+    ),
     KeySpec("aliVpcCidr", "string", "172.16.0.0/16", "CIDR of the Alibaba Cloud VPC; must not overlap awsVpcCidr."),
-    KeySpec("aliVswitchCidr", "string", "172.16.1.0/24", "CIDR of the vSwitch holding the gateway ECS; inside aliVpcCidr, /16 to /29."),
-    KeySpec("aliZoneId", "string", "", "Alibaba zone for the vSwitch and ECS; empty picks the first zone offering ecsInstanceType."),
+    KeySpec(
+        "aliVswitchCidr",
+        "string",
+        "172.16.1.0/24",
+        "CIDR of the vSwitch holding the gateway ECS; inside aliVpcCidr, /16 to /29.",
+    ),
+    KeySpec(
+        "aliZoneId",
+        "string",
+        "",
+        "Alibaba zone for the vSwitch and ECS; empty picks the first zone offering ecsInstanceType at the first deploy and keeps it. Required with deletionProtection.",
+    ),
     KeySpec("tunnel1InsideCidr", "string", "", "Inside /30 of tunnel 1 in 169.254.0.0/16; empty lets AWS pick."),
     KeySpec("tunnel2InsideCidr", "string", "", "Inside /30 of tunnel 2 in 169.254.0.0/16; empty lets AWS pick."),
-    KeySpec("tunnel1PresharedKey", "string", "", "PSK of tunnel 1 (set with --secret); empty generates one to AWS's rules.", secret=True),
-    KeySpec("tunnel2PresharedKey", "string", "", "PSK of tunnel 2 (set with --secret); empty generates one to AWS's rules.", secret=True),
-    KeySpec("cryptoProfile", "string", "modern", "Crypto profile for both ends: modern (IKEv2, AES-256, SHA2-256, DH14+, AES-GCM ESP with PFS) or legacy (IKEv1 aes128-sha1-modp1024)."),
+    KeySpec(
+        "tunnel1PresharedKey",
+        "string",
+        "",
+        "PSK of tunnel 1 (set with --secret); empty generates one to AWS's rules.",
+        secret=True,
+    ),
+    KeySpec(
+        "tunnel2PresharedKey",
+        "string",
+        "",
+        "PSK of tunnel 2 (set with --secret); empty generates one to AWS's rules.",
+        secret=True,
+    ),
+    KeySpec(
+        "cryptoProfile",
+        "string",
+        "modern",
+        "Crypto profile for both ends: modern (IKEv2, AES-256, SHA2-256, DH14+, AES-GCM ESP with PFS) or legacy (IKEv1 aes128-sha1-modp1024).",
+    ),
     KeySpec("dpdTimeoutSeconds", "integer", 30, "AWS-side dead peer detection timeout in seconds (>= 30)."),
     KeySpec("ecsInstanceType", "string", "ecs.t6-c1m2.large", "Instance type of the Alibaba gateway ECS."),
-    KeySpec("ecsImage", "string", "debian_12", "Gateway image: debian_12, ubuntu_22_04, ubuntu_24_04, or an Alibaba image id."),
-    KeySpec("sshPublicKey", "string", "", "OpenSSH public key installed as the ECS key pair; empty creates none (unless verify generates one)."),
-    KeySpec("sshPrivateKey", "string", "", "Private key matching sshPublicKey, used by verify (set with --secret); empty with verify generates a key pair.", secret=True),
+    KeySpec(
+        "ecsImage",
+        "string",
+        "debian_12",
+        "Gateway image: debian_12, ubuntu_22_04, ubuntu_24_04, or an Alibaba image id.",
+    ),
+    KeySpec(
+        "sshPublicKey",
+        "string",
+        "",
+        "OpenSSH public key (ssh-rsa, ssh-dss or ecdsa-sha2-*; Alibaba refuses ssh-ed25519) installed as the ECS key pair; empty creates none (unless verify generates one).",
+    ),
+    KeySpec(
+        "sshPrivateKey",
+        "string",
+        "",
+        "Private key matching sshPublicKey, used by verify (set with --secret); empty with verify generates a key pair.",
+        secret=True,
+    ),
     KeySpec("sshAllowedCidrs", "array", [], "CIDRs allowed to SSH to the gateway; empty closes SSH. /0 is refused."),
-    KeySpec("verify", "boolean", False, "After deploy, SSH to the gateway and fail `pulumi up` unless both tunnels are up (needs sshAllowedCidrs)."),
+    KeySpec(
+        "verify",
+        "boolean",
+        False,
+        "After deploy, SSH to the gateway and fail `pulumi up` unless both tunnels are up (needs sshAllowedCidrs).",
+    ),
     KeySpec("awsVpcId", "string", "", "Existing AWS VPC to attach instead of creating one (with awsRouteTableIds)."),
-    KeySpec("awsRouteTableIds", "array", [], "Route tables of the existing AWS VPC that learn the Alibaba CIDR by route propagation."),
-    KeySpec("tunnelLogRetentionDays", "integer", 30, "Retention of the CloudWatch log group holding the tunnels' IKE logs."),
-    KeySpec("presharedKeyStorage", "string", "Standard", "Where AWS keeps the tunnel PSKs: Standard or SecretsManager."),
-    KeySpec("alarmEmail", "string", "", "E-mail subscribed to the tunnel-state alarms' SNS topic; empty subscribes none."),
-    KeySpec("deletionProtection", "boolean", False, "Protect the gateway ECS and the EIP from deletion (production)."),
+    KeySpec(
+        "awsRouteTableIds",
+        "array",
+        [],
+        "Route tables of the existing AWS VPC that learn the Alibaba CIDR by route propagation.",
+    ),
+    KeySpec(
+        "tunnelLogRetentionDays", "integer", 30, "Retention of the CloudWatch log group holding the tunnels' IKE logs."
+    ),
+    KeySpec(
+        "presharedKeyStorage", "string", "Standard", "Where AWS keeps the tunnel PSKs: Standard or SecretsManager."
+    ),
+    KeySpec(
+        "alarmEmail", "string", "", "E-mail subscribed to the tunnel-state alarms' SNS topic; empty subscribes none."
+    ),
+    KeySpec(
+        "deletionProtection",
+        "boolean",
+        False,
+        "Protect the EIP (the address AWS's customer gateway is bound to) from deletion; the gateway ECS is replaced by design and stays deletable. Requires aliZoneId.",
+    ),
 )
 KEYS_BY_NAME = {k.name: k for k in KEYS}
 REQUIRED_PROVIDER_KEYS = ("aws:region", "alicloud:region")
@@ -305,7 +407,9 @@ def load_settings(raw: Mapping[str, Any], secret_keys: Collection[str] = ()) -> 
 
     for provider_key in REQUIRED_PROVIDER_KEYS:
         if not _as_str(raw.get(provider_key)):
-            c.problems.append(f"{provider_key}: is not set; the provider needs a region, e.g. `pulumi config set {provider_key} <region>`")
+            c.problems.append(
+                f"{provider_key}: is not set; the provider needs a region, e.g. `pulumi config set {provider_key} <region>`"
+            )
 
     aws_vpc = _parse_network(c, "awsVpcCidr", get("awsVpcCidr"), AWS_VPC_PREFIXES)
     ali_vpc = _parse_network(c, "aliVpcCidr", get("aliVpcCidr"), ALI_VPC_PREFIXES)
@@ -314,7 +418,11 @@ def load_settings(raw: Mapping[str, Any], secret_keys: Collection[str] = ()) -> 
         if net is not None and net.overlaps(LINK_LOCAL):
             c.add(key, str(net), "a VPC CIDR must not be inside 169.254.0.0/16 (link-local, used by the tunnels)")
     if aws_vpc is not None and ali_vpc is not None and aws_vpc.overlaps(ali_vpc):
-        c.add("aliVpcCidr", str(ali_vpc), f"must not overlap awsVpcCidr {aws_vpc}: both sides would claim the same addresses")
+        c.add(
+            "aliVpcCidr",
+            str(ali_vpc),
+            f"must not overlap awsVpcCidr {aws_vpc}: both sides would claim the same addresses",
+        )
     if vswitch is not None and ali_vpc is not None and not vswitch.subnet_of(ali_vpc):
         c.add("aliVswitchCidr", str(vswitch), f"must be inside aliVpcCidr {ali_vpc}")
 
@@ -350,17 +458,35 @@ def load_settings(raw: Mapping[str, Any], secret_keys: Collection[str] = ()) -> 
 
     image = _as_str(get("ecsImage"))
     if image not in IMAGE_ALIASES and not IMAGE_ID_PATTERN.match(image):
-        c.add("ecsImage", get("ecsImage"), f"expected one of {', '.join(IMAGE_ALIASES)} or an Alibaba image id (m-... or *.vhd)")
+        c.add(
+            "ecsImage",
+            get("ecsImage"),
+            f"expected one of {', '.join(IMAGE_ALIASES)} or an Alibaba image id (m-... or *.vhd)",
+        )
 
     ssh_public_key = _as_str(get("sshPublicKey")) or None
-    if ssh_public_key is not None and not re.match(r"^(ssh-rsa|ssh-ed25519|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$", ssh_public_key):
-        c.add("sshPublicKey", ssh_public_key[:40] + "...", "expected an OpenSSH public key line (ssh-rsa/ssh-ed25519/ecdsa-sha2-* AAAA...)")
+    if ssh_public_key is not None:
+        key_type = ssh_public_key.split(" ", 1)[0]
+        if not SSH_PUBLIC_KEY_PATTERN.match(ssh_public_key):
+            c.add(
+                "sshPublicKey",
+                ssh_public_key[:40] + "...",
+                f"expected an OpenSSH public key line ({SSH_KEY_RULE}, then the base64 key)",
+            )
+        elif key_type not in ALIBABA_SSH_KEY_TYPES:
+            c.add(
+                "sshPublicKey",
+                ssh_public_key[:40] + "...",
+                f"Alibaba's ImportKeyPair accepts only {SSH_KEY_RULE} keys; {key_type} is refused there",
+            )
     ssh_private_key_text = _as_str(get("sshPrivateKey"))
     ssh_private_key = Secret(ssh_private_key_text) if ssh_private_key_text else None
     if ssh_private_key is not None and "PRIVATE KEY" not in ssh_private_key:
         c.add("sshPrivateKey", "", "expected a PEM/OpenSSH private key")
     if ssh_private_key is not None and ssh_public_key is None:
-        c.add("sshPrivateKey", "", "is set without sshPublicKey; set both, or neither to let verify generate a key pair")
+        c.add(
+            "sshPrivateKey", "", "is set without sshPublicKey; set both, or neither to let verify generate a key pair"
+        )
 
     ssh_cidrs: list[ipaddress.IPv4Network] = []
     for i, text in enumerate(_parse_list(c, "sshAllowedCidrs", get("sshAllowedCidrs"))):
@@ -368,7 +494,11 @@ def load_settings(raw: Mapping[str, Any], secret_keys: Collection[str] = ()) -> 
         if net is None:
             continue
         if net.prefixlen == 0:
-            c.add(f"sshAllowedCidrs[{i}]", text, "SSH must not be open to the whole internet; list your own addresses (e.g. 203.0.113.7/32)")
+            c.add(
+                f"sshAllowedCidrs[{i}]",
+                text,
+                "SSH must not be open to the whole internet; list your own addresses (e.g. 203.0.113.7/32)",
+            )
             continue
         ssh_cidrs.append(net)
 
@@ -386,7 +516,9 @@ def load_settings(raw: Mapping[str, Any], secret_keys: Collection[str] = ()) -> 
     if aws_vpc_id is None and route_tables:
         c.add("awsRouteTableIds", route_tables, "only applies with awsVpcId (a new VPC gets its own route table)")
     if aws_vpc_id is not None and not route_tables:
-        c.add("awsRouteTableIds", [], "must list at least one route table of awsVpcId, or traffic to Alibaba has no route")
+        c.add(
+            "awsRouteTableIds", [], "must list at least one route table of awsVpcId, or traffic to Alibaba has no route"
+        )
 
     retention = _parse_int(c, "tunnelLogRetentionDays", get("tunnelLogRetentionDays"))
     if retention is not None and retention not in LOG_RETENTION_DAYS:
@@ -399,6 +531,14 @@ def load_settings(raw: Mapping[str, Any], secret_keys: Collection[str] = ()) -> 
     if alarm_email is not None and not EMAIL_PATTERN.match(alarm_email):
         c.add("alarmEmail", alarm_email, "expected an e-mail address, or empty")
     deletion_protection = _parse_bool(c, "deletionProtection", get("deletionProtection"))
+    if deletion_protection and zone is None:
+        c.add(
+            "aliZoneId",
+            "",
+            "a protected (production) stack must pin its zone: the zone looked up when it is empty is the first one "
+            "selling ecsInstanceType today, and the vSwitch cannot move zones without replacing the gateway; "
+            "set it, e.g. `pulumi config set aliZoneId cn-hangzhou-i`",
+        )
 
     if c.problems:
         raise SettingsError(c.problems)

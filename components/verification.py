@@ -53,9 +53,14 @@ def verify_link(
     """
     return command.remote.Command(
         f"{name}-verify",
-        connection=command.remote.ConnectionArgs(host=host, user=SSH_USER, private_key=private_key, dial_error_limit=30),
+        connection=command.remote.ConnectionArgs(
+            host=host, user=SSH_USER, private_key=private_key, dial_error_limit=30
+        ),
         create=VERIFY_COMMAND,
         triggers=triggers,
+        # pulumi-command streams stdout/stderr to the engine's log (the CI log) unless told
+        # not to, secret outputs or not: keep them only as the secret outputs.
+        logging=command.remote.Logging.NONE,
         opts=pulumi.ResourceOptions(
             parent=parent,
             depends_on=depends_on,

@@ -211,19 +211,33 @@ def legacy_crypto_findings(resource_type: str, props: Mapping[str, Any], profile
 # ---- 3. ECS metadata only with session tokens --------------------------------------------
 
 
+# The program's declared exception (components/alibaba_side.py, the same key): an image whose
+# cloud-init cannot read user-data with session tokens gets `optional`, saying why in this tag.
+METADATA_TOKENS_TAG = "aws2aliyun-vpc:metadata-tokens"
+
+
 def ecs_metadata_tokens(resource_type: str, props: Mapping[str, Any]) -> list[str]:
-    """The ECS must require metadata session tokens (Alibaba's IMDSv2): its user-data holds the PSKs."""
+    """The ECS must require metadata session tokens (Alibaba's IMDSv2): its user-data holds the
+    PSKs. `optional` passes only when the instance's tag `aws2aliyun-vpc:metadata-tokens`
+    declares why (its image's cloud-init is too old to read user-data in hardened mode)."""
     if resource_type != ALI_INSTANCE:
         return []
     tokens = props.get("httpTokens")
     if is_unknown(tokens) or tokens == "required":
+        return []
+    tags = props.get("tags")
+    reason = tags.get(METADATA_TOKENS_TAG) if isinstance(tags, Mapping) else None
+    if tokens == "optional" and isinstance(reason, str) and reason.startswith("optional:"):
         return []
     if tokens is None:
         return [
             "httpTokens is not set, so the instance takes Alibaba's default 'optional' and serves its "
             "metadata, user-data included, without a session token; allowed: 'required'"
         ]
-    return [f"httpTokens is {tokens!r}: metadata readable without a session token; allowed: 'required'"]
+    return [
+        f"httpTokens is {tokens!r}: metadata readable without a session token; allowed: 'required', or "
+        f"'optional' with the tag {METADATA_TOKENS_TAG} = 'optional: <why>'"
+    ]
 
 
 # ---- 4. tunnel logs on -------------------------------------------------------------------

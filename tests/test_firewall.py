@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import subprocess
+import sys
+import time
 
 import pytest
 
@@ -49,3 +52,57 @@ def test_nft_accepts_the_ruleset(tmp_path):
     path.write_text(firewall.ruleset(dataclasses.replace(gateway(), ssh_allowed_cidrs=("203.0.113.0/24",))))
     out = subprocess.run(["nft", "--check", "-f", str(path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_only_root_reaches_the_metadata_service():
+    output = firewall.ruleset(gateway()).split("chain output {")[1].split("}")[0]
+    assert "policy accept;" in output
+    assert "ip daddr 100.100.100.200 meta skuid != 0 reject" in output
+
+
+NETNS_TOOLS = all(shutil.which(t) for t in ("nft", "ip", "setpriv"))
+
+
+@pytest.mark.skipif(not NETNS_TOOLS or os.geteuid() != 0, reason="needs root, nft, ip and setpriv")
+def test_the_loaded_ruleset_refuses_metadata_to_non_root(tmp_path):
+    """In a network namespace of its own: the ruleset loaded by nft, a stand-in metadata
+    service on 100.100.100.200:80; root connects, an unprivileged user is refused."""
+    ns = f"aws2aliyun-fw-{os.getpid()}"
+    path = tmp_path / "firewall.nft"
+    path.write_text(firewall.ruleset(gateway()))
+    probe = (
+        "import socket,sys\n"
+        "s=socket.socket(); s.settimeout(3)\n"
+        "try:\n s.connect(('100.100.100.200', 80)); print('connected')\n"
+        "except OSError as e:\n print(type(e).__name__, e.strerror)\n"
+    )
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+
+        def run(*cmd: str) -> subprocess.CompletedProcess:
+            return subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True, timeout=20)
+
+        assert run("ip", "link", "set", "lo", "up").returncode == 0
+        assert run("ip", "addr", "add", "100.100.100.200/32", "dev", "lo").returncode == 0
+        loaded = run("nft", "-f", str(path))
+        assert loaded.returncode == 0, loaded.stderr
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, "-c",
+             "import socket,time\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+             "s.bind(('100.100.100.200', 80)); s.listen(8); time.sleep(30)"],
+        )  # fmt: skip
+        try:
+            for _ in range(50):
+                if run(sys.executable, "-c", probe).stdout.strip() == "connected":
+                    break
+                time.sleep(0.1)
+            assert run(sys.executable, "-c", probe).stdout.strip() == "connected", "root reaches the metadata service"
+            nobody = run("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", probe)
+            assert nobody.stdout.strip() == "OSError No route to host", (
+                nobody.stdout + nobody.stderr
+            )  # admin-prohibited
+        finally:
+            server.kill()
+            server.wait()
+    finally:
+        subprocess.run(["ip", "netns", "delete", ns], check=False)

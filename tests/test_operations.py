@@ -50,7 +50,7 @@ def test_prod_is_sturdier_and_protected():
     plan = offline.run(stackfile.load(ROOT / "Pulumi.prod.yaml"))
     ecs = plan.one("alicloud:ecs/instance:Instance")
     assert ecs.input("instanceType") == "ecs.g7.large"
-    assert ecs.input("deletionProtection") is True
+    assert ecs.input("deletionProtection") is False, "replaced by design: see test_day_two"
     assert plan.one("alicloud:ecs/eipAddress:EipAddress").input("deletionProtection") is True
     assert plan.one("aws:cloudwatch/logGroup:LogGroup").input("retentionInDays") == 365
     sub = plan.one("aws:sns/topicSubscription:TopicSubscription")

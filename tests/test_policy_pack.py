@@ -269,15 +269,30 @@ def test_policy_crypto_profile_from_config(config, profile):
 
 
 def test_policy_ecs_metadata_real_instance_passes():
-    ecs = real_inputs(rules.ALI_INSTANCE)
-    assert ecs["httpTokens"] == "required"
+    ecs = real_inputs(rules.ALI_INSTANCE, ecsImage="ubuntu_24_04")
+    assert ecs["httpTokens"] == "required" and rules.METADATA_TOKENS_TAG not in ecs["tags"]
     assert rules.ecs_metadata_tokens(rules.ALI_INSTANCE, ecs) == []
 
 
+def test_policy_ecs_metadata_declared_exception_passes():
+    """debian_12's cloud-init may predate hardened mode: optional, and the instance says why."""
+    ecs = real_inputs(rules.ALI_INSTANCE)
+    assert ecs["httpTokens"] == "optional"
+    assert ecs["tags"][rules.METADATA_TOKENS_TAG].startswith("optional: cloud-init of debian_12")
+    assert rules.ecs_metadata_tokens(rules.ALI_INSTANCE, ecs) == []
+
+
+def test_policy_metadata_tag_key_is_the_programs():
+    from components import alibaba_side
+
+    assert rules.METADATA_TOKENS_TAG == alibaba_side.METADATA_TOKENS_TAG
+
+
 def test_policy_ecs_metadata_optional_tokens_are_reported():
-    ecs = real_inputs(rules.ALI_INSTANCE) | {"httpTokens": "optional"}
+    ecs = real_inputs(rules.ALI_INSTANCE) | {"httpTokens": "optional", "tags": {"Name": "x"}}
     assert rules.ecs_metadata_tokens(rules.ALI_INSTANCE, ecs) == [
-        "httpTokens is 'optional': metadata readable without a session token; allowed: 'required'"
+        "httpTokens is 'optional': metadata readable without a session token; allowed: 'required', or "
+        "'optional' with the tag aws2aliyun-vpc:metadata-tokens = 'optional: <why>'"
     ]
 
 

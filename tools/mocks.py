@@ -49,7 +49,13 @@ def _inside_hosts(cidr: str) -> tuple[str, str]:
 
 
 class CloudMocks(pulumi.runtime.Mocks):
-    """Answers resource creation and data-source calls for AWS, Alibaba and friends."""
+    """Answers resource creation and data-source calls for AWS, Alibaba and friends.
+
+    `zones`: the zones `get_zones` answers with, in its order (the first sells the type)."""
+
+    def __init__(self, zones: tuple[str, ...] = (ALI_ZONE,)):
+        super().__init__()
+        self.zones = zones
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         t, name, inputs = args.typ, args.name, dict(args.inputs)
@@ -132,16 +138,19 @@ class CloudMocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         tok = args.token
         if tok == "alicloud:index/getZones:getZones":
-            zone = {
-                "id": ALI_ZONE,
-                "localName": "Hangzhou Zone I",
-                "availableInstanceTypes": [args.args.get("availableInstanceType")],
-                "availableResourceCreations": ["VSwitch", "Instance"],
-                "availableDiskCategories": ["cloud_essd"],
-                "multiZoneIds": [],
-                "slbSlaveZoneIds": [],
-            }
-            return {"id": "zones", "ids": [ALI_ZONE], "zones": [zone]}, []
+            zones = [
+                {
+                    "id": zone_id,
+                    "localName": zone_id,
+                    "availableInstanceTypes": [args.args.get("availableInstanceType")],
+                    "availableResourceCreations": ["VSwitch", "Instance"],
+                    "availableDiskCategories": ["cloud_essd"],
+                    "multiZoneIds": [],
+                    "slbSlaveZoneIds": [],
+                }
+                for zone_id in self.zones
+            ]
+            return {"id": "zones", "ids": list(self.zones), "zones": zones}, []
         if tok == "alicloud:ecs/getImages:getImages":
             image = {
                 "id": ALI_IMAGE_ID,
@@ -168,5 +177,10 @@ class CloudMocks(pulumi.runtime.Mocks):
                 "status": "Available",
                 "usage": "instance",
             }
-            return {"id": "images", "ids": [ALI_IMAGE_ID], "images": [image], "nameRegex": args.args.get("nameRegex")}, []
+            return {
+                "id": "images",
+                "ids": [ALI_IMAGE_ID],
+                "images": [image],
+                "nameRegex": args.args.get("nameRegex"),
+            }, []
         return {}, []

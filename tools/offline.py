@@ -182,10 +182,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return super().RegisterResourceOutputs(request)
 
 
-def run(stack: StackConfig, program: Callable[[], Any] | None = None) -> Plan:
+def run(stack: StackConfig, program: Callable[[], Any] | None = None, mocks: CloudMocks | None = None) -> Plan:
     """Run `__main__.py` (or `program`, which may return an awaitable) for this stack's
-    config under the mocks, and return what was registered."""
-    mocks = CloudMocks()
+    config under the mocks (the project's own unless given), and return what was registered."""
+    mocks = mocks or CloudMocks()
     monitor = RecordingMonitor(mocks)
     # Everything Pulumi creates (futures of the root stack included) must live on this loop.
     loop = asyncio.new_event_loop()
@@ -215,7 +215,9 @@ def run(stack: StackConfig, program: Callable[[], Any] | None = None) -> Plan:
     finally:
         loop.close()
         asyncio.set_event_loop(None)
-    return Plan(stack=stack.name, resources=_ordered(monitor.recorded), outputs=monitor.stack_outputs, warnings=warnings)
+    return Plan(
+        stack=stack.name, resources=_ordered(monitor.recorded), outputs=monitor.stack_outputs, warnings=warnings
+    )
 
 
 def _ordered(resources: list[Resource]) -> list[Resource]:

@@ -3,8 +3,10 @@
 Input: IKE/NAT-T (and raw ESP) only from the two AWS tunnel endpoints, SSH only from
 sshAllowedCidrs, the ICMP that path-MTU discovery and diagnostics need, DHCP renewals, and
 replies to what the host itself started (package installs, DNS). Forward: only between
-the two VPC CIDRs. Output is left open. The table is the project's own, replaced whole on
-every load, so nothing else's rules are touched.
+the two VPC CIDRs. Output is open except to the instance metadata service, which only root
+(cloud-init) may reach: the user-data there holds the PSKs, and on images whose cloud-init
+is too old for metadata hardened mode it is served without a session token. The table is
+the project's own, replaced whole on every load, so nothing else's rules are touched.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ TABLE = "aws2aliyun"
 FIREWALL_PATH = "/etc/aws2aliyun/firewall.nft"
 UNIT_NAME = "aws2aliyun-firewall.service"
 UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
+# Alibaba's instance metadata service (user-data included).
+METADATA_ADDRESS = "100.100.100.200"
 
 
 def ruleset(gw: Gateway) -> str:
@@ -58,6 +62,10 @@ def ruleset(gw: Gateway) -> str:
         "        ct state established,related accept",
         f"        ip saddr {gw.ali_vpc_cidr} ip daddr {gw.aws_vpc_cidr} accept",
         f"        ip saddr {gw.aws_vpc_cidr} ip daddr {gw.ali_vpc_cidr} accept",
+        "    }",
+        "    chain output {",
+        "        type filter hook output priority filter; policy accept;",
+        f"        ip daddr {METADATA_ADDRESS} meta skuid != 0 reject with icmpx type admin-prohibited",
         "    }",
         "}",
     ]

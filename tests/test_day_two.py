@@ -1,0 +1,205 @@
+"""Day two on the real providers: rotations, key changes, second stacks, zones, pinned
+inside CIDRs. Each change is replayed with `tools.rollout` (the engine's replacement order
+plus what the providers' source says) over the offline plans before and after it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from components.settings import SettingsError, load_settings
+from tests.conftest import dev_values, plan_for, stack_with
+from tools import offline, rollout, stackfile
+from tools.mocks import CloudMocks
+
+ROOT = Path(__file__).resolve().parent.parent
+PROD = stackfile.load(ROOT / "Pulumi.prod.yaml")
+ECS = "alicloud:ecs/instance:Instance"
+KEY_PAIR = "alicloud:ecs/ecsKeyPair:EcsKeyPair"
+SWITCH = "alicloud:vpc/switch:Switch"
+VPN = "aws:ec2/vpnConnection:VpnConnection"
+NEW_PSKS = {"tunnel1PresharedKey": "Rotated.tunnel1_key", "tunnel2PresharedKey": "Rotated.tunnel2_key"}
+RSA_A = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQCaaaa first@example"
+RSA_B = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQCbbbb second@example"
+
+
+def prod_plan(**changes) -> offline.Plan:
+    return rollout.plan_with(PROD, changes)
+
+
+def fresh(**overrides) -> offline.Plan:
+    """A plan of its own (plan_for's are cached and shared): for tests that edit one."""
+    return offline.run(stack_with(**overrides))
+
+
+def test_prod_psk_rotation_replaces_the_gateway_and_every_step_succeeds():
+    """Item 1: the README's rotation on the protected prod stack."""
+    steps = rollout.simulate(prod_plan(), prod_plan(**NEW_PSKS))
+    assert steps.problems == []
+    assert steps.ops("link-vpn") == ["update"], "AWS changes PSKs in place"
+    assert steps.ops("link-gateway") == ["delete", "create"]
+    # The route entry and the EIP association go first (delete-before-replace), and the
+    # old instance can then be deleted: nothing is left half done.
+    for dependent in ("link-route-to-aws", "link-eip-assoc"):
+        assert steps.ops(dependent) == ["delete", "create"]
+        assert steps.index("delete", dependent) < steps.index("delete", "link-gateway")
+        assert steps.index("create", dependent) > steps.index("create", "link-gateway")
+    assert steps.index("update", "link-vpn") < steps.index("delete", "link-gateway"), "user-data needs the new PSKs"
+
+
+def test_prod_protects_what_is_never_replaced_and_not_the_gateway():
+    plan = prod_plan()
+    assert plan.one(ECS).input("deletionProtection") is False
+    assert plan.one("alicloud:ecs/eipAddress:EipAddress").input("deletionProtection") is True
+
+
+def test_rollout_refuses_a_protected_gateway_replacement():
+    """The check behind item 1 can fail: a deletion-protected ECS is refused mid-way."""
+    before, after = prod_plan(), prod_plan(**NEW_PSKS)
+    for plan in (before, after):
+        plan.one(ECS).inputs["deletionProtection"] = True
+    steps = rollout.simulate(before, after)
+    assert len(steps.problems) == 1
+    assert "link-gateway: delete refused" in steps.problems[0]
+    assert "already deleted: link-route-to-aws, link-eip-assoc" in steps.problems[0]
+
+
+def test_key_pair_names_are_per_stack():
+    """Item 2: Alibaba key-pair names are unique per account and region."""
+    names = {
+        stack: offline.run(stack_with(name=stack, sshPublicKey=RSA_A)).one(KEY_PAIR).input("keyPairName")
+        for stack in ("dev", "staging")
+    }
+    assert names["dev"] != names["staging"]
+    assert names["dev"].startswith("aws2aliyun-vpc-dev-link-")
+    assert names["staging"].startswith("aws2aliyun-vpc-staging-link-")
+
+
+def test_a_new_ssh_key_replaces_the_key_pair_before_deleting_the_old_one():
+    """Item 3: the provider never updates a key pair's public key."""
+    before, after = plan_for(sshPublicKey=RSA_A), plan_for(sshPublicKey=RSA_B)
+    assert before.one(KEY_PAIR).input("keyPairName") != after.one(KEY_PAIR).input("keyPairName")
+    assert after.one(KEY_PAIR).options["replaceOnChanges"] == ["publicKey"]
+    steps = rollout.simulate(before, after)
+    assert steps.problems == []
+    assert steps.ops("link-key") == ["create", "delete"], "new name: create-before-delete cannot collide"
+    assert steps.ops("link-gateway") == ["update"], "key_name changes in place (detach, attach, reboot)"
+    assert after.one(ECS).input("keyName") == after.one(KEY_PAIR).input("keyPairName")
+
+
+def test_rollout_reports_a_public_key_change_the_provider_drops():
+    before, after = fresh(sshPublicKey=RSA_A), fresh(sshPublicKey=RSA_B)
+    for plan in (before, after):
+        plan.one(KEY_PAIR).inputs["keyPairName"] = "link"  # the name of old
+        plan.one(KEY_PAIR).options["replaceOnChanges"] = []
+    steps = rollout.simulate(before, after)
+    assert steps.problems == [
+        "link-key: a change of publicKey is accepted and never applied by the provider "
+        f"({rollout.RULES[KEY_PAIR].source})"
+    ]
+
+
+def test_ed25519_keys_are_refused_with_the_key_named():
+    """Item 4: ImportKeyPair accepts RSA, DSA and ECDSA only."""
+    with pytest.raises(SettingsError) as err:
+        load_settings(dev_values(sshPublicKey="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIabc me@example"))
+    (problem,) = err.value.problems
+    assert problem.startswith("sshPublicKey: 'ssh-ed25519 AAAAC3")
+    assert "ImportKeyPair accepts only ssh-rsa, ssh-dss or ecdsa-sha2-nistp256/384/521" in problem
+    ok = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAI me@example"
+    assert load_settings(dev_values(sshPublicKey=ok)).ssh_public_key == ok
+
+
+def test_a_looked_up_zone_is_held_when_stock_changes():
+    """Item 5: with no aliZoneId, today's first zone is taken once and then kept."""
+    before = offline.run(stack_with(), mocks=CloudMocks(zones=("cn-hangzhou-i", "cn-hangzhou-j")))
+    after = offline.run(stack_with(), mocks=CloudMocks(zones=("cn-hangzhou-j",)))
+    assert before.one(SWITCH).input("zoneId") == "cn-hangzhou-i"
+    assert after.one(SWITCH).options["ignoreChanges"] == ["zoneId"]
+    assert after.one(ECS).input("availabilityZone") == after.one(SWITCH).output("zoneId"), "one zone, the vSwitch's"
+    steps = rollout.simulate(before, after)
+    assert steps.steps == [] and steps.problems == []
+
+
+def test_a_chosen_zone_change_replaces_the_vswitch_delete_first():
+    before = plan_for(aliZoneId="cn-hangzhou-i")
+    after = plan_for(aliZoneId="cn-hangzhou-k")
+    assert after.one(SWITCH).options["ignoreChanges"] == []
+    steps = rollout.simulate(before, after)
+    assert steps.problems == [], "the same vSwitch CIDR in the same VPC: only after the old one is gone"
+    assert steps.ops("link-ali-vswitch") == ["delete", "create"]
+    assert steps.ops("link-gateway") == ["delete", "create"]
+    assert steps.index("delete", "link-gateway") < steps.index("delete", "link-ali-vswitch")
+
+
+def test_protected_stacks_must_pin_their_zone():
+    with pytest.raises(SettingsError) as err:
+        load_settings(dev_values(deletionProtection=True))
+    assert [p.split(":")[0] for p in err.value.problems] == ["aliZoneId"]
+    assert load_settings(dict(PROD.values)).ali_zone_id == "cn-hangzhou-i"
+
+
+def test_changing_one_pinned_inside_cidr_replaces_the_connection_delete_first():
+    """Item 6: inside CIDRs are unique per virtual private gateway."""
+    after = prod_plan(tunnel1InsideCidr="169.254.230.0/30")
+    assert after.one(VPN).options["deleteBeforeReplace"] is True
+    steps = rollout.simulate(prod_plan(), after)
+    assert steps.problems == []
+    assert steps.ops("link-vpn") == ["delete", "create"]
+    # New tunnel addresses reach the gateway's user-data: it is replaced after the connection.
+    assert steps.ops("link-gateway") == ["delete", "create"]
+    assert steps.index("create", "link-vpn") < steps.index("create", "link-gateway")
+
+
+def test_rollout_refuses_a_create_before_delete_connection_with_a_pinned_cidr():
+    before, after = prod_plan(), prod_plan(tunnel1InsideCidr="169.254.230.0/30")
+    after.one(VPN).options["deleteBeforeReplace"] = False
+    steps = rollout.simulate(before, after)
+    assert any(
+        "link-vpn: create refused while the old link-vpn exists" in p and "169.254.221.0/30" in p
+        for p in steps.problems
+    )
+
+
+def test_unpinned_inside_cidrs_keep_create_before_delete():
+    assert plan_for().one(VPN).options["deleteBeforeReplace"] is False
+
+
+@pytest.mark.parametrize(
+    ("image", "tokens"),
+    [
+        ("debian_12", "optional"),
+        ("ubuntu_22_04", "required"),
+        ("ubuntu_24_04", "required"),
+        ("m-bp1abcdefghijklmn", "optional"),
+    ],
+)
+def test_metadata_hardened_mode_only_where_cloud_init_can_read_user_data(image, tokens):
+    """Item 7: cloud-init older than 23.2.2 cannot read user-data in hardened mode."""
+    ecs = plan_for(ecsImage=image).one(ECS)
+    assert ecs.input("httpTokens") == tokens
+    assert ecs.input("httpEndpoint") == "enabled"
+
+
+def test_verify_output_is_not_streamed_to_the_log():
+    """Item 8: pulumi-command logs stdout/stderr unless logging is off."""
+    cmd = plan_for(verify=True, sshAllowedCidrs=["203.0.113.7/32"]).one("command:remote:Command")
+    assert cmd.input("logging") == "none"
+    assert {"stderr", "stdout"} <= set(cmd.options["additionalSecretOutputs"])
+
+
+def test_a_new_release_of_an_image_alias_never_touches_the_gateway():
+    before, after = plan_for(), fresh()
+    assert after.one(ECS).options["ignoreChanges"] == ["imageId"]
+    after.one(ECS).inputs["imageId"] = "debian_12_12_x64_20G_alibase_20261115.vhd"
+    assert rollout.simulate(before, after).steps == []
+
+
+def test_pinning_an_image_id_replaces_the_gateway_and_never_re_images_it():
+    """Item 9: the way out when Alibaba has retired the image a stack was created from."""
+    before, after = plan_for(ecsImage="m-bp1aaaaaaaaaaaaaaaaa"), plan_for(ecsImage="m-bp1bbbbbbbbbbbbbbbbb")
+    assert after.one(ECS).options["ignoreChanges"] == []
+    assert after.one(ECS).options["replaceOnChanges"] == ["userData", "imageId"]
+    steps = rollout.simulate(before, after)
+    assert steps.problems == [] and steps.ops("link-gateway") == ["delete", "create"]
