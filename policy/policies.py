@@ -7,7 +7,7 @@ Enforcement, and how the legacy crypto profile downgrades the crypto check:
 | no-ingress-from-internet | mandatory | security group ingress from any /0 (Alibaba and AWS) |
 | vpn-tunnel-no-dh2-sha1 | mandatory | DH group 2 / SHA1 on a tunnel, or an unset list (AWS's defaults include both); silent when its config says cryptoProfile=legacy |
 | vpn-tunnel-legacy-crypto | advisory | the same findings, only when its config says cryptoProfile=legacy |
-| ecs-metadata-tokens-required | mandatory | an ECS whose httpTokens is not "required" |
+| ecs-metadata-tokens-required | mandatory | an ECS whose httpTokens is not "required" (nor "optional" with the tag saying why) |
 | vpn-tunnel-logging-enabled | mandatory | a tunnel whose CloudWatch log option is not on |
 
 Pulumi gives each policy its own config, so both crypto policies take a `cryptoProfile`

@@ -103,25 +103,21 @@ RULES: dict[str, ProviderRule] = {
         source=ALICLOUD + "resource_alicloud_vpc.go",
     ),
     "aws:ec2/vpnConnection:VpnConnection": ProviderRule(
+        # customer/VPN/transit gateway changes go through ModifyVpnConnection, tunnel options
+        # (PSKs included) and the PSK storage through ModifyVpnTunnelOptions: all in place.
         force_new=frozenset(
             {
-                "customerGatewayId",
-                "vpnGatewayId",
-                "transitGatewayId",
                 "type",
                 "staticRoutesOnly",
                 "enableAcceleration",
-                "presharedKeyStorage",
-                "outsideIpAddressType",
-                "transportTransitGatewayAttachmentId",
+                "tunnelInsideIpVersion",
                 "tunnel1InsideCidr",
                 "tunnel2InsideCidr",
                 "tunnel1InsideIpv6Cidr",
                 "tunnel2InsideIpv6Cidr",
-                "tunnelInsideIpVersion",
             }
         ),
-        source=AWS + "vpnsite_connection.go",
+        source=AWS + "vpnsite_connection.go (schema; resourceVPNConnectionUpdate)",
         unique=_pinned_inside_cidrs,
     ),
     "aws:ec2/vpnConnectionRoute:VpnConnectionRoute": ProviderRule(
