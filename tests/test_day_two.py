@@ -203,3 +203,23 @@ def test_pinning_an_image_id_replaces_the_gateway_and_never_re_images_it():
     assert after.one(ECS).options["replaceOnChanges"] == ["userData", "imageId"]
     steps = rollout.simulate(before, after)
     assert steps.problems == [] and steps.ops("link-gateway") == ["delete", "create"]
+
+
+def test_rollout_cli_prints_the_steps_of_a_rotation(capsys):
+    args = ["--stack", "prod"] + [f"--set={k}={v}" for k, v in NEW_PSKS.items()]
+    assert rollout.main(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["update", "link-vpn", "(changed", "tunnel1PresharedKey,", "tunnel2PresharedKey)"]
+    assert [line.split()[:2] for line in out[1:4]] == [
+        ["delete", "link-route-to-aws"],
+        ["delete", "link-eip-assoc"],
+        ["delete", "link-gateway"],
+    ]
+    assert not any(line.startswith("refused") for line in out)
+    assert "Rotated.tunnel1_key" not in "\n".join(out), "no secret in the output"
+
+
+def test_rollout_cli_refuses_bad_settings_naming_the_key(capsys):
+    assert rollout.main(["--stack", "dev", "--set", "sshPublicKey=ssh-ed25519 AAAAC3Nza me"]) == 2
+    err = capsys.readouterr().err
+    assert "error: sshPublicKey: 'ssh-ed25519" in err and "Traceback" not in err

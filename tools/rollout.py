@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.settings import NAMESPACE, SettingsError
+from components.settings import NAMESPACE, SettingsError, load_settings
 from tools import offline, stackfile
 
 Inputs = Mapping[str, Any]
@@ -92,6 +92,35 @@ RULES: dict[str, ProviderRule] = {
         ignored=frozenset({"publicKey"}),
         source=ALICLOUD + "resource_alicloud_ecs_key_pair.go (public_key: Optional, no update, not read)",
         unique=lambda i: {("keyPair", i.get("keyPairName"))},
+    ),
+    "alicloud:ecs/securityGroupRule:SecurityGroupRule": ProviderRule(
+        force_new=frozenset(
+            {
+                "securityGroupId",
+                "type",
+                "ipProtocol",
+                "portRange",
+                "cidrIp",
+                "nicType",
+                "policy",
+                "priority",
+                "sourceSecurityGroupId",
+                "ipv6CidrIp",
+                "prefixListId",
+            }
+        ),
+        source=ALICLOUD + "resource_alicloud_security_group_rule.go",
+        # Alibaba refuses a second identical rule (InvalidPermission.Duplicate).
+        unique=lambda i: {
+            (
+                "sgRule",
+                i.get("securityGroupId"),
+                i.get("type"),
+                i.get("ipProtocol"),
+                i.get("portRange"),
+                i.get("cidrIp"),
+            )
+        },
     ),
     "alicloud:ecs/eipAddress:EipAddress": ProviderRule(
         force_new=frozenset({"isp", "paymentType", "period", "ipAddress", "resourceGroupId"}),
@@ -352,13 +381,16 @@ def simulate(before: offline.Plan, after: offline.Plan) -> Rollout:
     return rollout
 
 
-def plan_with(stack: stackfile.StackConfig, changes: Mapping[str, Any]) -> offline.Plan:
+def with_changes(stack: stackfile.StackConfig, changes: Mapping[str, Any]) -> stackfile.StackConfig:
     values = dict(stack.values)
     for key, value in changes.items():
         values[key if ":" in key else f"{NAMESPACE}:{key}"] = value
-    return offline.run(
-        stackfile.StackConfig(name=stack.name, path=stack.path, values=values, secret_keys=stack.secret_keys)
-    )
+    return stackfile.StackConfig(name=stack.name, path=stack.path, values=values, secret_keys=stack.secret_keys)
+
+
+def plan_with(stack: stackfile.StackConfig, changes: Mapping[str, Any]) -> offline.Plan:
+    """The offline plan of `stack` with config `changes` (keys with or without namespace)."""
+    return offline.run(with_changes(stack, changes))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -381,13 +413,19 @@ def main(argv: list[str] | None = None) -> int:
             if not sep:
                 parser.error(f"--set {item!r}: expected KEY=VALUE")
             changes[key] = json.loads(value) if value[:1] in "[{" else value
-        rollout = simulate(offline.run(stack), plan_with(stack, changes))
-    except (SettingsError, stackfile.StackFileError) as e:
-        problems = e.problems if isinstance(e, SettingsError) else [str(e)]
-        for p in problems:
-            print(f"error: {p}", file=sys.stderr)
+        changed = with_changes(stack, changes)
+        for config in (stack, changed):
+            load_settings(config.values, config.secret_keys)  # every problem, before planning
+        rollout = simulate(offline.run(stack), offline.run(changed))
+    except SettingsError as e:
+        print("error: invalid settings, nothing planned:", file=sys.stderr)
+        for problem in e.problems:
+            print(f"error: {problem}", file=sys.stderr)
         return 2
-    except Exception as e:
+    except stackfile.StackFileError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # pulumi.RunError and friends: one line, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.json:
