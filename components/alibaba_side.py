@@ -84,7 +84,7 @@ def metadata_tags(s: Settings) -> dict[str, str]:
     }
 
 
-def image_options(s: Settings) -> dict[str, list[str]]:
+def image_options(s: Settings) -> tuple[list[str], list[str]]:
     """How the gateway follows its image. The provider applies a new image_id in place by
     replacing the system disk, and cloud-init does not run again on it, so an image change
     must never reach the instance as an update:
@@ -93,10 +93,12 @@ def image_options(s: Settings) -> dict[str, list[str]]:
       id held in the state (ignoreChanges substitutes the old input);
     - an image id is the user's explicit choice: a new one replaces the gateway. Pinning
       `ecsImage` to a current id is also the way out when Alibaba has retired the image a
-      stack was created from (docs/provider-facts-day-two.md)."""
+      stack was created from (docs/provider-facts-day-two.md).
+
+    Returns the instance's `(replace_on_changes, ignore_changes)`."""
     if s.image_is_alias:
-        return {"replace_on_changes": ["userData"], "ignore_changes": ["imageId"]}
-    return {"replace_on_changes": ["userData", "imageId"], "ignore_changes": []}
+        return ["userData"], ["imageId"]
+    return ["userData", "imageId"], []
 
 
 def create_network(name: str, s: Settings, parent: pulumi.Resource) -> AliNetwork:
@@ -209,6 +211,7 @@ def create_gateway(
             # the key already, and this keeps a changed key a replacement whatever the name.
             opts=pulumi.ResourceOptions(parent=parent, replace_on_changes=["publicKey"]),
         )
+    replace_on_changes, ignore_changes = image_options(s)
     instance = alicloud.ecs.Instance(
         f"{name}-gateway",
         instance_name=f"{display}-gateway",
@@ -242,7 +245,8 @@ def create_gateway(
             # the provider's in-place update and reboot (provider #1973, #4721). The fixed
             # private IP means the old one must go first.
             delete_before_replace=True,
-            **image_options(s),
+            replace_on_changes=replace_on_changes,
+            ignore_changes=ignore_changes,
         ),
     )
     association = alicloud.ecs.EipAssociation(
