@@ -539,7 +539,8 @@ class Settings:
         "",
         SSH_PUBLIC_KEY,
         f"OpenSSH public key installed as the gateway's key pair: {SSH_KEY_RULE} (Alibaba refuses ssh-ed25519); "
-        "a new key is a new key pair. Empty creates none (unless `verify` generates one).",
+        "a new key is a new key pair, attached to the running gateway with a reboot. Empty creates none (unless "
+        "`verify` generates one).",
     )
     ssh_private_key: Secret | None = setting(
         "sshPrivateKey",
