@@ -168,6 +168,8 @@ class Problems:
 
 @dataclass(frozen=True)
 class Kind:
+    """A kind of value: its Pulumi schema type and its parser."""
+
     type: str  # Pulumi.yaml schema type: "string" | "integer" | "boolean" | "array"
     parse: Callable[[Problems, str, Any], Any]
 
