@@ -5,18 +5,37 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
+from pulumi import runtime
 from pulumi.runtime import config as runtime_config
 
 from components.link import VpnLink, VpnLinkArgs
-from components.settings import Settings, SettingsError, load_settings
+from components.settings import KEYS, NAMESPACE, REQUIRED_PROVIDER_KEYS, Settings, SettingsError, load_settings
 
 LINK_NAME = "link"
 
 
+def _given_names() -> list[str]:
+    """The names of the config keys the engine passed, so that `load_settings` can name a
+    mistyped one. `pulumi up` passes its config in the environment (`get_config_env`);
+    `set_all_config` (the offline mocks, Automation API inline programs) keeps it in a map
+    that Pulumi 3.272 has no public listing of, so only the names are taken from that map
+    (and none if a later Pulumi drops it); the values are read with `get_config`."""
+    passed = getattr(runtime_config, "CONFIG", None)
+    return [*runtime.get_config_env(), *(passed.get() if passed is not None else ())]
+
+
 def stack_config() -> tuple[dict[str, Any], set[str]]:
-    """Every config value the engine gave this program, and which of them are secrets."""
-    raw: dict[str, Any] = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    secret_keys = set(runtime_config.get_config_secret_keys_env()) | set(runtime_config._SECRET_KEYS.get())
+    """Every config value the engine gave this program, and which of them are secrets.
+
+    Values and secrecy come from Pulumi's public config functions, wherever the engine put
+    them (`pulumi up`'s environment, or `set_all_config`): the declared keys, the
+    providers' regions and every other key the engine passed.
+    """
+    declared = [f"{NAMESPACE}:{k.name}" for k in KEYS]
+    names = dict.fromkeys([*_given_names(), *REQUIRED_PROVIDER_KEYS, *declared])
+    raw = {name: value for name in names if (value := runtime.get_config(name)) is not None}
+    secret_env = set(runtime.get_config_secret_keys_env())
+    secret_keys = {name for name in raw if name in secret_env or runtime.is_config_secret(name)}
     return raw, secret_keys
 
 

@@ -1,17 +1,28 @@
 """Stack settings: one function turns raw stack config into one validated, frozen object.
 
+Each config key is declared once, as a field of `Settings`: its key, default, kind (Pulumi
+type and parser) and description. `KEYS`, Pulumi.yaml's `config:` schema and README's
+configuration table (`python -m tools.schema --write`) are generated from those fields;
+the rules that read more than one key are in `_check_across`.
+
 Everything here is pure (no Pulumi calls), so it is tested without an engine and runs
 before any resource exists. Every problem is collected and reported at once, each naming
 the config key, the bad value and what is allowed.
 """
 
+# `setting(...)` is this module's dataclass field specifier (it returns `dataclasses.field`).
+# ruff: noqa: RUF009
+
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
+import json
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network
 from typing import Any
 
 from components.crypto import PROFILES, CryptoProfile
@@ -110,174 +121,57 @@ class Secret(str):
         return "Secret('[secret]')"
 
 
-@dataclass(frozen=True)
-class KeySpec:
-    """One config key of the project: its type, default and description (mirrors Pulumi.yaml)."""
+class _Invalid:
+    """What a parser returns for a value it reported: rules across keys skip it."""
 
-    name: str
-    type: str  # "string" | "integer" | "boolean" | "array"
-    default: Any
-    description: str
-    secret: bool = False
+    def __repr__(self) -> str:  # pragma: no cover - trivial
+        return "INVALID"
 
 
-KEYS: tuple[KeySpec, ...] = (
-    KeySpec(
-        "awsVpcCidr",
-        "string",
-        "10.10.0.0/16",
-        "CIDR of the AWS VPC (created, or the existing one's when awsVpcId is set).",
-    ),
-    KeySpec("aliVpcCidr", "string", "172.16.0.0/16", "CIDR of the Alibaba Cloud VPC; must not overlap awsVpcCidr."),
-    KeySpec(
-        "aliVswitchCidr",
-        "string",
-        "172.16.1.0/24",
-        "CIDR of the vSwitch holding the gateway ECS; inside aliVpcCidr, /16 to /29.",
-    ),
-    KeySpec(
-        "aliZoneId",
-        "string",
-        "",
-        "Alibaba zone for the vSwitch and ECS; empty picks the first zone offering ecsInstanceType at the first deploy and keeps it. Required with deletionProtection.",
-    ),
-    KeySpec("tunnel1InsideCidr", "string", "", "Inside /30 of tunnel 1 in 169.254.0.0/16; empty lets AWS pick."),
-    KeySpec("tunnel2InsideCidr", "string", "", "Inside /30 of tunnel 2 in 169.254.0.0/16; empty lets AWS pick."),
-    KeySpec(
-        "tunnel1PresharedKey",
-        "string",
-        "",
-        "PSK of tunnel 1 (set with --secret); empty generates one to AWS's rules.",
-        secret=True,
-    ),
-    KeySpec(
-        "tunnel2PresharedKey",
-        "string",
-        "",
-        "PSK of tunnel 2 (set with --secret); empty generates one to AWS's rules.",
-        secret=True,
-    ),
-    KeySpec(
-        "cryptoProfile",
-        "string",
-        "modern",
-        "Crypto profile for both ends: modern (IKEv2, AES-256, SHA2-256, DH14+, AES-GCM ESP with PFS) or legacy (IKEv1 aes128-sha1-modp1024).",
-    ),
-    KeySpec("dpdTimeoutSeconds", "integer", 30, "AWS-side dead peer detection timeout in seconds (>= 30)."),
-    KeySpec("ecsInstanceType", "string", "ecs.t6-c1m2.large", "Instance type of the Alibaba gateway ECS."),
-    KeySpec(
-        "ecsImage",
-        "string",
-        "debian_12",
-        "Gateway image: debian_12, ubuntu_22_04, ubuntu_24_04, or an Alibaba image id.",
-    ),
-    KeySpec(
-        "sshPublicKey",
-        "string",
-        "",
-        "OpenSSH public key (ssh-rsa, ssh-dss or ecdsa-sha2-*; Alibaba refuses ssh-ed25519) installed as the ECS key pair; empty creates none (unless verify generates one).",
-    ),
-    KeySpec(
-        "sshPrivateKey",
-        "string",
-        "",
-        "Private key matching sshPublicKey, used by verify (set with --secret); empty with verify generates a key pair.",
-        secret=True,
-    ),
-    KeySpec("sshAllowedCidrs", "array", [], "CIDRs allowed to SSH to the gateway; empty closes SSH. /0 is refused."),
-    KeySpec(
-        "verify",
-        "boolean",
-        False,
-        "After deploy, SSH to the gateway and fail `pulumi up` unless both tunnels are up (needs sshAllowedCidrs).",
-    ),
-    KeySpec("awsVpcId", "string", "", "Existing AWS VPC to attach instead of creating one (with awsRouteTableIds)."),
-    KeySpec(
-        "awsRouteTableIds",
-        "array",
-        [],
-        "Route tables of the existing AWS VPC that learn the Alibaba CIDR by route propagation.",
-    ),
-    KeySpec(
-        "tunnelLogRetentionDays", "integer", 30, "Retention of the CloudWatch log group holding the tunnels' IKE logs."
-    ),
-    KeySpec(
-        "presharedKeyStorage", "string", "Standard", "Where AWS keeps the tunnel PSKs: Standard or SecretsManager."
-    ),
-    KeySpec(
-        "alarmEmail", "string", "", "E-mail subscribed to the tunnel-state alarms' SNS topic; empty subscribes none."
-    ),
-    KeySpec(
-        "deletionProtection",
-        "boolean",
-        False,
-        "Protect the EIP (the address AWS's customer gateway is bound to) from deletion; the gateway ECS is replaced by design and stays deletable. Requires aliZoneId.",
-    ),
-)
-KEYS_BY_NAME = {k.name: k for k in KEYS}
-REQUIRED_PROVIDER_KEYS = ("aws:region", "alicloud:region")
+INVALID: Any = _Invalid()
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The validated settings of one stack. Build it with `load_settings`."""
+class Problems:
+    """Gathers problems while parsing, so every one is reported at once.
 
-    aws_vpc_cidr: ipaddress.IPv4Network
-    ali_vpc_cidr: ipaddress.IPv4Network
-    ali_vswitch_cidr: ipaddress.IPv4Network
-    ali_zone_id: str | None
-    tunnel_inside_cidrs: tuple[ipaddress.IPv4Network | None, ipaddress.IPv4Network | None]
-    tunnel_preshared_keys: tuple[Secret | None, Secret | None]
-    crypto: CryptoProfile
-    dpd_timeout_s: int
-    ecs_instance_type: str
-    ecs_image: str
-    ssh_public_key: str | None
-    ssh_private_key: Secret | None
-    ssh_allowed_cidrs: tuple[ipaddress.IPv4Network, ...]
-    verify: bool
-    aws_vpc_id: str | None
-    aws_route_table_ids: tuple[str, ...]
-    tunnel_log_retention_days: int
-    preshared_key_storage: str = "Standard"
-    alarm_email: str | None = None
-    deletion_protection: bool = False
-    aws_region: str = ""
-    ali_region: str = ""
-    notes: tuple[str, ...] = field(default=())
-
-    @property
-    def ecs_private_ip(self) -> ipaddress.IPv4Address:
-        return gateway_private_ip(self.ali_vswitch_cidr)
-
-    @property
-    def aws_subnet_cidr(self) -> ipaddress.IPv4Network:
-        """The subnet created in a new AWS VPC: its first /24 (or the whole VPC when smaller)."""
-        if self.aws_vpc_cidr.prefixlen >= 24:
-            return self.aws_vpc_cidr
-        return next(self.aws_vpc_cidr.subnets(new_prefix=24))
-
-    @property
-    def image_is_alias(self) -> bool:
-        return self.ecs_image in IMAGE_ALIASES
-
-
-def gateway_private_ip(vswitch: ipaddress.IPv4Network) -> ipaddress.IPv4Address:
-    """The gateway ECS's fixed private address: host 10 of the vSwitch, or the last host
-    Alibaba leaves free in a small one (it reserves the first and the last three)."""
-    offset = min(10, vswitch.num_addresses - 4)
-    return vswitch.network_address + offset
-
-
-class _Collector:
-    """Gathers problems while parsing, so every one is reported at once."""
+    Lines come out in the order of the keys' declarations (unknown keys and missing provider
+    regions first); a problem found by a rule across keys comes right after the last key
+    that rule reads (`after`).
+    """
 
     def __init__(self) -> None:
-        self.problems: list[str] = []
+        self._lines: list[tuple[float, str]] = []
 
-    def add(self, key: str, value: Any, allowed: str) -> None:
-        shown = "[secret]" if key in KEYS_BY_NAME and KEYS_BY_NAME[key].secret else repr(value)
-        self.problems.append(f"{key}: {shown} is invalid: {allowed}")
+    def add(self, key: str, value: Any, allowed: str, *, after: str | None = None) -> None:
+        """`key: <value> is invalid: <allowed>`; `key` may name a list item (`sshAllowedCidrs[0]`)."""
+        name = key.split("[", 1)[0]
+        spec = KEYS_BY_NAME.get(name)
+        shown = "[secret]" if spec is not None and spec.secret and key == name else repr(value)
+        place = _KEY_ORDER.get(name, len(_KEY_ORDER)) if after is None else _KEY_ORDER[after] + 0.5
+        self._lines.append((place, f"{key}: {shown} is invalid: {allowed}"))
+
+    def add_line(self, line: str) -> None:
+        """A problem that is not about a project key's value (reported before those)."""
+        self._lines.append((-1, line))
+
+    @property
+    def lines(self) -> list[str]:
+        return [line for _, line in sorted(self._lines, key=lambda item: item[0])]
+
+
+# --- Kinds of values: the Pulumi schema type of a key and the parser of its raw value ------
+#
+# A parser takes the raw value as a stack file holds it (a string, or a list/boolean/number
+# for structured values), reports what is wrong with it and returns the settings value, or
+# INVALID after reporting (a list that is not a list of strings counts as empty).
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of value: its Pulumi schema type and its parser."""
+
+    type: str  # Pulumi.yaml schema type: "string" | "integer" | "boolean" | "array"
+    parse: Callable[[Problems, str, Any], Any]
 
 
 def _as_str(raw: Any) -> str:
@@ -288,7 +182,7 @@ def _as_str(raw: Any) -> str:
     return str(raw).strip()
 
 
-def _parse_network(c: _Collector, key: str, raw: Any, prefixes: range | None = None) -> ipaddress.IPv4Network | None:
+def _network(p: Problems, key: str, raw: Any, prefixes: range | None = None) -> Any:
     text = _as_str(raw)
     try:
         net = ipaddress.ip_network(text, strict=True)
@@ -299,85 +193,541 @@ def _parse_network(c: _Collector, key: str, raw: Any, prefixes: range | None = N
             hint = f" (did you mean {loose}?)"
         except ValueError:
             pass
-        c.add(key, raw, f"expected an IPv4 CIDR such as 10.0.0.0/16 with no host bits set{hint}")
-        return None
+        p.add(key, raw, f"expected an IPv4 CIDR such as 10.0.0.0/16 with no host bits set{hint}")
+        return INVALID
     if net.version != 4:
-        c.add(key, raw, "expected an IPv4 CIDR")
-        return None
+        p.add(key, raw, "expected an IPv4 CIDR")
+        return INVALID
     if prefixes is not None and net.prefixlen not in prefixes:
-        c.add(key, raw, f"prefix length must be /{prefixes.start} to /{prefixes.stop - 1}")
-        return None
-    return net  # type: ignore[return-value]
+        p.add(key, raw, f"prefix length must be /{prefixes.start} to /{prefixes.stop - 1}")
+        return INVALID
+    return net
 
 
-def _parse_list(c: _Collector, key: str, raw: Any) -> list[str]:
+def _strings(p: Problems, key: str, raw: Any) -> list[str] | None:
+    """A list of strings from a list, a JSON list or a comma-separated string; None if malformed."""
     if raw is None or raw == "":
         return []
     if isinstance(raw, str):
         # `pulumi config set --path` or a JSON string both land here.
-        import json
-
         try:
-            value = json.loads(raw)
+            raw = json.loads(raw)
         except ValueError:
-            value = [p.strip() for p in raw.split(",") if p.strip()]
-        raw = value
+            raw = [part.strip() for part in raw.split(",") if part.strip()]
     if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
-        c.add(key, raw, "expected a list of strings")
-        return []
+        p.add(key, raw, "expected a list of strings")
+        return None
     return [v.strip() for v in raw]
 
 
-def _parse_bool(c: _Collector, key: str, raw: Any) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    text = _as_str(raw).lower()
-    if text in ("true", "false"):
-        return text == "true"
-    c.add(key, raw, "expected true or false")
-    return False
+def cidr(prefixes: range) -> Kind:
+    """An IPv4 network with no host bits set and a prefix length in `prefixes`."""
+    return Kind("string", lambda p, key, raw: _network(p, key, raw, prefixes))
 
 
-def _parse_int(c: _Collector, key: str, raw: Any) -> int | None:
-    if isinstance(raw, bool):
-        c.add(key, raw, "expected a whole number")
-        return None
-    if isinstance(raw, int):
-        return raw
-    text = _as_str(raw)
-    if re.fullmatch(r"[0-9]+", text):
-        return int(text)
-    c.add(key, raw, "expected a whole number")
-    return None
-
-
-def _parse_inside_cidr(c: _Collector, key: str, raw: Any) -> ipaddress.IPv4Network | None:
+def _inside_cidr(p: Problems, key: str, raw: Any) -> Any:
     if _as_str(raw) == "":
         return None
-    net = _parse_network(c, key, raw)
-    if net is None:
-        return None
+    net = _network(p, key, raw)
+    if net is INVALID:
+        return INVALID
     if net.prefixlen != 30:
-        c.add(key, raw, "a tunnel inside CIDR must be a /30")
-        return None
+        p.add(key, raw, "a tunnel inside CIDR must be a /30")
+        return INVALID
     if not net.subnet_of(LINK_LOCAL):
-        c.add(key, raw, "a tunnel inside CIDR must be inside 169.254.0.0/16")
-        return None
+        p.add(key, raw, "a tunnel inside CIDR must be inside 169.254.0.0/16")
+        return INVALID
     if net in AWS_RESERVED_INSIDE_CIDRS:
-        reserved = ", ".join(str(r) for r in AWS_RESERVED_INSIDE_CIDRS)
-        c.add(key, raw, f"AWS reserves {reserved}")
-        return None
+        p.add(key, raw, f"AWS reserves {', '.join(str(r) for r in AWS_RESERVED_INSIDE_CIDRS)}")
+        return INVALID
     return net
 
 
-def _parse_psk(c: _Collector, key: str, raw: Any) -> Secret | None:
+INSIDE_CIDR = Kind("string", _inside_cidr)
+"""A tunnel inside /30 in 169.254.0.0/16 that AWS accepts; None when empty."""
+
+
+def _psk(p: Problems, key: str, raw: Any) -> Any:
     text = _as_str(raw)
     if text == "":
         return None
     if not PSK_PATTERN.match(text):
-        c.add(key, raw, f"AWS accepts {PSK_RULE}")
-        return None
+        p.add(key, raw, f"AWS accepts {PSK_RULE}")
+        return INVALID
     return Secret(text)
+
+
+PRESHARED_KEY = Kind("string", _psk)
+"""A tunnel PSK to AWS's rules, as a `Secret`; None when empty."""
+
+
+def choice(options: Mapping[str, Any] | Collection[str]) -> Kind:
+    """One of `options` (the name; or, for a mapping, the value it names)."""
+
+    def parse(p: Problems, key: str, raw: Any) -> Any:
+        name = _as_str(raw)
+        if name not in options:
+            p.add(key, raw, f"expected one of {', '.join(options)}")
+            return INVALID
+        return options[name] if isinstance(options, Mapping) else name
+
+    return Kind("string", parse)
+
+
+def text(
+    valid: re.Pattern[str] | Callable[[str], bool], rule: str, *, optional: bool = False, show_raw: bool = False
+) -> Kind:
+    """A string that `valid` accepts (stripped); empty is None when `optional`. Problems show the
+    stripped text, or the raw value with `show_raw`."""
+    accepts = valid.match if isinstance(valid, re.Pattern) else valid
+
+    def parse(p: Problems, key: str, raw: Any) -> Any:
+        value = _as_str(raw)
+        if optional and value == "":
+            return None
+        if not accepts(value):
+            p.add(key, raw if show_raw else value, rule)
+            return INVALID
+        return value
+
+    return Kind("string", parse)
+
+
+def whole(valid: Callable[[int], bool], rule: str) -> Kind:
+    """A whole number (or its digits) that `valid` accepts; problems show the number."""
+
+    def parse(p: Problems, key: str, raw: Any) -> Any:
+        number: int | None = None
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            number = raw
+        elif not isinstance(raw, bool) and re.fullmatch(r"[0-9]+", _as_str(raw)):
+            number = int(_as_str(raw))
+        if number is None:
+            p.add(key, raw, "expected a whole number")
+            return INVALID
+        if not valid(number):
+            p.add(key, number, rule)
+            return INVALID
+        return number
+
+    return Kind("integer", parse)
+
+
+def _flag(p: Problems, key: str, raw: Any) -> Any:
+    if isinstance(raw, bool):
+        return raw
+    value = _as_str(raw).lower()
+    if value in ("true", "false"):
+        return value == "true"
+    p.add(key, raw, "expected true or false")
+    return INVALID
+
+
+FLAG = Kind("boolean", _flag)
+"""true or false (or the strings)."""
+
+
+def _ssh_public_key(p: Problems, key: str, raw: Any) -> Any:
+    value = _as_str(raw)
+    if value == "":
+        return None
+    key_type = value.split(" ", 1)[0]
+    if not SSH_PUBLIC_KEY_PATTERN.match(value):
+        p.add(key, value[:40] + "...", f"expected an OpenSSH public key line ({SSH_KEY_RULE}, then the base64 key)")
+        return INVALID
+    if key_type not in ALIBABA_SSH_KEY_TYPES:
+        p.add(
+            key,
+            value[:40] + "...",
+            f"Alibaba's ImportKeyPair accepts only {SSH_KEY_RULE} keys; {key_type} is refused there",
+        )
+        return INVALID
+    return value
+
+
+SSH_PUBLIC_KEY = Kind("string", _ssh_public_key)
+"""An OpenSSH public key line of a type Alibaba imports; None when empty."""
+
+
+def _ssh_private_key(p: Problems, key: str, raw: Any) -> Any:
+    value = _as_str(raw)
+    if value == "":
+        return None
+    if "PRIVATE KEY" not in value:
+        p.add(key, "", "expected a PEM/OpenSSH private key")
+        return INVALID
+    return Secret(value)
+
+
+SSH_PRIVATE_KEY = Kind("string", _ssh_private_key)
+"""A PEM/OpenSSH private key, as a `Secret`; None when empty."""
+
+
+def _ssh_cidrs(p: Problems, key: str, raw: Any) -> Any:
+    items = _strings(p, key, raw)
+    if items is None:
+        return ()
+    nets: list[IPv4Network] = []
+    for i, item in enumerate(items):
+        net = _network(p, f"{key}[{i}]", item)
+        if net is INVALID:
+            continue
+        if net.prefixlen == 0:
+            p.add(
+                f"{key}[{i}]",
+                item,
+                "SSH must not be open to the whole internet; list your own addresses (e.g. 203.0.113.7/32)",
+            )
+            continue
+        nets.append(net)
+    return tuple(nets) if len(nets) == len(items) else INVALID
+
+
+SSH_CIDRS = Kind("array", _ssh_cidrs)
+"""A list of IPv4 CIDRs, none of them /0."""
+
+
+def ids(pattern: re.Pattern[str], rule: str) -> Kind:
+    """A list of resource ids, each matching `pattern` (the list is kept whole for the rules)."""
+
+    def parse(p: Problems, key: str, raw: Any) -> Any:
+        items = _strings(p, key, raw)
+        if items is None:
+            return ()
+        for i, item in enumerate(items):
+            if not pattern.match(item):
+                p.add(f"{key}[{i}]", item, rule)
+        return tuple(items)
+
+    return Kind("array", parse)
+
+
+# --- The declaration of every key ------------------------------------------------------------
+
+_SETTING = "setting"
+_PROVIDER_KEY = "provider_key"
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """One config key of the project, as Pulumi.yaml and README show it and `load_settings` reads it."""
+
+    name: str  # camelCase, in the project's namespace
+    type: str  # Pulumi.yaml schema type
+    default: Any  # as a stack file would hold it
+    description: str
+    parse: Callable[[Problems, str, Any], Any] = field(repr=False, compare=False)
+    secret: bool = False
+    attr: str = ""  # the `Settings` field it fills
+
+
+def setting(name: str, default: Any, kind: Kind, description: str, *, secret: bool = False) -> Any:
+    """A `Settings` field read from config key `name` (`default` when unset)."""
+    return field(metadata={_SETTING: KeySpec(name, kind.type, default, description, kind.parse, secret)})
+
+
+def _profile_text(name: str) -> str:
+    p = PROFILES[name]
+    return f"`{p.name}` (IKEv{p.ike_version}: IKE {p.ike_proposals()}, ESP {p.esp_proposals()} with PFS)"
+
+
+def _code_list(values: Collection[Any], last: str = "or") -> str:
+    shown = [f"`{v}`" for v in values]
+    return ", ".join(shown[:-1]) + f" {last} " + shown[-1] if len(shown) > 1 else "".join(shown)
+
+
+_RESERVED_INSIDE = ", ".join(str(r) for r in AWS_RESERVED_INSIDE_CIDRS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """The validated settings of one stack. Build it with `load_settings`.
+
+    Every field read from a project config key declares that key here, once; the order of
+    the fields is the order of Pulumi.yaml's schema and README's table.
+    """
+
+    aws_vpc_cidr: IPv4Network = setting(
+        "awsVpcCidr",
+        "10.10.0.0/16",
+        cidr(AWS_VPC_PREFIXES),
+        f"CIDR of the AWS VPC, /{AWS_VPC_PREFIXES.start} to /{AWS_VPC_PREFIXES.stop - 1}: the one created, "
+        "or the existing one's when `awsVpcId` is set. Not in 169.254.0.0/16.",
+    )
+    ali_vpc_cidr: IPv4Network = setting(
+        "aliVpcCidr",
+        "172.16.0.0/16",
+        cidr(ALI_VPC_PREFIXES),
+        f"CIDR of the Alibaba Cloud VPC, /{ALI_VPC_PREFIXES.start} to /{ALI_VPC_PREFIXES.stop - 1}; "
+        "must not overlap `awsVpcCidr` nor 169.254.0.0/16.",
+    )
+    ali_vswitch_cidr: IPv4Network = setting(
+        "aliVswitchCidr",
+        "172.16.1.0/24",
+        cidr(ALI_VSWITCH_PREFIXES),
+        f"CIDR of the vSwitch holding the gateway ECS: inside `aliVpcCidr`, "
+        f"/{ALI_VSWITCH_PREFIXES.start} to /{ALI_VSWITCH_PREFIXES.stop - 1}. "
+        "The ECS takes host .10 (the last free host of a smaller vSwitch).",
+    )
+    ali_zone_id: str | None = setting(
+        "aliZoneId",
+        "",
+        text(ALI_ZONE_PATTERN, "expected an Alibaba zone id such as cn-hangzhou-i, or empty", optional=True),
+        "Alibaba zone of the vSwitch and the gateway ECS, e.g. cn-hangzhou-i; empty picks the first zone "
+        "offering `ecsInstanceType` at the first deploy and keeps it. Required with `deletionProtection`.",
+    )
+    tunnel1_inside_cidr: IPv4Network | None = setting(
+        "tunnel1InsideCidr",
+        "",
+        INSIDE_CIDR,
+        f"Inside /30 of tunnel 1, in 169.254.0.0/16 but none of AWS's reserved {_RESERVED_INSIDE}; "
+        "empty lets AWS pick.",
+    )
+    tunnel2_inside_cidr: IPv4Network | None = setting(
+        "tunnel2InsideCidr",
+        "",
+        INSIDE_CIDR,
+        "Inside /30 of tunnel 2, as `tunnel1InsideCidr` and different from it; empty lets AWS pick.",
+    )
+    tunnel1_preshared_key: Secret | None = setting(
+        "tunnel1PresharedKey",
+        "",
+        PRESHARED_KEY,
+        f"PSK of tunnel 1, a secret (set it with `--secret`): {PSK_RULE}; empty generates one.",
+        secret=True,
+    )
+    tunnel2_preshared_key: Secret | None = setting(
+        "tunnel2PresharedKey",
+        "",
+        PRESHARED_KEY,
+        f"PSK of tunnel 2, a secret (set it with `--secret`): {PSK_RULE}; empty generates one.",
+        secret=True,
+    )
+    crypto: CryptoProfile = setting(
+        "cryptoProfile",
+        "modern",
+        choice(PROFILES),
+        "Crypto profile of both ends (AWS's tunnel options and strongSwan's proposals): "
+        + " or ".join(_profile_text(name) for name in PROFILES)
+        + "; `legacy` (seed 000's recipe) only where IKEv1 is needed.",
+    )
+    dpd_timeout_s: int = setting(
+        "dpdTimeoutSeconds",
+        30,
+        whole(lambda n: n >= MIN_DPD_TIMEOUT_S, f"AWS requires at least {MIN_DPD_TIMEOUT_S} seconds"),
+        f"AWS-side dead peer detection timeout in seconds, at least {MIN_DPD_TIMEOUT_S}.",
+    )
+    ecs_instance_type: str = setting(
+        "ecsInstanceType",
+        "ecs.t6-c1m2.large",
+        text(INSTANCE_TYPE_PATTERN, "expected an ECS instance type such as ecs.g7.large", show_raw=True),
+        "Instance type of the Alibaba gateway ECS.",
+    )
+    ecs_image: str = setting(
+        "ecsImage",
+        "debian_12",
+        text(
+            lambda image: image in IMAGE_ALIASES or bool(IMAGE_ID_PATTERN.match(image)),
+            f"expected one of {', '.join(IMAGE_ALIASES)} or an Alibaba image id (m-... or *.vhd)",
+            show_raw=True,
+        ),
+        f"Gateway image: {_code_list(IMAGE_ALIASES)} (the newest release at creation; a newer one never touches "
+        "the gateway), or an Alibaba image id (m-... or *.vhd; a changed id replaces the gateway). "
+        f"Metadata hardened mode only on {_code_list(sorted(HARDENED_METADATA_IMAGES), 'and')}, "
+        "whose cloud-init supports it.",
+    )
+    ssh_public_key: str | None = setting(
+        "sshPublicKey",
+        "",
+        SSH_PUBLIC_KEY,
+        f"OpenSSH public key installed as the gateway's key pair: {SSH_KEY_RULE} (Alibaba refuses ssh-ed25519); "
+        "a new key is a new key pair, attached to the running gateway with a reboot. Empty creates none (unless "
+        "`verify` generates one).",
+    )
+    ssh_private_key: Secret | None = setting(
+        "sshPrivateKey",
+        "",
+        SSH_PRIVATE_KEY,
+        "Private key matching `sshPublicKey`, used by `verify`; a secret (set it with `--secret`). "
+        "Empty with `verify` generates a key pair.",
+        secret=True,
+    )
+    ssh_allowed_cidrs: tuple[IPv4Network, ...] = setting(
+        "sshAllowedCidrs",
+        [],
+        SSH_CIDRS,
+        "CIDRs allowed to SSH to the gateway; empty closes SSH. /0 is refused.",
+    )
+    verify: bool = setting(
+        "verify",
+        False,
+        FLAG,
+        "After deploy, SSH to the gateway and fail `pulumi up` unless both tunnels are up (needs `sshAllowedCidrs`).",
+    )
+    aws_vpc_id: str | None = setting(
+        "awsVpcId",
+        "",
+        text(AWS_VPC_ID_PATTERN, "expected an AWS VPC id such as vpc-0123456789abcdef0, or empty", optional=True),
+        "Existing AWS VPC to attach instead of creating one (needs `awsRouteTableIds`).",
+    )
+    aws_route_table_ids: tuple[str, ...] = setting(
+        "awsRouteTableIds",
+        [],
+        ids(AWS_ROUTE_TABLE_ID_PATTERN, "expected a route table id such as rtb-0123456789abcdef0"),
+        "Route tables of the existing AWS VPC (`awsVpcId`) that learn the Alibaba CIDR by route propagation; "
+        "at least one with `awsVpcId`, none without.",
+    )
+    tunnel_log_retention_days: int = setting(
+        "tunnelLogRetentionDays",
+        30,
+        whole(lambda n: n in LOG_RETENTION_DAYS, f"CloudWatch accepts {', '.join(map(str, LOG_RETENTION_DAYS))}"),
+        "Retention in days of the CloudWatch log group holding the tunnels' IKE logs: one of CloudWatch's "
+        f"periods ({', '.join(map(str, LOG_RETENTION_DAYS))}).",
+    )
+    preshared_key_storage: str = setting(
+        "presharedKeyStorage",
+        "Standard",
+        choice(PSK_STORAGES),
+        f"Where AWS keeps the tunnel PSKs: {_code_list(PSK_STORAGES)}.",
+    )
+    alarm_email: str | None = setting(
+        "alarmEmail",
+        "",
+        text(EMAIL_PATTERN, "expected an e-mail address, or empty", optional=True),
+        "E-mail subscribed to the tunnel-state alarms' SNS topic (confirm the e-mail AWS sends); "
+        "empty subscribes none.",
+    )
+    deletion_protection: bool = setting(
+        "deletionProtection",
+        False,
+        FLAG,
+        "Protect the EIP (the address AWS's customer gateway is bound to) from deletion; the gateway ECS is "
+        "replaced by design and stays deletable. Requires `aliZoneId`.",
+    )
+    aws_region: str = field(default="", metadata={_PROVIDER_KEY: "aws:region"})
+    ali_region: str = field(default="", metadata={_PROVIDER_KEY: "alicloud:region"})
+    notes: tuple[str, ...] = ()
+
+    @property
+    def tunnel_inside_cidrs(self) -> tuple[IPv4Network | None, IPv4Network | None]:
+        return (self.tunnel1_inside_cidr, self.tunnel2_inside_cidr)
+
+    @property
+    def tunnel_preshared_keys(self) -> tuple[Secret | None, Secret | None]:
+        return (self.tunnel1_preshared_key, self.tunnel2_preshared_key)
+
+    @property
+    def ecs_private_ip(self) -> ipaddress.IPv4Address:
+        return gateway_private_ip(self.ali_vswitch_cidr)
+
+    @property
+    def aws_subnet_cidr(self) -> IPv4Network:
+        """The subnet created in a new AWS VPC: its first /24 (or the whole VPC when smaller)."""
+        if self.aws_vpc_cidr.prefixlen >= 24:
+            return self.aws_vpc_cidr
+        return next(self.aws_vpc_cidr.subnets(new_prefix=24))
+
+    @property
+    def image_is_alias(self) -> bool:
+        return self.ecs_image in IMAGE_ALIASES
+
+
+KEYS: tuple[KeySpec, ...] = tuple(
+    dataclasses.replace(f.metadata[_SETTING], attr=f.name)
+    for f in dataclasses.fields(Settings)
+    if _SETTING in f.metadata
+)
+KEYS_BY_NAME = {k.name: k for k in KEYS}
+_KEY_ORDER = {k.name: i for i, k in enumerate(KEYS)}
+PROVIDER_KEYS = {f.metadata[_PROVIDER_KEY]: f.name for f in dataclasses.fields(Settings) if _PROVIDER_KEY in f.metadata}
+REQUIRED_PROVIDER_KEYS = tuple(PROVIDER_KEYS)
+
+
+def gateway_private_ip(vswitch: IPv4Network) -> ipaddress.IPv4Address:
+    """The gateway ECS's fixed private address: host 10 of the vSwitch, or the last host
+    Alibaba leaves free in a small one (it reserves the first and the last three)."""
+    offset = min(10, vswitch.num_addresses - 4)
+    return vswitch.network_address + offset
+
+
+def _nets(*values: Any) -> bool:
+    return all(isinstance(v, IPv4Network) for v in values)
+
+
+def _check_across(v: Mapping[str, Any], p: Problems) -> None:
+    """The rules that read more than one key (or a key beyond its own kind). `v` maps each key
+    to its parsed value: INVALID when its own parse failed, None when an optional key is unset."""
+    # The network rules, once the three networks are read.
+    networks = "aliVswitchCidr"
+    for key in ("awsVpcCidr", "aliVpcCidr"):
+        if _nets(v[key]) and v[key].overlaps(LINK_LOCAL):
+            p.add(
+                key,
+                str(v[key]),
+                "a VPC CIDR must not be inside 169.254.0.0/16 (link-local, used by the tunnels)",
+                after=networks,
+            )
+    aws_vpc, ali_vpc, vswitch = v["awsVpcCidr"], v["aliVpcCidr"], v["aliVswitchCidr"]
+    if _nets(aws_vpc, ali_vpc) and aws_vpc.overlaps(ali_vpc):
+        p.add(
+            "aliVpcCidr",
+            str(ali_vpc),
+            f"must not overlap awsVpcCidr {aws_vpc}: both sides would claim the same addresses",
+            after=networks,
+        )
+    if _nets(vswitch, ali_vpc) and not vswitch.subnet_of(ali_vpc):
+        p.add("aliVswitchCidr", str(vswitch), f"must be inside aliVpcCidr {ali_vpc}", after=networks)
+
+    inside1, inside2 = v["tunnel1InsideCidr"], v["tunnel2InsideCidr"]
+    if _nets(inside1, inside2) and inside1 == inside2:
+        p.add(
+            "tunnel2InsideCidr",
+            str(inside2),
+            "must differ from tunnel1InsideCidr: each tunnel needs its own /30",
+            after="tunnel2InsideCidr",
+        )
+
+    # Set, even if malformed: either way the public half is missing.
+    if v["sshPrivateKey"] is not None and v["sshPublicKey"] is None:
+        p.add(
+            "sshPrivateKey",
+            "",
+            "is set without sshPublicKey; set both, or neither to let verify generate a key pair",
+            after="sshPrivateKey",
+        )
+    if v["verify"] is True and v["sshAllowedCidrs"] == ():
+        p.add(
+            "verify",
+            True,
+            "verify connects over SSH, so sshAllowedCidrs must list the address pulumi runs from",
+            after="verify",
+        )
+
+    vpc_id, route_tables = v["awsVpcId"], v["awsRouteTableIds"]
+    if vpc_id is None and route_tables:
+        p.add(
+            "awsRouteTableIds",
+            list(route_tables),
+            "only applies with awsVpcId (a new VPC gets its own route table)",
+            after="awsRouteTableIds",
+        )
+    if vpc_id is not None and route_tables == ():
+        p.add(
+            "awsRouteTableIds",
+            [],
+            "must list at least one route table of awsVpcId, or traffic to Alibaba has no route",
+            after="awsRouteTableIds",
+        )
+
+    if v["deletionProtection"] is True and v["aliZoneId"] is None:
+        p.add(
+            "aliZoneId",
+            "",
+            "a protected (production) stack must pin its zone: the zone looked up when it is empty is the first one "
+            "selling ecsInstanceType today, and the vSwitch cannot move zones without replacing the gateway; "
+            "set it, e.g. `pulumi config set aliZoneId cn-hangzhou-i`",
+            after="deletionProtection",
+        )
 
 
 def load_settings(raw: Mapping[str, Any], secret_keys: Collection[str] = ()) -> Settings:
@@ -387,190 +737,41 @@ def load_settings(raw: Mapping[str, Any], secret_keys: Collection[str] = ()) -> 
     as a stack file holds them (strings, or lists/booleans/numbers for structured values);
     `secret_keys` names the keys that were stored encrypted.
     """
-    c = _Collector()
-    values: dict[str, Any] = {}
+    p = Problems()
+    given: dict[str, Any] = {}
     for full_key, value in raw.items():
         ns, _, name = full_key.partition(":")
-        if ns == NAMESPACE:
-            if name not in KEYS_BY_NAME:
-                close = difflib.get_close_matches(name, KEYS_BY_NAME, n=1)
-                hint = f" (did you mean {close[0]}?)" if close else ""
-                known = ", ".join(sorted(KEYS_BY_NAME))
-                c.problems.append(f"{full_key}: is not a setting of this project{hint}; known keys: {known}")
-                continue
-            values[name] = value
-
-    def get(name: str) -> Any:
-        spec = KEYS_BY_NAME[name]
-        v = values.get(name)
-        return spec.default if v is None else v
+        if ns != NAMESPACE:
+            continue
+        if name not in KEYS_BY_NAME:
+            close = difflib.get_close_matches(name, KEYS_BY_NAME, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            known = ", ".join(sorted(KEYS_BY_NAME))
+            p.add_line(f"{full_key}: is not a setting of this project{hint}; known keys: {known}")
+            continue
+        given[name] = value
 
     for provider_key in REQUIRED_PROVIDER_KEYS:
         if not _as_str(raw.get(provider_key)):
-            c.problems.append(
+            p.add_line(
                 f"{provider_key}: is not set; the provider needs a region, e.g. `pulumi config set {provider_key} <region>`"
             )
 
-    aws_vpc = _parse_network(c, "awsVpcCidr", get("awsVpcCidr"), AWS_VPC_PREFIXES)
-    ali_vpc = _parse_network(c, "aliVpcCidr", get("aliVpcCidr"), ALI_VPC_PREFIXES)
-    vswitch = _parse_network(c, "aliVswitchCidr", get("aliVswitchCidr"), ALI_VSWITCH_PREFIXES)
-    for key, net in (("awsVpcCidr", aws_vpc), ("aliVpcCidr", ali_vpc)):
-        if net is not None and net.overlaps(LINK_LOCAL):
-            c.add(key, str(net), "a VPC CIDR must not be inside 169.254.0.0/16 (link-local, used by the tunnels)")
-    if aws_vpc is not None and ali_vpc is not None and aws_vpc.overlaps(ali_vpc):
-        c.add(
-            "aliVpcCidr",
-            str(ali_vpc),
-            f"must not overlap awsVpcCidr {aws_vpc}: both sides would claim the same addresses",
-        )
-    if vswitch is not None and ali_vpc is not None and not vswitch.subnet_of(ali_vpc):
-        c.add("aliVswitchCidr", str(vswitch), f"must be inside aliVpcCidr {ali_vpc}")
+    values = {}
+    for spec in KEYS:
+        value = given.get(spec.name)
+        values[spec.name] = spec.parse(p, spec.name, spec.default if value is None else value)
+    _check_across(values, p)
+    if p.lines:
+        raise SettingsError(p.lines)
 
-    zone = _as_str(get("aliZoneId")) or None
-    if zone is not None and not ALI_ZONE_PATTERN.match(zone):
-        c.add("aliZoneId", zone, "expected an Alibaba zone id such as cn-hangzhou-i, or empty")
-
-    inside = (
-        _parse_inside_cidr(c, "tunnel1InsideCidr", get("tunnel1InsideCidr")),
-        _parse_inside_cidr(c, "tunnel2InsideCidr", get("tunnel2InsideCidr")),
+    notes = tuple(
+        f"{spec.name} is set in plain text; use `pulumi config set --secret {spec.name}`"
+        for spec in KEYS
+        if spec.secret and _as_str(given.get(spec.name)) and f"{NAMESPACE}:{spec.name}" not in secret_keys
     )
-    if inside[0] is not None and inside[0] == inside[1]:
-        c.add("tunnel2InsideCidr", str(inside[1]), "must differ from tunnel1InsideCidr: each tunnel needs its own /30")
-
-    psks = (
-        _parse_psk(c, "tunnel1PresharedKey", get("tunnel1PresharedKey")),
-        _parse_psk(c, "tunnel2PresharedKey", get("tunnel2PresharedKey")),
-    )
-
-    profile_name = _as_str(get("cryptoProfile"))
-    crypto = PROFILES.get(profile_name)
-    if crypto is None:
-        c.add("cryptoProfile", get("cryptoProfile"), f"expected one of {', '.join(PROFILES)}")
-
-    dpd = _parse_int(c, "dpdTimeoutSeconds", get("dpdTimeoutSeconds"))
-    if dpd is not None and dpd < MIN_DPD_TIMEOUT_S:
-        c.add("dpdTimeoutSeconds", dpd, f"AWS requires at least {MIN_DPD_TIMEOUT_S} seconds")
-        dpd = None
-
-    instance_type = _as_str(get("ecsInstanceType"))
-    if not INSTANCE_TYPE_PATTERN.match(instance_type):
-        c.add("ecsInstanceType", get("ecsInstanceType"), "expected an ECS instance type such as ecs.g7.large")
-
-    image = _as_str(get("ecsImage"))
-    if image not in IMAGE_ALIASES and not IMAGE_ID_PATTERN.match(image):
-        c.add(
-            "ecsImage",
-            get("ecsImage"),
-            f"expected one of {', '.join(IMAGE_ALIASES)} or an Alibaba image id (m-... or *.vhd)",
-        )
-
-    ssh_public_key = _as_str(get("sshPublicKey")) or None
-    if ssh_public_key is not None:
-        key_type = ssh_public_key.split(" ", 1)[0]
-        if not SSH_PUBLIC_KEY_PATTERN.match(ssh_public_key):
-            c.add(
-                "sshPublicKey",
-                ssh_public_key[:40] + "...",
-                f"expected an OpenSSH public key line ({SSH_KEY_RULE}, then the base64 key)",
-            )
-        elif key_type not in ALIBABA_SSH_KEY_TYPES:
-            c.add(
-                "sshPublicKey",
-                ssh_public_key[:40] + "...",
-                f"Alibaba's ImportKeyPair accepts only {SSH_KEY_RULE} keys; {key_type} is refused there",
-            )
-    ssh_private_key_text = _as_str(get("sshPrivateKey"))
-    ssh_private_key = Secret(ssh_private_key_text) if ssh_private_key_text else None
-    if ssh_private_key is not None and "PRIVATE KEY" not in ssh_private_key:
-        c.add("sshPrivateKey", "", "expected a PEM/OpenSSH private key")
-    if ssh_private_key is not None and ssh_public_key is None:
-        c.add(
-            "sshPrivateKey", "", "is set without sshPublicKey; set both, or neither to let verify generate a key pair"
-        )
-
-    ssh_cidrs: list[ipaddress.IPv4Network] = []
-    for i, text in enumerate(_parse_list(c, "sshAllowedCidrs", get("sshAllowedCidrs"))):
-        net = _parse_network(c, f"sshAllowedCidrs[{i}]", text)
-        if net is None:
-            continue
-        if net.prefixlen == 0:
-            c.add(
-                f"sshAllowedCidrs[{i}]",
-                text,
-                "SSH must not be open to the whole internet; list your own addresses (e.g. 203.0.113.7/32)",
-            )
-            continue
-        ssh_cidrs.append(net)
-
-    verify = _parse_bool(c, "verify", get("verify"))
-    if verify and not ssh_cidrs and not _parse_list(_Collector(), "sshAllowedCidrs", get("sshAllowedCidrs")):
-        c.add("verify", True, "verify connects over SSH, so sshAllowedCidrs must list the address pulumi runs from")
-
-    aws_vpc_id = _as_str(get("awsVpcId")) or None
-    if aws_vpc_id is not None and not AWS_VPC_ID_PATTERN.match(aws_vpc_id):
-        c.add("awsVpcId", aws_vpc_id, "expected an AWS VPC id such as vpc-0123456789abcdef0, or empty")
-    route_tables = _parse_list(c, "awsRouteTableIds", get("awsRouteTableIds"))
-    for i, rt in enumerate(route_tables):
-        if not AWS_ROUTE_TABLE_ID_PATTERN.match(rt):
-            c.add(f"awsRouteTableIds[{i}]", rt, "expected a route table id such as rtb-0123456789abcdef0")
-    if aws_vpc_id is None and route_tables:
-        c.add("awsRouteTableIds", route_tables, "only applies with awsVpcId (a new VPC gets its own route table)")
-    if aws_vpc_id is not None and not route_tables:
-        c.add(
-            "awsRouteTableIds", [], "must list at least one route table of awsVpcId, or traffic to Alibaba has no route"
-        )
-
-    retention = _parse_int(c, "tunnelLogRetentionDays", get("tunnelLogRetentionDays"))
-    if retention is not None and retention not in LOG_RETENTION_DAYS:
-        c.add("tunnelLogRetentionDays", retention, f"CloudWatch accepts {', '.join(map(str, LOG_RETENTION_DAYS))}")
-
-    storage = _as_str(get("presharedKeyStorage"))
-    if storage not in PSK_STORAGES:
-        c.add("presharedKeyStorage", get("presharedKeyStorage"), f"expected one of {', '.join(PSK_STORAGES)}")
-    alarm_email = _as_str(get("alarmEmail")) or None
-    if alarm_email is not None and not EMAIL_PATTERN.match(alarm_email):
-        c.add("alarmEmail", alarm_email, "expected an e-mail address, or empty")
-    deletion_protection = _parse_bool(c, "deletionProtection", get("deletionProtection"))
-    if deletion_protection and zone is None:
-        c.add(
-            "aliZoneId",
-            "",
-            "a protected (production) stack must pin its zone: the zone looked up when it is empty is the first one "
-            "selling ecsInstanceType today, and the vSwitch cannot move zones without replacing the gateway; "
-            "set it, e.g. `pulumi config set aliZoneId cn-hangzhou-i`",
-        )
-
-    if c.problems:
-        raise SettingsError(c.problems)
-
-    notes = []
-    for key in ("tunnel1PresharedKey", "tunnel2PresharedKey", "sshPrivateKey"):
-        if values.get(key) is not None and _as_str(values.get(key)) and f"{NAMESPACE}:{key}" not in secret_keys:
-            notes.append(f"{key} is set in plain text; use `pulumi config set --secret {key}`")
-
-    assert aws_vpc and ali_vpc and vswitch and crypto and dpd is not None and retention is not None
     return Settings(
-        aws_vpc_cidr=aws_vpc,
-        ali_vpc_cidr=ali_vpc,
-        ali_vswitch_cidr=vswitch,
-        ali_zone_id=zone,
-        tunnel_inside_cidrs=inside,
-        tunnel_preshared_keys=psks,
-        crypto=crypto,
-        dpd_timeout_s=dpd,
-        ecs_instance_type=instance_type,
-        ecs_image=image,
-        ssh_public_key=ssh_public_key,
-        ssh_private_key=ssh_private_key,
-        ssh_allowed_cidrs=tuple(ssh_cidrs),
-        verify=verify,
-        aws_vpc_id=aws_vpc_id,
-        aws_route_table_ids=tuple(route_tables),
-        tunnel_log_retention_days=retention,
-        preshared_key_storage=storage,
-        alarm_email=alarm_email,
-        deletion_protection=deletion_protection,
-        aws_region=_as_str(raw.get("aws:region")),
-        ali_region=_as_str(raw.get("alicloud:region")),
-        notes=tuple(notes),
+        **{spec.attr: values[spec.name] for spec in KEYS},
+        **{attr: _as_str(raw.get(key)) for key, attr in PROVIDER_KEYS.items()},
+        notes=notes,
     )

@@ -63,7 +63,7 @@ def test_defaults_apply_when_keys_are_absent():
         ("ecsImage", "windows", "debian_12, ubuntu_22_04, ubuntu_24_04"),
         ("sshAllowedCidrs", ["0.0.0.0/0"], "whole internet"),
         ("sshAllowedCidrs", ["203.0.113.7/24"], "no host bits"),
-        ("sshAllowedCidrs", "[\"198.51.100.0/33\"]", "IPv4 CIDR"),
+        ("sshAllowedCidrs", '["198.51.100.0/33"]', "IPv4 CIDR"),
         ("verify", "maybe", "true or false"),
         ("awsVpcId", "vpc-xyz", "AWS VPC id"),
         ("awsRouteTableIds", ["rtb-0123456789abcdef0"], "only applies with awsVpcId"),
@@ -79,7 +79,7 @@ def test_bad_value_is_rejected_with_key_value_and_rule(key, value, fragment):
     assert fragment in line, line
     if "PresharedKey" not in key:
         shown = value if isinstance(value, str) else str(value[0]) if isinstance(value, list) else str(value)
-        assert shown.strip("[]\"") in line or key == "sshAllowedCidrs", line
+        assert shown.strip('[]"') in line or key == "sshAllowedCidrs", line
 
 
 def test_psk_values_never_appear_in_errors():
@@ -148,7 +148,9 @@ def test_good_optional_values_are_accepted():
     assert s.crypto.name == "legacy" and s.dpd_timeout_s == 45
     assert repr(s.tunnel_preshared_keys[0]) == "Secret('[secret]')"
     # tunnel2's key came in plain text: the program warns.
-    assert s.notes == ("tunnel2PresharedKey is set in plain text; use `pulumi config set --secret tunnel2PresharedKey`",)
+    assert s.notes == (
+        "tunnel2PresharedKey is set in plain text; use `pulumi config set --secret tunnel2PresharedKey`",
+    )
 
 
 @pytest.mark.parametrize(
@@ -161,3 +163,27 @@ def test_gateway_private_ip_is_free_in_the_vswitch(vswitch, expected):
     assert str(ip) == expected
     # Alibaba reserves the first and the last three addresses of a vSwitch.
     assert net.network_address < ip < net.broadcast_address - 2
+
+
+def test_problems_come_in_key_order_a_rule_after_the_last_key_it_reads():
+    found = problems(
+        deletionProtection="true",
+        awsVpcCidr="10.10.0.0/33",
+        aliVswitchCidr="192.168.0.0/24",
+        verify="true",
+        dpdTimeoutSeconds="5",
+        tunnel1InsideCidr="169.254.10.0/30",
+        tunnel2InsideCidr="169.254.10.0/30",
+        awsVpcCdr="10.0.0.0/16",
+        **{"aws:region": None},
+    )
+    assert [p.split(": ")[0] for p in found] == [
+        "aws2aliyun-vpc:awsVpcCdr",
+        "aws:region",
+        "awsVpcCidr",
+        "aliVswitchCidr",
+        "tunnel2InsideCidr",
+        "dpdTimeoutSeconds",
+        "verify",
+        "aliZoneId",
+    ]

@@ -1,19 +1,29 @@
-"""python -m tools.schema [--write]: the `config:` schema of Pulumi.yaml, from the settings' KEYS.
+"""python -m tools.schema [--write | --check]: the files generated from the settings' declarations.
 
-Pulumi.yaml's schema (types, defaults, descriptions) is generated from
-components/settings.py so the two cannot drift; a test checks they are equal.
+Each config key is declared once, as a field of `components.settings.Settings` (its `KEYS`).
+From those this writes Pulumi.yaml (the `config:` schema: types, defaults, descriptions)
+and README.md's configuration table (between the config-table markers), so neither can
+drift; tests check both are equal to what this generates.
+
+Without options it prints Pulumi.yaml; `--write` rewrites both files; `--check` exits 1
+naming the files that differ.
 """
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 import yaml
 
-from components.settings import KEYS
+from components.settings import KEYS, KeySpec
 from tools.stackfile import ROOT
 
 HEADER = "# Project file. `config:` is generated from components/settings.py by `python -m tools.schema --write`.\n"
+TABLE_START = "<!-- config-table:start -->"
+TABLE_END = "<!-- config-table:end -->"
+TABLE_NOTE = "<!-- Generated from components/settings.py by `python -m tools.schema --write`: edit the keys there. -->"
 
 
 def project() -> dict:
@@ -35,11 +45,54 @@ def project() -> dict:
 
 
 def render() -> str:
+    """Pulumi.yaml."""
     return HEADER + yaml.safe_dump(project(), sort_keys=False, width=120)
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _default(k: KeySpec) -> str:
+    if k.default == "":
+        return "(empty)"
+    return f"`{json.dumps(k.default) if not isinstance(k.default, str) else k.default}`"
+
+
+def config_table() -> str:
+    """README's configuration table, markers included."""
+    rows = [TABLE_START, TABLE_NOTE, "", "| key | default | meaning |", "| --- | --- | --- |"]
+    rows += [f"| `{k.name}` | {_default(k)} | {_cell(k.description)} |" for k in KEYS]
+    return "\n".join([*rows, "", TABLE_END])
+
+
+def with_config_table(readme: str) -> str:
+    """`readme` with the text between the markers (markers included) regenerated."""
+    start, end = readme.find(TABLE_START), readme.find(TABLE_END)
+    if start < 0 or end < start:
+        raise ValueError(f"README.md needs the markers {TABLE_START} and {TABLE_END} around the configuration table")
+    return readme[:start] + config_table() + readme[end + len(TABLE_END) :]
+
+
+def generated(root: Path = ROOT) -> dict[Path, str]:
+    """Each generated file and the text it must hold."""
+    readme = root / "README.md"
+    return {root / "Pulumi.yaml": render(), readme: with_config_table(readme.read_text())}
+
+
+def main(argv: list[str]) -> int:
+    if "--write" in argv:
+        for path, text in generated().items():
+            path.write_text(text)
+        return 0
+    if "--check" in argv:
+        stale = [path.name for path, text in generated().items() if path.read_text() != text]
+        for name in stale:
+            print(f"{name} is out of date: run python -m tools.schema --write", file=sys.stderr)
+        return 1 if stale else 0
+    sys.stdout.write(render())
+    return 0
+
+
 if __name__ == "__main__":
-    if "--write" in sys.argv[1:]:
-        (ROOT / "Pulumi.yaml").write_text(render())
-    else:
-        sys.stdout.write(render())
+    sys.exit(main(sys.argv[1:]))
