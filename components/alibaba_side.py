@@ -3,6 +3,7 @@ its EIP association and the route entry sending the AWS CIDR to it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -193,7 +194,7 @@ def create_gateway(
     network: AliNetwork,
     user_data: pulumi.Output[str],
     public_key: pulumi.Input[str] | None,
-    depends_on: list[pulumi.Resource],
+    depends_on: Sequence[pulumi.Resource],
     parent: pulumi.Resource,
 ) -> AliGateway:
     """The ECS running strongSwan, its EIP and the VPC route to AWS through it."""
@@ -240,7 +241,7 @@ def create_gateway(
         tags=tags | metadata_tags(s),
         opts=pulumi.ResourceOptions(
             parent=parent,
-            depends_on=depends_on,
+            depends_on=list(depends_on),
             # cloud-init runs user-data once: a changed user-data needs a new instance, not
             # the provider's in-place update and reboot (provider #1973, #4721). The fixed
             # private IP means the old one must go first.

@@ -4,6 +4,7 @@ VPN connection with two tunnels, tunnel logs, and routes towards Alibaba."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -70,10 +71,10 @@ def create_network(name: str, s: Settings, parent: pulumi.Resource) -> AwsNetwor
     return AwsNetwork(vpc_id=vpc_id, route_table_ids=route_table_ids, vpn_gateway=vgw)
 
 
-def tunnel_options(s: Settings, log_group_arn: pulumi.Input[str]) -> dict[str, object]:
+def tunnel_options(s: Settings, log_group_arn: pulumi.Input[str]) -> dict[str, Any]:
     """VpnConnection keyword arguments for both tunnels: crypto from the profile, inside
     CIDRs and PSKs from the settings (PSKs are passed in separately as secrets)."""
-    args: dict[str, object] = {}
+    args: dict[str, Any] = {}
     for n in (1, 2):
         p = f"tunnel{n}_"
         for key, value in s.crypto.aws_tunnel_options().items():
@@ -136,7 +137,7 @@ def create_vpn(
             # the old one still holding it (docs/provider-facts-day-two.md).
             delete_before_replace=any(c is not None for c in s.tunnel_inside_cidrs),
         ),
-        **tunnel_options(s, log_group.arn),  # type: ignore[arg-type]
+        **tunnel_options(s, log_group.arn),
     )
     aws.ec2.VpnConnectionRoute(
         f"{name}-vpn-route",

@@ -93,11 +93,12 @@ class VpnLink(pulumi.ComponentResource):
 
         ali = alibaba_side.create_network(name, s, parent=self)
         aws_net = aws_side.create_network(name, s, parent=self)
-        psks = tuple(
-            pulumi.Output.secret(given) if given is not None else generated_psk(f"{name}-tunnel{n}-psk", self)
+        psk1, psk2 = (
+            pulumi.Output.secret(str(given)) if given is not None else generated_psk(f"{name}-tunnel{n}-psk", self)
             for n, given in enumerate(s.tunnel_preshared_keys, start=1)
         )
-        vpn = aws_side.create_vpn(name, s, aws_net, ali.eip.ip_address, psks, parent=self)  # type: ignore[arg-type]
+        psks = (psk1, psk2)
+        vpn = aws_side.create_vpn(name, s, aws_net, ali.eip.ip_address, psks, parent=self)
         conn = vpn.connection
         rules = alibaba_side.create_security_rules(
             name, s, ali, (conn.tunnel1_address, conn.tunnel2_address), parent=self

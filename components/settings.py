@@ -770,8 +770,6 @@ def load_settings(raw: Mapping[str, Any], secret_keys: Collection[str] = ()) -> 
         for spec in KEYS
         if spec.secret and _as_str(given.get(spec.name)) and f"{NAMESPACE}:{spec.name}" not in secret_keys
     )
-    return Settings(
-        **{spec.attr: values[spec.name] for spec in KEYS},
-        **{attr: _as_str(raw.get(key)) for key, attr in PROVIDER_KEYS.items()},
-        notes=notes,
-    )
+    fields: dict[str, Any] = {spec.attr: values[spec.name] for spec in KEYS}
+    fields |= {attr: _as_str(raw.get(key)) for key, attr in PROVIDER_KEYS.items()}
+    return Settings(**fields, notes=notes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -28,7 +29,7 @@ def ssh_access(name: str, s: Settings, parent: pulumi.Resource) -> SshAccess:
     """The key pair for the ECS: the configured one, a generated one when verify needs a
     key and none was given (private key kept as a secret output), or none at all."""
     if s.ssh_public_key is not None:
-        private = pulumi.Output.secret(s.ssh_private_key) if s.ssh_private_key is not None else None
+        private = pulumi.Output.secret(str(s.ssh_private_key)) if s.ssh_private_key is not None else None
         return SshAccess(public_key=s.ssh_public_key, private_key=private, generated_private_key=None)
     if not s.verify:
         return SshAccess(public_key=None, private_key=None, generated_private_key=None)
@@ -43,7 +44,7 @@ def verify_link(
     host: pulumi.Output[str],
     private_key: pulumi.Output[str] | None,
     triggers: list[pulumi.Output[str]],
-    depends_on: list[pulumi.Resource],
+    depends_on: Sequence[pulumi.Resource],
     parent: pulumi.Resource,
 ) -> command.remote.Command:
     """Run the gateway's verify script over SSH: `pulumi up` fails when the link is down.
@@ -63,7 +64,7 @@ def verify_link(
         logging=command.remote.Logging.NONE,
         opts=pulumi.ResourceOptions(
             parent=parent,
-            depends_on=depends_on,
+            depends_on=list(depends_on),
             additional_secret_outputs=["stdout", "stderr"],
         ),
     )

@@ -191,10 +191,11 @@ def run(stack: StackConfig, program: Callable[[], Any] | None = None, mocks: Clo
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     pulumi.runtime.set_all_config(stack.engine_values(), sorted(stack.secret_keys))
+    # Reset between runs, as Pulumi's own test harness does; the signature only admits a Resource.
     pulumi_settings.set_root_resource(None)  # type: ignore[arg-type]
     warnings: list[str] = []
     pulumi.runtime.set_mocks(mocks, project=NAMESPACE, stack=stack.name, preview=False, monitor=monitor)
-    pulumi_settings.set_root_resource(None)  # type: ignore[arg-type]
+    pulumi_settings.set_root_resource(None)  # type: ignore[arg-type]  # set_mocks registered one: clear it too
     engine = pulumi_settings.SETTINGS.engine
     original_log = engine.Log
 

@@ -290,8 +290,8 @@ def simulate(before: offline.Plan, after: offline.Plan) -> Rollout:
         for r in new:
             if r.urn in replace or r.urn not in old:
                 continue
-            rule = RULES.get(r.type)
-            forced = set(r.options["replaceOnChanges"]) | (rule.force_new if rule else set())
+            known = RULES.get(r.type)
+            forced = set(r.options["replaceOnChanges"]) | (known.force_new if known else set())
             for dep in r.depends_on:
                 if dep not in replace:
                     continue

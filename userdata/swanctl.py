@@ -127,7 +127,7 @@ def secrets_conf(gw: Gateway) -> str:
 
 def charon_conf() -> str:
     """Daemon settings: no policy routes of its own (VTIs route), fast dead-peer detection."""
-    section = {
+    section: Section = {
         "charon": {
             "install_routes": "no",
             # install_routes=no can still leave the routing rule for table 220 (strongswan #1626).
