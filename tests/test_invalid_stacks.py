@@ -45,7 +45,10 @@ def test_the_cli_exits_2_without_a_traceback():
     path = CORPUS[0]
     out = subprocess.run(
         [sys.executable, "-m", "tools.plan", "--config-file", str(path)],
-        cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=120,
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 2 and f"error: {expected_key(path)}:" in out.stderr
     assert "Traceback" not in out.stderr + out.stdout

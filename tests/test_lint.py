@@ -25,3 +25,10 @@ def test_mypy_is_clean():
     mypy = shutil.which("mypy", path=str(Path(sys.executable).parent))
     out = subprocess.run([mypy, "--no-error-summary"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.skipif(shutil.which("ruff", path=str(Path(sys.executable).parent)) is None, reason="ruff not installed")
+def test_ruff_format_is_clean():
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent))
+    out = subprocess.run([ruff, "format", "--check", "."], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

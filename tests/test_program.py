@@ -66,9 +66,7 @@ def test_user_data_carries_both_tunnels_addresses_and_keys(dev_plan):
         assert f"TUNNEL{n}_REMOTE_INSIDE={vpn.output(f'tunnel{n}VgwInsideAddress')}" in env
     # The PSKs the VPN connection was given are the generated ones.
     passwords = dev_plan.of_type("random:index/randomPassword:RandomPassword")
-    assert sorted(p.output("result") for p in passwords) == sorted(
-        vpn.input(f"tunnel{n}PresharedKey") for n in (1, 2)
-    )
+    assert sorted(p.output("result") for p in passwords) == sorted(vpn.input(f"tunnel{n}PresharedKey") for n in (1, 2))
 
 
 def test_configured_inside_cidrs_and_psks_flow_to_both_ends():
@@ -91,10 +89,7 @@ def test_configured_inside_cidrs_and_psks_flow_to_both_ends():
 def test_security_group_rules_are_exact(dev_plan):
     vpn = dev_plan.one(VPN)
     sg = dev_plan.one("alicloud:ecs/securityGroup:SecurityGroup")
-    rules = {
-        (r.input("ipProtocol"), r.input("portRange"), r.input("cidrIp"))
-        for r in dev_plan.of_type(SG_RULE)
-    }
+    rules = {(r.input("ipProtocol"), r.input("portRange"), r.input("cidrIp")) for r in dev_plan.of_type(SG_RULE)}
     t1, t2 = vpn.output("tunnel1Address"), vpn.output("tunnel2Address")
     assert rules == {
         ("udp", "500/500", f"{t1}/32"),
@@ -151,7 +146,14 @@ def test_secrets_are_secret_in_the_plan(dev_plan):
         assert offline.is_secret(vpn.outputs[f"tunnel{n}PresharedKey"])
         assert offline.is_secret(dev_plan.outputs[f"tunnel{n}PresharedKey"])
     public = {k for k, v in dev_plan.outputs.items() if not offline.is_secret(v)}
-    assert {"eipAddress", "tunnel1Address", "tunnel2Address", "vpnConnectionId", "ecsInstanceId", "sshCommand"} <= public
+    assert {
+        "eipAddress",
+        "tunnel1Address",
+        "tunnel2Address",
+        "vpnConnectionId",
+        "ecsInstanceId",
+        "sshCommand",
+    } <= public
     assert dev_plan.outputs["sshCommand"] == "ssh root@198.51.100.10"
 
 
@@ -177,7 +179,9 @@ def test_component_outputs_are_secret_with_is_secret():
 
 
 def test_existing_aws_vpc_is_attached_not_created():
-    plan = plan_for(awsVpcId="vpc-0123456789abcdef0", awsRouteTableIds=["rtb-0123456789abcdef0", "rtb-0fedcba9876543210"])
+    plan = plan_for(
+        awsVpcId="vpc-0123456789abcdef0", awsRouteTableIds=["rtb-0123456789abcdef0", "rtb-0fedcba9876543210"]
+    )
     assert not plan.of_type("aws:ec2/vpc:Vpc")
     assert plan.one("aws:ec2/vpnGatewayAttachment:VpnGatewayAttachment").input("vpcId") == "vpc-0123456789abcdef0"
     props = plan.of_type("aws:ec2/vpnGatewayRoutePropagation:VpnGatewayRoutePropagation")

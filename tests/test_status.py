@@ -12,15 +12,29 @@ from pathlib import Path
 from tools.status import format_telemetry
 
 ROOT = Path(__file__).resolve().parent.parent
-OUTPUTS = {"vpnConnectionId": "vpn-0abc", "eipAddress": "198.51.100.10", "cryptoProfile": "modern",
-           "tunnel1Address": "192.0.2.10", "tunnel2Address": "192.0.2.20"}
+OUTPUTS = {
+    "vpnConnectionId": "vpn-0abc",
+    "eipAddress": "198.51.100.10",
+    "cryptoProfile": "modern",
+    "tunnel1Address": "192.0.2.10",
+    "tunnel2Address": "192.0.2.20",
+}
 
 
 def telemetry(s1: str, s2: str) -> list[dict]:
     return [
-        {"OutsideIpAddress": "192.0.2.10", "Status": s1, "LastStatusChange": "2026-11-23T10:00:00Z", "StatusMessage": ""},
-        {"OutsideIpAddress": "192.0.2.20", "Status": s2, "LastStatusChange": "2026-11-23T10:05:00Z",
-         "StatusMessage": "" if s2 == "UP" else "IPSEC IS DOWN"},
+        {
+            "OutsideIpAddress": "192.0.2.10",
+            "Status": s1,
+            "LastStatusChange": "2026-11-23T10:00:00Z",
+            "StatusMessage": "",
+        },
+        {
+            "OutsideIpAddress": "192.0.2.20",
+            "Status": s2,
+            "LastStatusChange": "2026-11-23T10:05:00Z",
+            "StatusMessage": "" if s2 == "UP" else "IPSEC IS DOWN",
+        },
     ]
 
 
@@ -41,11 +55,23 @@ def test_status_cli_reads_outputs_and_aws_telemetry(tmp_path):
     fake_cli(tmp_path, "pulumi", json.dumps(OUTPUTS))
     fake_cli(tmp_path, "aws", json.dumps({"VpnConnections": [{"VgwTelemetry": telemetry("UP", "UP")}]}))
     env = {**os.environ, "PATH": f"{tmp_path}:/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-m", "tools.status", "--stack", "dev"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "tools.status", "--stack", "dev"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert "AWS sees 2 of 2 tunnels UP" in out.stdout
     fake_cli(tmp_path, "aws", json.dumps({"VpnConnections": [{"VgwTelemetry": telemetry("DOWN", "UP")}]}))
-    out = subprocess.run([sys.executable, "-m", "tools.status", "--stack", "dev"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "tools.status", "--stack", "dev"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 1 and "tunnel1 192.0.2.10: DOWN" in out.stdout

@@ -55,7 +55,9 @@ def load(path: Path, name: str | None = None) -> StackConfig:
     """Parse a stack file; `secure:` values become placeholders marked secret."""
     if name is None:
         base = path.name
-        name = base[len("Pulumi.") : -len(".yaml")] if base.startswith("Pulumi.") and base.endswith(".yaml") else path.stem
+        name = (
+            base[len("Pulumi.") : -len(".yaml")] if base.startswith("Pulumi.") and base.endswith(".yaml") else path.stem
+        )
     try:
         doc = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:

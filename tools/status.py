@@ -54,14 +54,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: pulumi stack output failed: {out.stderr.strip()}", file=sys.stderr)
         return 2
     outputs = json.loads(out.stdout or "{}")
-    print(f"stack {args.stack}: VPN {outputs.get('vpnConnectionId')}, EIP {outputs.get('eipAddress')}, "
-          f"profile {outputs.get('cryptoProfile')}")
+    print(
+        f"stack {args.stack}: VPN {outputs.get('vpnConnectionId')}, EIP {outputs.get('eipAddress')}, "
+        f"profile {outputs.get('cryptoProfile')}"
+    )
     healthy = True
     if shutil.which("aws") is None:
         print("note: the AWS CLI is not installed; skipping AWS's view of the tunnels")
     else:
-        desc = run(["aws", "ec2", "describe-vpn-connections", "--vpn-connection-ids", str(outputs.get("vpnConnectionId")),
-                    "--output", "json"])
+        desc = run(
+            [
+                "aws",
+                "ec2",
+                "describe-vpn-connections",
+                "--vpn-connection-ids",
+                str(outputs.get("vpnConnectionId")),
+                "--output",
+                "json",
+            ]
+        )
         if desc.returncode != 0:
             print(f"error: aws ec2 describe-vpn-connections failed: {desc.stderr.strip()}", file=sys.stderr)
             return 1
@@ -75,8 +86,18 @@ def main(argv: list[str] | None = None) -> int:
             print("note: ssh is not installed; skipping the gateway's view")
         else:
             eip = outputs.get("eipAddress")
-            res = run(["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", f"root@{eip}",
-                       "/usr/local/sbin/aws2aliyun-verify"], timeout=60)
+            res = run(
+                [
+                    "ssh",
+                    "-o",
+                    "BatchMode=yes",
+                    "-o",
+                    "ConnectTimeout=10",
+                    f"root@{eip}",
+                    "/usr/local/sbin/aws2aliyun-verify",
+                ],
+                timeout=60,
+            )
             print(f"gateway {eip}: " + (res.stdout.strip() or res.stderr.strip()))
             healthy = healthy and res.returncode == 0
     return 0 if healthy else 1
