@@ -10,7 +10,7 @@ import pulumi
 import pulumi_alicloud as alicloud
 
 from components.naming import key_pair_name, stack_scoped
-from components.settings import HARDENED_METADATA_IMAGES, IMAGE_ALIASES, Settings
+from core.settings import HARDENED_METADATA_IMAGES, IMAGE_ALIASES, Settings
 
 EIP_BANDWIDTH_MBPS = "100"  # pay-by-traffic, so this is a ceiling, not a cost
 IKE_PORTS = (500, 4500)

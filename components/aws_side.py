@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.settings import Settings
+from core.settings import Settings
 
 # The ECS is the only initiator: AWS waits (startup_action=add), so the two ends never
 # race to create duplicate SAs (seed 003; FACTS.md "who initiates").

@@ -12,7 +12,7 @@ import pulumi
 import pulumi_random as random
 
 from components import alibaba_side, aws_side, monitoring, verification
-from components.settings import Settings
+from core.settings import Settings
 from userdata import Gateway, Tunnel, render
 
 TYPE_TOKEN = "aws2aliyun:index:VpnLink"  # noqa: S105 - a type token, not a password
@@ -24,7 +24,7 @@ PSK_SPECIALS = "._"
 
 @dataclass
 class VpnLinkArgs:
-    """Arguments of a VpnLink: the validated stack settings (see components.settings)."""
+    """Arguments of a VpnLink: the validated stack settings (see core.settings)."""
 
     settings: Settings
 

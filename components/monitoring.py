@@ -13,7 +13,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.naming import stack_scoped
-from components.settings import Settings
+from core.settings import Settings
 
 # TunnelState is 1 when the tunnel is up, 0 when down; AWS publishes it every 5 minutes
 # at most, so judge on 5-minute periods and treat silence as down.

@@ -8,7 +8,7 @@ import hashlib
 
 import pulumi
 
-from components.settings import NAMESPACE
+from core.settings import NAMESPACE
 
 
 def stack_scoped(*parts: str) -> str:

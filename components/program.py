@@ -9,7 +9,7 @@ from pulumi import runtime
 from pulumi.runtime import config as runtime_config
 
 from components.link import VpnLink, VpnLinkArgs
-from components.settings import KEYS, NAMESPACE, REQUIRED_PROVIDER_KEYS, Settings, SettingsError, load_settings
+from core.settings import KEYS, NAMESPACE, REQUIRED_PROVIDER_KEYS, Settings, SettingsError, load_settings
 
 LINK_NAME = "link"
 

@@ -9,8 +9,8 @@ import pulumi
 import pulumi_command as command
 import pulumi_tls as tls
 
-from components.settings import Settings
-from userdata.swanctl import VERIFY_PATH
+from core.paths import VERIFY_PATH
+from core.settings import Settings
 
 # Waits for cloud-init (package install, strongSwan start), then for both tunnels.
 VERIFY_WAIT_S = 300

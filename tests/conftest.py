@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from components.settings import NAMESPACE
+from core.settings import NAMESPACE
 from tools import offline, stackfile
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components import crypto
-from components.crypto import LEGACY, MODERN, PROFILES, CryptoProfile
+from core.crypto import LEGACY, MODERN, PROFILES, CryptoProfile
 
 # Independent reverse tables: strongSwan keyword -> AWS name.
 SWAN_TO_AWS_ENC = {
@@ -101,8 +100,10 @@ def test_a_profile_outside_aws_rules_cannot_be_built():
 
 def test_ikev2_dead_peer_detection_is_bounded():
     # dpd_delay + sum of retransmission timeouts: how long a silent peer goes unnoticed.
-    total = crypto.ECS_DPD_DELAY_S + sum(
-        crypto.ECS_RETRANSMIT_TIMEOUT_S * crypto.ECS_RETRANSMIT_BASE**n for n in range(crypto.ECS_RETRANSMIT_TRIES + 1)
+    from userdata import swanctl as sw
+
+    total = sw.ECS_DPD_DELAY_S + sum(
+        sw.ECS_RETRANSMIT_TIMEOUT_S * sw.ECS_RETRANSMIT_BASE**n for n in range(sw.ECS_RETRANSMIT_TRIES + 1)
     )
     # the uplink failover goal is 10 s; keep 2 s for scheduling and the route switch
     assert total <= 8, total

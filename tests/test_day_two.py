@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components.settings import SettingsError, load_settings
+from core.settings import SettingsError, load_settings
 from tests.conftest import dev_values, plan_for, stack_with
 from tools import offline, rollout, stackfile
 from tools.mocks import CloudMocks

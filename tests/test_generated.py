@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from components.settings import KEYS, KEYS_BY_NAME, PROVIDER_KEYS, Settings, SettingsError, load_settings
+from core.settings import KEYS, KEYS_BY_NAME, PROVIDER_KEYS, Settings, SettingsError, load_settings
 from tests.conftest import dev_values
 from tools import schema
 

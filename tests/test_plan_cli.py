@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.settings import KEYS
+from core.settings import KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,8 @@ import pulumi
 import yaml
 
 from components.link import TYPE_TOKEN, VpnLink, VpnLinkArgs
-from components.settings import load_settings
+from core import paths
+from core.settings import load_settings
 from tests.conftest import dev_values, plan_for, stack_with
 from tools import offline
 
@@ -54,9 +55,9 @@ def test_vpn_connection_is_static_and_waits_for_the_ecs(dev_plan):
 def test_user_data_carries_both_tunnels_addresses_and_keys(dev_plan):
     vpn = dev_plan.one(VPN)
     files = written(dev_plan)
-    conf = files["/etc/swanctl/conf.d/aws2aliyun.conf"]
-    secrets = files["/etc/swanctl/conf.d/aws2aliyun-secrets.conf"]
-    env = files["/etc/aws2aliyun/link.env"]
+    conf = files[paths.SWANCTL_CONF_PATH]
+    secrets = files[paths.SWANCTL_SECRETS_PATH]
+    env = files[paths.LINK_ENV_PATH]
     eip = dev_plan.one(EIP).output("ipAddress")
     assert f"id = {eip}" in conf
     for n in (1, 2):
@@ -81,9 +82,9 @@ def test_configured_inside_cidrs_and_psks_flow_to_both_ends():
     assert vpn.input("tunnel1PresharedKey") == "Given.tunnel1_key"
     assert offline.is_secret(vpn.inputs["tunnel1PresharedKey"]), "a configured PSK stays secret"
     assert not plan.of_type("random:index/randomPassword:RandomPassword")
-    env = written(plan)["/etc/aws2aliyun/link.env"]
+    env = written(plan)[paths.LINK_ENV_PATH]
     assert "TUNNEL1_LOCAL_INSIDE=169.254.10.2/30" in env and "TUNNEL2_REMOTE_INSIDE=169.254.20.1" in env
-    assert "Given.tunnel2_key" in written(plan)["/etc/swanctl/conf.d/aws2aliyun-secrets.conf"]
+    assert "Given.tunnel2_key" in written(plan)[paths.SWANCTL_SECRETS_PATH]
 
 
 def test_security_group_rules_are_exact(dev_plan):
@@ -191,7 +192,7 @@ def test_existing_aws_vpc_is_attached_not_created():
 def test_verify_runs_the_verify_script_over_ssh_without_secrets_in_its_text():
     plan = plan_for(verify=True, sshAllowedCidrs=["203.0.113.7/32"])
     cmd = plan.one("command:remote:Command")
-    assert "/usr/local/sbin/aws2aliyun-verify" in cmd.input("create")
+    assert paths.VERIFY_PATH in cmd.input("create")
     assert "cloud-init status --wait" in cmd.input("create")
     conn = cmd.inputs["connection"]
     assert offline.is_secret(conn) or offline.is_secret(conn.get("privateKey")), "private key is a secret"
@@ -208,7 +209,7 @@ def test_legacy_profile_reaches_both_ends():
     vpn = plan.one(VPN)
     assert vpn.input("tunnel1IkeVersions") == ["ikev1"]
     assert vpn.input("tunnel1Phase1DhGroupNumbers") == [2]
-    conf = written(plan)["/etc/swanctl/conf.d/aws2aliyun.conf"]
+    conf = written(plan)[paths.SWANCTL_CONF_PATH]
     assert "version = 1" in conf and "proposals = aes128-sha1-modp1024" in conf
 
 

@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from components.settings import KEYS, SettingsError, gateway_private_ip, load_settings
+from core.settings import KEYS, SettingsError, gateway_private_ip, load_settings
 from tests.conftest import dev_values
 
 

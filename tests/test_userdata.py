@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.crypto import LEGACY, MODERN
+from core import paths
+from core.crypto import LEGACY, MODERN
 from userdata import Gateway, Tunnel, cloud_config, render
 from userdata import swanctl as sw
 from userdata.cloud_config import link_env, static_file
@@ -55,16 +56,16 @@ def test_installs_strongswan_with_charon_systemd_and_swanctl():
 
 def test_secrets_live_only_in_the_0600_file():
     files = files_of(cloud_config(gateway()))
-    secrets = files[sw.SWANCTL_SECRETS_PATH]
+    secrets = files[paths.SWANCTL_SECRETS_PATH]
     assert secrets["permissions"] == "0600" and secrets["owner"] == "root:root"
     assert PSK1 in secrets["content"] and PSK2 in secrets["content"]
     for path, f in files.items():
-        if path != sw.SWANCTL_SECRETS_PATH:
+        if path != paths.SWANCTL_SECRETS_PATH:
             assert PSK1 not in f["content"] and PSK2 not in f["content"], path
 
 
 def test_one_route_based_connection_per_tunnel():
-    conf = files_of(cloud_config(gateway()))[sw.SWANCTL_CONF_PATH]["content"]
+    conf = files_of(cloud_config(gateway()))[paths.SWANCTL_CONF_PATH]["content"]
     for n, peer, mark in ((1, "192.0.2.10", 100), (2, "192.0.2.20", 200)):
         conn = sw.connection(gateway(), gateway().tunnels[n - 1])
         child = conn["children"][f"tunnel{n}"]
@@ -74,7 +75,7 @@ def test_one_route_based_connection_per_tunnel():
         assert (child["local_ts"], child["remote_ts"]) == ("0.0.0.0/0", "0.0.0.0/0")
         assert child["mark_in"] == child["mark_out"] == mark
         assert child["start_action"] == "start", "the ECS initiates"
-        assert child["updown"] == f"{sw.UPDOWN_PATH} tunnel{n}"
+        assert child["updown"] == f"{paths.UPDOWN_PATH} tunnel{n}"
         assert f"tunnel{n} {{" in conf
 
 
@@ -85,11 +86,11 @@ def test_charon_keeps_out_of_routing():
 
 
 def test_link_env_carries_vti_facts_and_no_secret():
-    env = files_of(cloud_config(gateway()))[sw.LINK_ENV_PATH]["content"]
+    env = files_of(cloud_config(gateway()))[paths.LINK_ENV_PATH]["content"]
     assert "TUNNEL1_LOCAL_INSIDE=169.254.121.2/30" in env
     assert "TUNNEL2_PEER=192.0.2.20" in env
     assert "VTI_MTU=1438" in env and "TCP_MSS=1398" in env
-    legacy_env = files_of(cloud_config(gateway(LEGACY)))[sw.LINK_ENV_PATH]["content"]
+    legacy_env = files_of(cloud_config(gateway(LEGACY)))[paths.LINK_ENV_PATH]["content"]
     assert "VTI_MTU=1422" in legacy_env and "TCP_MSS=1382" in legacy_env
 
 
@@ -137,8 +138,8 @@ def test_golden(name, render_fn):
 
 def test_static_scripts_ship_unchanged_in_the_user_data():
     files = files_of(cloud_config(gateway()))
-    assert files[sw.UPDOWN_PATH]["content"] == static_file("aws2aliyun-updown.sh")
-    assert files[sw.VERIFY_PATH]["permissions"] == "0755"
+    assert files[paths.UPDOWN_PATH]["content"] == static_file("aws2aliyun-updown.sh")
+    assert files[paths.VERIFY_PATH]["permissions"] == "0755"
 
 
 def test_host_firewall_is_installed_and_enabled_before_strongswan():
@@ -147,10 +148,10 @@ def test_host_firewall_is_installed_and_enabled_before_strongswan():
     doc = cloud_config(gateway())
     files = files_of(doc)
     assert "nftables" in doc["packages"]
-    assert files[firewall.FIREWALL_PATH]["content"] == firewall.ruleset(gateway())
-    assert "WantedBy=multi-user.target" in files[firewall.UNIT_PATH]["content"]
+    assert files[paths.FIREWALL_PATH]["content"] == firewall.ruleset(gateway())
+    assert "WantedBy=multi-user.target" in files[paths.FIREWALL_UNIT_PATH]["content"]
     runcmd = doc["runcmd"]
-    fw = runcmd.index(["systemctl", "enable", "--now", firewall.UNIT_NAME])
+    fw = runcmd.index(["systemctl", "enable", "--now", paths.FIREWALL_UNIT])
     assert fw < runcmd.index(["systemctl", "enable", "--now", "strongswan.service"])
 
 
@@ -159,14 +160,14 @@ def test_watchdog_is_installed_and_enabled_after_the_connections_are_loaded():
 
     doc = cloud_config(gateway())
     files = files_of(doc)
-    assert files[watchdog.SCRIPT_PATH]["content"] == static_file("aws2aliyun-watchdog.sh")
-    assert files[watchdog.SCRIPT_PATH]["permissions"] == "0755"
-    assert f"ExecStart={watchdog.SCRIPT_PATH}" in files[watchdog.SERVICE_PATH]["content"]
-    timer = files[watchdog.TIMER_PATH]["content"]
+    assert files[paths.WATCHDOG_PATH]["content"] == static_file("aws2aliyun-watchdog.sh")
+    assert files[paths.WATCHDOG_PATH]["permissions"] == "0755"
+    assert f"ExecStart={paths.WATCHDOG_PATH}" in files[paths.WATCHDOG_SERVICE_PATH]["content"]
+    timer = files[paths.WATCHDOG_TIMER_PATH]["content"]
     assert f"OnUnitInactiveSec={watchdog.INTERVAL_S}" in timer
     assert "WantedBy=timers.target" in timer
     runcmd = doc["runcmd"]
-    enable = runcmd.index(["systemctl", "enable", "--now", watchdog.TIMER_NAME])
+    enable = runcmd.index(["systemctl", "enable", "--now", paths.WATCHDOG_TIMER])
     assert enable > runcmd.index(["swanctl", "--load-all", "--noprompt"])
 
 

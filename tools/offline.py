@@ -19,7 +19,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_in_stack
 
-from components.settings import NAMESPACE
+from core.settings import NAMESPACE
 from tools.mocks import CloudMocks
 from tools.stackfile import ROOT, StackConfig
 

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from components.settings import SettingsError, load_settings
+from core.settings import SettingsError, load_settings
 from tools import offline, stackfile
 
 EXIT_INVALID = 2

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.settings import NAMESPACE, SettingsError, load_settings
+from core.settings import NAMESPACE, SettingsError, load_settings
 from tools import offline, stackfile
 
 Inputs = Mapping[str, Any]

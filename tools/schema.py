@@ -1,6 +1,6 @@
 """python -m tools.schema [--write | --check]: the files generated from the settings' declarations.
 
-Each config key is declared once, as a field of `components.settings.Settings` (its `KEYS`).
+Each config key is declared once, as a field of `core.settings.Settings` (its `KEYS`).
 From those this writes Pulumi.yaml (the `config:` schema: types, defaults, descriptions)
 and README.md's configuration table (between the config-table markers), so neither can
 drift; tests check both are equal to what this generates.
@@ -17,13 +17,13 @@ from pathlib import Path
 
 import yaml
 
-from components.settings import KEYS, KeySpec
+from core.settings import KEYS, KeySpec
 from tools.stackfile import ROOT
 
-HEADER = "# Project file. `config:` is generated from components/settings.py by `python -m tools.schema --write`.\n"
+HEADER = "# Project file. `config:` is generated from core/settings.py by `python -m tools.schema --write`.\n"
 TABLE_START = "<!-- config-table:start -->"
 TABLE_END = "<!-- config-table:end -->"
-TABLE_NOTE = "<!-- Generated from components/settings.py by `python -m tools.schema --write`: edit the keys there. -->"
+TABLE_NOTE = "<!-- Generated from core/settings.py by `python -m tools.schema --write`: edit the keys there. -->"
 
 
 def project() -> dict:

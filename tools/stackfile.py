@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from components.settings import NAMESPACE
+from core.settings import NAMESPACE
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from typing import Any
 
+from core import paths
+
 
 def run(cmd: list[str], timeout: int = 60) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                     "-o",
                     "ConnectTimeout=10",
                     f"root@{eip}",
-                    "/usr/local/sbin/aws2aliyun-verify",
+                    paths.VERIFY_PATH,
                 ],
                 timeout=60,
             )

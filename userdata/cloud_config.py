@@ -11,11 +11,11 @@ from importlib import resources
 
 import yaml
 
+from core import paths
 from userdata import firewall, swanctl, watchdog
 from userdata.model import Gateway
 
 PACKAGES = ("strongswan-swanctl", "charon-systemd", "iptables", "nftables")
-SYSCTL_PATH = "/etc/sysctl.d/90-aws2aliyun.conf"
 # A recovered tunnel takes the traffic back this long after it is up (the updown script),
 # when the other tunnel carries it: the AWS end may install its inbound SA last.
 FAILBACK_HOLD_S = 2
@@ -84,30 +84,30 @@ def cloud_config(gw: Gateway) -> dict:
         "packages": list(PACKAGES),
         "ssh_pwauth": False,
         "write_files": [
-            _file(swanctl.LINK_ENV_PATH, link_env(gw), "0644"),
-            _file(SYSCTL_PATH, sysctl_conf(), "0644"),
-            _file(swanctl.CHARON_CONF_PATH, swanctl.charon_conf(), "0644"),
-            _file(swanctl.SWANCTL_CONF_PATH, swanctl.swanctl_conf(gw), "0644"),
-            _file(swanctl.SWANCTL_SECRETS_PATH, swanctl.secrets_conf(gw), "0600"),
-            _file(firewall.FIREWALL_PATH, firewall.ruleset(gw), "0644"),
-            _file(firewall.UNIT_PATH, firewall.unit(), "0644"),
-            _file(swanctl.UPDOWN_PATH, static_file("aws2aliyun-updown.sh"), "0755"),
-            _file(swanctl.VERIFY_PATH, static_file("aws2aliyun-verify.sh"), "0755"),
-            _file(watchdog.SCRIPT_PATH, static_file("aws2aliyun-watchdog.sh"), "0755"),
-            _file(watchdog.SERVICE_PATH, watchdog.service(), "0644"),
-            _file(watchdog.TIMER_PATH, watchdog.timer(), "0644"),
+            _file(paths.LINK_ENV_PATH, link_env(gw), "0644"),
+            _file(paths.SYSCTL_PATH, sysctl_conf(), "0644"),
+            _file(paths.CHARON_CONF_PATH, swanctl.charon_conf(), "0644"),
+            _file(paths.SWANCTL_CONF_PATH, swanctl.swanctl_conf(gw), "0644"),
+            _file(paths.SWANCTL_SECRETS_PATH, swanctl.secrets_conf(gw), "0600"),
+            _file(paths.FIREWALL_PATH, firewall.ruleset(gw), "0644"),
+            _file(paths.FIREWALL_UNIT_PATH, firewall.unit(), "0644"),
+            _file(paths.UPDOWN_PATH, static_file("aws2aliyun-updown.sh"), "0755"),
+            _file(paths.VERIFY_PATH, static_file("aws2aliyun-verify.sh"), "0755"),
+            _file(paths.WATCHDOG_PATH, static_file("aws2aliyun-watchdog.sh"), "0755"),
+            _file(paths.WATCHDOG_SERVICE_PATH, watchdog.service(), "0644"),
+            _file(paths.WATCHDOG_TIMER_PATH, watchdog.timer(), "0644"),
         ],
         "runcmd": [
             ["sysctl", "--system"],
             # The host firewall first (it admits what is already flowing), then strongSwan.
             ["systemctl", "daemon-reload"],
-            ["systemctl", "enable", "--now", firewall.UNIT_NAME],
+            ["systemctl", "enable", "--now", paths.FIREWALL_UNIT],
             # The package starts the daemon on install; make sure it is enabled for reboots
             # and has loaded our connections (files were written before the install).
             ["systemctl", "enable", "--now", "strongswan.service"],
             ["swanctl", "--load-all", "--noprompt"],
             # Re-initiates a tunnel charon has given up on (see userdata/watchdog.py).
-            ["systemctl", "enable", "--now", watchdog.TIMER_NAME],
+            ["systemctl", "enable", "--now", paths.WATCHDOG_TIMER],
         ],
     }
 

@@ -11,12 +11,10 @@ the project's own, replaced whole on every load, so nothing else's rules are tou
 
 from __future__ import annotations
 
+from core import paths
 from userdata.model import Gateway
 
 TABLE = "aws2aliyun"
-FIREWALL_PATH = "/etc/aws2aliyun/firewall.nft"
-UNIT_NAME = "aws2aliyun-firewall.service"
-UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
 # Alibaba's instance metadata service (user-data included).
 METADATA_ADDRESS = "100.100.100.200"
 
@@ -84,8 +82,8 @@ Conflicts=shutdown.target
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/usr/sbin/nft -f {FIREWALL_PATH}
-ExecReload=/usr/sbin/nft -f {FIREWALL_PATH}
+ExecStart=/usr/sbin/nft -f {paths.FIREWALL_PATH}
+ExecReload=/usr/sbin/nft -f {paths.FIREWALL_PATH}
 ExecStop=/usr/sbin/nft delete table inet {TABLE}
 
 [Install]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from components.crypto import CryptoProfile
+from core.crypto import CryptoProfile
 
 # One mark (= VTI key) and route metric per tunnel; tunnel 1 is preferred (lower metric).
 TUNNEL_MARKS = (100, 200)

@@ -14,11 +14,8 @@ never creates a duplicate and the "one SA pair per tunnel" property holds.
 
 from __future__ import annotations
 
-SCRIPT_PATH = "/usr/local/sbin/aws2aliyun-watchdog"
-SERVICE_NAME = "aws2aliyun-watchdog.service"
-TIMER_NAME = "aws2aliyun-watchdog.timer"
-SERVICE_PATH = f"/etc/systemd/system/{SERVICE_NAME}"
-TIMER_PATH = f"/etc/systemd/system/{TIMER_NAME}"
+from core import paths
+
 INTERVAL_S = 15
 INITIATE_TIMEOUT_S = 10  # how long one `swanctl --initiate` may block the watchdog
 
@@ -32,7 +29,7 @@ Requisite=strongswan.service
 [Service]
 Type=oneshot
 Environment=INITIATE_TIMEOUT={INITIATE_TIMEOUT_S}
-ExecStart={SCRIPT_PATH}
+ExecStart={paths.WATCHDOG_PATH}
 """
 
 

@@ -38,18 +38,6 @@ AWS_PHASE2_DH = {2, 5, *range(14, 25)}
 AWS_PHASE1_LIFETIME = range(900, 28801)
 AWS_PHASE2_LIFETIME = range(900, 3601)
 
-# Dead-peer detection on the ECS. IKEv2 finds a dead peer by retransmissions only; with
-# strongSwan's defaults (5 tries, 4 s, base 1.8) that takes ~165 s. These bound it to
-# dpd_delay + sum(timeout * base**n, n=0..tries) = 2 + 0.8 * (1 + 1.4 + 1.96 + 2.74) ~= 7.7 s,
-# which leaves 2 s of the 10 s uplink failover goal for scheduling and the updown switch
-# (the lab measured 8.5 s with a 1.0 s timeout). 0.8 s is still far above any AWS RTT.
-ECS_DPD_DELAY_S = 2
-ECS_RETRANSMIT_TRIES = 3
-ECS_RETRANSMIT_TIMEOUT_S = 0.8
-ECS_RETRANSMIT_BASE = 1.4
-# IKEv1 has its own DPD timer instead of retransmissions.
-ECS_IKEV1_DPD_TIMEOUT_S = 8
-
 # AWS's NAT-T overhead per cipher family (your-cgw): VTI MTU and TCP MSS.
 MTU_MSS_GCM = (1438, 1398)
 MTU_MSS_CBC_SHA1_SHA256 = (1422, 1382)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from typing import Any
 
-from components.crypto import PROFILES, CryptoProfile
+from core.crypto import PROFILES, CryptoProfile
 
 NAMESPACE = "aws2aliyun-vpc"
 

@@ -1,0 +1,27 @@
+"""Where the gateway keeps everything the user-data writes, and the names of its units: one
+declaration each, read by the renderer (userdata/), the verify command (components/), the
+lab, `tools/status.py` and the tests."""
+
+from __future__ import annotations
+
+# Scripts
+UPDOWN_PATH = "/usr/local/sbin/aws2aliyun-updown"
+VERIFY_PATH = "/usr/local/sbin/aws2aliyun-verify"
+WATCHDOG_PATH = "/usr/local/sbin/aws2aliyun-watchdog"
+
+# Configuration
+LINK_ENV_PATH = "/etc/aws2aliyun/link.env"
+FIREWALL_PATH = "/etc/aws2aliyun/firewall.nft"
+SWANCTL_CONF_PATH = "/etc/swanctl/conf.d/aws2aliyun.conf"
+SWANCTL_SECRETS_PATH = "/etc/swanctl/conf.d/aws2aliyun-secrets.conf"
+CHARON_CONF_PATH = "/etc/strongswan.d/charon-aws2aliyun.conf"
+SYSCTL_PATH = "/etc/sysctl.d/90-aws2aliyun.conf"
+
+# systemd units
+UNIT_DIR = "/etc/systemd/system"
+FIREWALL_UNIT = "aws2aliyun-firewall.service"
+WATCHDOG_SERVICE = "aws2aliyun-watchdog.service"
+WATCHDOG_TIMER = "aws2aliyun-watchdog.timer"
+FIREWALL_UNIT_PATH = f"{UNIT_DIR}/{FIREWALL_UNIT}"
+WATCHDOG_SERVICE_PATH = f"{UNIT_DIR}/{WATCHDOG_SERVICE}"
+WATCHDOG_TIMER_PATH = f"{UNIT_DIR}/{WATCHDOG_TIMER}"
