@@ -224,24 +224,25 @@ class Rotation:
         f = self.f
         conf = base64.b64encode(peer.swanctl_conf(t, self.lab.inputs.eip, mark).encode()).decode()
         n = t.number
-        f.block(n)
+        t_mod = f.block(n)  # the modification's start: the endpoint's SAs are gone from here on
         res = f.sh(
             f"echo {conf} | base64 -d > /run/lab/aws{n}.swanctl.conf; chmod 600 /run/lab/aws{n}.swanctl.conf; "
             f"/bin/sh /run/lab/peer.sh stop {n}; sleep 2; /bin/sh /run/lab/peer.sh start {n}; echo rc=$?",
             90,
         )
         f.unblock(n)
-        t_mod = f.now()
-        f.events.append((f"AWS: tunnel {n} PSK modified", t_mod))
+        f.events.append((f"AWS: tunnel {n} PSK modified (endpoint restarted with the new key)", t_mod))
         if "rc=0" not in res.out:
             raise RuntimeError(f"AWS-like endpoint {n} did not restart with the new key: {res.text()[-800:]}")
         return t_mod
 
-    def delete_old(self) -> tuple[float, str]:
-        """The old ECS deleted: nothing of it left on the vSwitch."""
+    def delete_old(self) -> tuple[float, float, str]:
+        """The old ECS deleted: nothing of it left on the vSwitch. Returns its guest and host
+        (monotonic) instants and what was seen."""
         f, lab, topo = self.f, self.lab, self.lab.topo
         res = lab.vm.sh(DELETE_OLD_SCRIPT, 90)
         lab.vm.set_link(OLD_ECS_NETDEV, False)
+        mono_del = time.monotonic()
         t_del = f.now()
         f.events.append(("old ECS deleted", t_del))
         lines = [ln for ln in res.out.strip().splitlines() if ":" in ln]
@@ -259,7 +260,7 @@ class Rotation:
             + f"; DHCP now maps {topo.private_ip} to the new MAC {self.mac}"
             + ("" if "dhcp-restarted" in gone.out else " (DHCP restart FAILED)")
         )
-        return t_del, facts
+        return t_del, mono_del, facts
 
     def wait_new_up(self, vm, timeout: float) -> float | None:
         """Both tunnels ESTABLISHED on the new ECS with an SA pair on each AWS-like end."""
@@ -368,8 +369,7 @@ class Rotation:
                     else "traffic did NOT flow again within 90 s of tunnel 1's modification (no failover)"
                 )
         # 4. the ECS replaced, delete-before-replace
-        t_del, old_facts = self.delete_old()
-        mono_del = time.monotonic()
+        t_del, mono_del, old_facts = self.delete_old()
         lab.extra_vms.append(vm)
         vm.start()
         t_create = f.now()
