@@ -9,16 +9,19 @@ What is modelled, in `pulumi up`'s order:
    unreachable until configured, as in `aws_endpoint_restart`). After tunnel 1 the old ECS
    fails over to tunnel 2 (AWS takes minutes per tunnel, so it has long done so when tunnel
    2 follows); after tunnel 2 the old ECS, with the old keys, has no tunnel left.
-3. The ECS replaced, delete-before-replace: the old instance is deleted (strongSwan and the
+3. The ECS replaced, delete-before-replace: the route entry and the EIP association (they
+   name the instance) are deleted (guest/alieip.sh detach: the Alibaba router's 1:1 NAT rules
+   removed, the route entry's prefix a blackhole), then the old instance (strongSwan and the
    program's units stopped, SAs flushed, its NIC's link taken down at QEMU so the Alibaba
    router's vSwitch neither reaches it nor hears from it, the router's ARP entry for the
    private address flushed), then a new one is created: a FRESH VM of its own booted from the
    lab's cached image with its own NoCloud seed (the new user-data byte for byte, a new
    instance-id) and a NIC with a new MAC on a spare port of the world VM's vSwitch hub. The
    Alibaba router's DHCP hands the plan's fixed private address to the new MAC (Alibaba gives
-   the replacement instance the configured privateIp); the EIP's 1:1 NAT and the route entry
-   point at that address, so they follow. cloud-init installs strongSwan from Debian's
-   registry through the router's NAT, as on the first boot.
+   the replacement instance the configured privateIp). Once the instance exists (its VM
+   started), the EIP association and the route entry are created again (alieip.sh attach),
+   pointing at that address. cloud-init installs strongSwan from Debian's registry through
+   the router's NAT, as on the first boot.
 
 Sequence-numbered probes (guest/seqprobe.py) run between alihost and awshost throughout.
 What it does not model: the minutes AWS itself spends per tunnel modification and the
@@ -240,6 +243,11 @@ class Rotation:
         """The old ECS deleted: nothing of it left on the vSwitch. Returns its guest and host
         (monotonic) instants and what was seen."""
         f, lab, topo = self.f, self.lab, self.lab.topo
+        # the route entry and the EIP association go first: they name the instance
+        detach = f.sh("/bin/sh /run/lab/alieip.sh detach 2>&1", 30)
+        if not detach.ok:
+            raise RuntimeError(f"could not delete the EIP association and route entry: {detach.text()[-800:]}")
+        f.events.append(("EIP association and route entry deleted", f.now()))
         res = lab.vm.sh(DELETE_OLD_SCRIPT, 90)
         lab.vm.set_link(OLD_ECS_NETDEV, False)
         mono_del = time.monotonic()
@@ -253,7 +261,7 @@ class Rotation:
             30,
         )
         facts = (
-            "old ECS: "
+            "EIP association (1:1 NAT) and route entry deleted first; old ECS: "
             + ", ".join(lines)
             + f"; its NIC's link set down at QEMU (set_link {OLD_ECS_NETDEV} off); Alibaba router -> "
             + f"{topo.private_ip} right after: {gone.out.strip().splitlines()[0] if gone.out.strip() else '?'}"
@@ -374,6 +382,12 @@ class Rotation:
         vm.start()
         t_create = f.now()
         f.events.append(("new ECS created (VM started)", t_create))
+        # once the instance exists, Pulumi associates the EIP and creates the route entry again
+        attach = f.sh("/bin/sh /run/lab/alieip.sh attach 2>&1", 30)
+        if not attach.ok:
+            f.stop_probes(t0)
+            return False, f"could not re-create the EIP association and route entry: {attach.text()[-800:]}", {}
+        f.events.append(("EIP association and route entry created again", f.now()))
         lab.p.say(f"psk_rotation: old ECS deleted, new gateway VM started (MAC {self.mac})")
         try:
             agent_s = vm.wait_agent(timeout=240)
@@ -441,7 +455,9 @@ class Rotation:
         est = up_s["rotation_to_established_s"]
         detail = (
             f"PSK rotation, `pulumi up` modelled: {restored}AWS modified tunnel 1 then tunnel 2 (each endpoint "
-            f"restarted with its new key); then the ECS replaced delete-before-replace: old one deleted "
+            f"restarted with its new key); then the ECS replaced delete-before-replace (route entry and EIP "
+            f"association deleted, the old ECS deleted, the new one created, association and route entry "
+            f"created again): old one deleted "
             f"({t_del - t_mod[2]:.0f}s after tunnel 2's modification), a fresh VM with the new user-data "
             f"(new instance-id, new MAC {self.mac}) created: outage uplink {up.outage_s:.1f}s / downlink "
             f"{down.outage_s:.1f}s (rotation_outage_s {outage:.1f}); both tunnels ESTABLISHED again "
