@@ -471,7 +471,7 @@ class Rotation:
             + ("yes" if pair_ok else "NO")
             + f"; PSK files on the new gateway: {psk_text}\n"
             + f"{old_facts}\n"
-            + f"new gateway: eth0 {' '.join(addr)} (the plan's privateIp {new.private_ip} by DHCP: "
+            + f"new gateway: {' '.join(addr)} (the plan's privateIp {new.private_ip} by DHCP: "
             + f"{'yes' if got_ip else 'NO'}), cloud-init {ci!r}{verify}; "
             + "; ".join(self.notes)
             + "\nNot modelled: the minutes AWS spends per tunnel modification and Alibaba's instance creation "
