@@ -30,8 +30,10 @@ FAULT_CHECKS = (
     "rekey_collision",
     "reboot_persistence",
     "aws_endpoint_restart",
-    # last: it reconfigures both ends with seed 000's settings (lab/baseline.py)
+    # it reconfigures both ends with seed 000's settings (lab/baseline.py), on the first ECS
     "baseline_failover_tunnel1",
+    # last: it replaces the ECS (lab/rotation.py); no check after it could run on the first one
+    "psk_rotation",
 )
 
 RATE = 10.0  # probes per second, each direction
@@ -195,6 +197,7 @@ class Faults:
         self.events: list[tuple[str, float]] = []
         # probe results of each failover measurement ("ours", "baseline") and the block instant
         self.timelines: dict[str, tuple[ProbeResult, float]] = {}
+        self.baseline_applied = False  # the ECS's own files are kept as PATH.lab-ours meanwhile
 
     # helpers --------------------------------------------------------------
     def sh(self, script: str, timeout: float = 60):
@@ -310,7 +313,7 @@ class Faults:
         return None
 
     def ecs_route(self) -> str:
-        return self.sh(f"ip route show {self.topo.aws_vpc_cidr}", 15).out.strip()
+        return self.lab.ecs_sh(f"ip route show {self.topo.aws_vpc_cidr}", 15).out.strip()
 
     def aws_route_tunnel(self) -> int | None:
         """Which tunnel the AWS router sends the Alibaba side to (from its route's next hop)."""
@@ -454,6 +457,9 @@ class Faults:
         for t, p in zip(i.tunnels, self.topo.peers, strict=False):
             files[f"/run/lab/aws{t.number}.swanctl.conf"] = peer.swanctl_conf(baseline.aws_tunnel(t), i.eip, p.mark)
         script = "set -e\n"
+        for path in files:
+            if not path.startswith("/run/lab/"):  # the ECS's own files: kept for restore_ours()
+                script += f"[ ! -e {path} ] || cp -p {path} {path}.lab-ours\n"
         for path, text in files.items():
             b64 = base64.b64encode(text.encode()).decode()
             script += f"echo {b64} | base64 -d > {path}\n"
@@ -467,9 +473,39 @@ class Faults:
             "echo applied\n"
         )
         res = self.sh(script, 120)
+        self.baseline_applied = True
         if not res.ok or "applied" not in res.out:
             raise RuntimeError("could not apply seed 000's configuration: " + res.text()[-1500:])
         self.events.append(("baseline (seed 000) configured", self.now()))
+        return res.text()
+
+    def restore_ours(self) -> str:
+        """Undo apply_baseline: the ECS's own files and watchdog back, the AWS ends configured
+        from the plan again, both restarted."""
+        import base64
+
+        from lab import baseline, peer
+
+        i = self.inputs
+        script = "set -e\n"
+        for path in (baseline.ECS_SWANCTL_PATH, baseline.ECS_CHARON_PATH):
+            script += f"if [ -e {path}.lab-ours ]; then mv -f {path}.lab-ours {path}; else rm -f {path}; fi\n"
+        for t, p in zip(i.tunnels, self.topo.peers, strict=False):
+            b64 = base64.b64encode(peer.swanctl_conf(t, i.eip, p.mark).encode()).decode()
+            script += f"echo {b64} | base64 -d > /run/lab/aws{t.number}.swanctl.conf\n"
+        nums = " ".join(str(t.number) for t in i.tunnels)
+        script += (
+            f"for n in {nums}; do /bin/sh /run/lab/peer.sh stop $n; done; sleep 1\n"
+            f"for n in {nums}; do /bin/sh /run/lab/peer.sh start $n; done\n"
+            "systemctl restart strongswan\n"
+            "systemctl start aws2aliyun-watchdog.timer 2>/dev/null || true\n"
+            "echo restored\n"
+        )
+        res = self.sh(script, 120)
+        if not res.ok or "restored" not in res.out:
+            raise RuntimeError("could not restore the program's configuration: " + res.text()[-1500:])
+        self.baseline_applied = False
+        self.events.append(("program's configuration restored", self.now()))
         return res.text()
 
     def check_baseline_failover_tunnel1(self):
@@ -506,6 +542,11 @@ class Faults:
         if not ok:
             detail += f"\nblackhole counters: {counters}\n" + self.context()
         return ok, detail, metrics
+
+    def check_psk_rotation(self):
+        from lab import rotation
+
+        return rotation.check_psk_rotation(self)
 
     def check_failback(self):
         if 1 not in self.blocked:
@@ -891,6 +932,10 @@ def run_fault_checks(lab, wanted: set[str]) -> None:
         ("baseline_downlink_outage_s", "baseline_failover_tunnel1", "baseline_downlink_outage_s"),
         ("baseline_uplink_ratio", "baseline_failover_tunnel1", "uplink_ratio"),
         ("baseline_downlink_ratio", "baseline_failover_tunnel1", "downlink_ratio"),
+        ("rotation_outage_s", "psk_rotation", "rotation_outage_s"),
+        ("rotation_uplink_outage_s", "psk_rotation", "rotation_uplink_outage_s"),
+        ("rotation_downlink_outage_s", "psk_rotation", "rotation_downlink_outage_s"),
+        ("rotation_to_established_s", "psk_rotation", "rotation_to_established_s"),
     ):
         c = lab.report.get(check)
         if c and c.metrics.get(metric) is not None:

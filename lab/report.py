@@ -112,6 +112,11 @@ class Report:
                 facts.append(f"{label} {m[key]:.0f}s")
         if m.get("uplink_outage_s") is not None and m.get("downlink_outage_s") is not None:
             facts.append(f"failover outage up {m['uplink_outage_s']:.1f}s / down {m['downlink_outage_s']:.1f}s")
+        if m.get("rotation_outage_s") is not None:
+            facts.append(
+                f"PSK rotation outage up {m.get('rotation_uplink_outage_s', 0):.0f}s / "
+                f"down {m.get('rotation_downlink_outage_s', 0):.0f}s"
+            )
         if m.get("baseline_uplink_ratio") is not None:
             facts.append(f"uplink outage {m['baseline_uplink_ratio']:.2f}x seed 000's")
         passed = sum(1 for c in self.checks if c.ok)

@@ -63,6 +63,35 @@ def remove_stale_run_dirs() -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
+def write_seed(directory: Path, user_data: str, hostname: str) -> Path:
+    """A NoCloud seed (cloud-localds) for one instance: the user-data byte for byte, a
+    meta-data with a fresh instance-id (a new instance to cloud-init). Returns seed.img."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "user-data").write_bytes(user_data.encode())
+    (directory / "meta-data").write_text(f"instance-id: i-lab-{uuid.uuid4().hex[:12]}\nlocal-hostname: {hostname}\n")
+    seed = directory / "seed.img"
+    subprocess.run(
+        ["cloud-localds", str(seed), str(directory / "user-data"), str(directory / "meta-data")],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return seed
+
+
+def labcfg_tar(files: dict[str, tuple[bytes, int]], mtime: int | None = None) -> bytes:
+    """A lab config disk (guest/lab-boot unpacks it into /run/lab and runs its boot.sh): a tar
+    of name -> (data, mode), padded to whole 4 KiB blocks."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, (data, mode) in sorted(files.items()):
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mode, ti.mtime = len(data), mode, int(time.time()) if mtime is None else mtime
+            tar.addfile(ti, io.BytesIO(data))
+    data = buf.getvalue()
+    return data + b"\0" * (-len(data) % 4096)
+
+
 class LabAbortError(Exception):
     """The lab itself could not run (not a check failure)."""
 
@@ -104,7 +133,9 @@ class Lab:
         self.o = opts
         self.p = progress or Progress()
         self.report = Report()
-        self.vm: VM | None = None
+        self.vm: VM | None = None  # the world VM; its root namespace is the first ECS
+        self.ecs_vm: VM | None = None  # the VM holding the ECS now (a replacement: its own VM)
+        self.extra_vms: list[VM] = []  # gateway VMs of their own (lab/rotation.py), stopped by close()
         self.run_dir: Path | None = None
         self.inputs: LabInputs | None = None
         self.topo: Topology | None = None
@@ -152,6 +183,8 @@ class Lab:
         return r
 
     def close(self) -> None:
+        for extra in self.extra_vms:
+            extra.stop()
         if self.vm:
             self.vm.stop()
         if self.run_dir and self.run_dir.exists():
@@ -212,21 +245,7 @@ class Lab:
         self.run_dir = Path(tempfile.mkdtemp(prefix=RUN_DIR_PREFIX))
         self.run_dir.chmod(0o700)
         (self.run_dir / "owner.pid").write_text(f"{os.getpid()}\n")
-        (self.run_dir / "user-data").write_bytes(self.user_data.encode())
-        (self.run_dir / "meta-data").write_text(
-            f"instance-id: i-lab-{uuid.uuid4().hex[:12]}\nlocal-hostname: {i.hostname}\n"
-        )
-        subprocess.run(
-            [
-                "cloud-localds",
-                str(self.run_dir / "seed.img"),
-                str(self.run_dir / "user-data"),
-                str(self.run_dir / "meta-data"),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
+        write_seed(self.run_dir, self.user_data, i.hostname)
         self._write_labcfg(self.run_dir / "labcfg.tar")
 
     def _write_labcfg(self, path: Path) -> None:
@@ -240,14 +259,7 @@ class Lab:
         files["peer-strongswan.conf"] = (peer.strongswan_conf(dpd).encode(), 0o644)
         for t, pn in zip(self.inputs.tunnels, self.topo.peers, strict=False):
             files[f"aws{t.number}.swanctl.conf"] = (peer.swanctl_conf(t, self.inputs.eip, pn.mark).encode(), 0o600)
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-            for name, (data, mode) in sorted(files.items()):
-                ti = tarfile.TarInfo(name)
-                ti.size, ti.mode, ti.mtime = len(data), mode, int(time.time())
-                tar.addfile(ti, io.BytesIO(data))
-        data = buf.getvalue()
-        data += b"\0" * (-len(data) % 4096)
+        data = labcfg_tar(files)
         path.write_bytes(data)
         path.chmod(0o600)
 
@@ -265,7 +277,9 @@ class Lab:
             self.topo.slirp_net,
             self.o.memory_mb,
             self.o.cpus,
+            vswitch_ports=self.vswitch_ports(),
         )
+        self.ecs_vm = self.vm
         self.vm.start()
         try:
             t = self.vm.wait_agent(timeout=240)
@@ -281,6 +295,15 @@ class Lab:
                 + "\n"
                 + self.vm.sh("journalctl -u lab-boot --no-pager | tail -40; tail -60 /run/lab/log/boot.log", 30).text()
             )
+
+    def vswitch_ports(self) -> tuple[Path, ...]:
+        """Spare vSwitch ports on the world VM for gateway VMs of their own: one for the
+        replacement gateway when psk_rotation runs (none otherwise: the QEMU command line of
+        every other run is what it always was)."""
+        assert self.run_dir
+        from lab.rotation import VSWITCH_PORT
+
+        return (self.run_dir / VSWITCH_PORT,) if "psk_rotation" in self.wanted and self.o.faults else ()
 
     # ------------------------------------------------------------------ waiting
     def _wait_for_link(self) -> None:
@@ -366,8 +389,15 @@ class Lab:
 
     # helpers -------------------------------------------------------------
     def sh(self, script: str, timeout: float = 60) -> ExecResult:
+        """In the world VM's root namespace (the first ECS; `ip netns exec NS` for the rest)."""
         assert self.vm
         return self.vm.sh(script, timeout=timeout)
+
+    def ecs_sh(self, script: str, timeout: float = 60) -> ExecResult:
+        """On the ECS, wherever it runs now (the world VM's root namespace until it is replaced)."""
+        vm = self.ecs_vm or self.vm
+        assert vm
+        return vm.sh(script, timeout=timeout)
 
     def probe(self, args: str, timeout: float = 90) -> dict:
         res = self.sh(f"{PROBE} {args}", timeout=timeout)
@@ -377,7 +407,7 @@ class Lab:
             return {"ok": False, "error": "probe failed: " + res.text()[-1500:]}
 
     def ecs_sas(self) -> list[dict]:
-        return swan.parse_pretty(self.sh("swanctl --list-sas --pretty 2>&1", 30).out)
+        return swan.parse_pretty(self.ecs_sh("swanctl --list-sas --pretty 2>&1", 30).out)
 
     def peer_sas(self, n: int) -> list[dict]:
         return swan.parse_pretty(self.sh(f"{PEER} {n} swanctl --list-sas --pretty 2>&1", 30).out)
@@ -500,7 +530,7 @@ class Lab:
         assert self.inputs
         i = self.inputs
         ecs = self.ecs_sas()
-        ecs_x = swan.parse_xfrm_states(self.sh("ip xfrm state", 30).out)
+        ecs_x = swan.parse_xfrm_states(self.ecs_sh("ip xfrm state", 30).out)
         problems, metrics = [], {}
         for t in i.tunnels:
             peer_sas = self.peer_sas(t.number)

@@ -31,6 +31,14 @@ FORBIDDEN = ("203.0.113.0/24",)
 PEER_MARKS = (100, 200)
 
 
+def gateway_mac(k: int) -> str:
+    """The MAC of the k-th gateway instance created after the first (k >= 1): a replacement
+    ECS gets a NIC of its own on a real cloud, so a new MAC (locally administered, unicast)."""
+    if not 1 <= k <= 0xFF:
+        raise ValueError(f"gateway index {k} out of range 1..255")
+    return f"52:54:00:1a:01:{k:02x}"
+
+
 @dataclass(frozen=True)
 class PeerNet:
     number: int

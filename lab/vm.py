@@ -167,8 +167,58 @@ def _q(s: str) -> str:
     return "'" + s.replace("'", "'\"'\"'") + "'"
 
 
+def world_netdevs(slirp_net: str, vswitch_ports: tuple[Path, ...] = ()) -> list[str]:
+    """The world VM's NICs: the ECS's (netdev `ecs`) and the Alibaba router's vSwitch port
+    (`alilan`) on QEMU hub 0, the router's way out on QEMU's user network. Each of
+    `vswitch_ports` is one more port on that hub, a unix stream socket a gateway VM of its
+    own connects its NIC to (`gateway_netdevs`)."""
+    args = [
+        # the ECS's NIC and the Alibaba router's vSwitch port: two NICs on one QEMU hub
+        "-netdev",
+        "hubport,id=ecs,hubid=0",
+        "-device",
+        f"virtio-net-pci,netdev=ecs,mac={ECS_MAC}",
+        "-netdev",
+        "hubport,id=alilan,hubid=0",
+        "-device",
+        f"virtio-net-pci,netdev=alilan,mac={ALI_LAN_MAC}",
+    ]
+    for k, path in enumerate(vswitch_ports, start=1):
+        args += [
+            "-netdev",
+            f"stream,id=vswsock{k},server=on,addr.type=unix,addr.path={path}",
+            "-netdev",
+            f"hubport,id=vsw{k},hubid=0,netdev=vswsock{k}",
+        ]
+    return [
+        *args,
+        # the Alibaba router's way out: QEMU user networking (package registry only)
+        "-netdev",
+        f"user,id=aliwan,net={slirp_net}",
+        "-device",
+        f"virtio-net-pci,netdev=aliwan,mac={ALI_WAN_MAC}",
+    ]
+
+
+def gateway_netdevs(mac: str, vswitch_port: Path) -> list[str]:
+    """A gateway VM's one NIC (netdev `eth0`), plugged into a port of the world VM's vSwitch."""
+    return [
+        "-netdev",
+        f"stream,id=eth0,server=off,addr.type=unix,addr.path={vswitch_port}",
+        "-device",
+        f"virtio-net-pci,netdev=eth0,mac={mac}",
+    ]
+
+
 class VM:
-    """One QEMU process; `stop()` is idempotent and always leaves nothing running."""
+    """One QEMU process; `stop()` is idempotent and always leaves nothing running.
+
+    The lab can hold several at once (a replacement gateway, later a gateway pair): each has
+    its own directory for its overlay, sockets and logs, and its own NICs (`netdevs`). The
+    default NICs are the world VM's (`world_netdevs`): the first ECS and the Alibaba
+    router's two ports; `gateway_netdevs` gives a gateway VM of its own one NIC on the
+    world VM's vSwitch hub.
+    """
 
     def __init__(
         self,
@@ -181,7 +231,12 @@ class VM:
         slirp_net: str,
         memory_mb: int = 2048,
         cpus: int = 2,
+        *,
+        name: str = "aws2aliyun-lab",
+        netdevs: list[str] | None = None,
+        vswitch_ports: tuple[Path, ...] = (),
     ):
+        self.name = name
         self.run_dir = run_dir
         self.overlay = run_dir / "overlay.qcow2"
         self.qga_path = run_dir / "qga.sock"
@@ -190,6 +245,7 @@ class VM:
         self.kernel, self.initrd, self.disk, self.seed, self.labcfg = kernel, initrd, disk, seed, labcfg
         self.slirp_net = slirp_net
         self.memory_mb, self.cpus = memory_mb, cpus
+        self.netdevs = netdevs if netdevs is not None else world_netdevs(slirp_net, vswitch_ports)
         self.proc: subprocess.Popen | None = None
         self.started_at: float | None = None
         self.agent = GuestAgent(self.qga_path)
@@ -199,7 +255,7 @@ class VM:
         return [
             "qemu-system-x86_64",
             "-name",
-            "aws2aliyun-lab",
+            self.name,
             "-nodefaults",
             "-no-user-config",
             "-machine",
@@ -230,20 +286,7 @@ class VM:
             f"file={self.labcfg},if=none,id=labcfg,format=raw,readonly=on",
             "-device",
             "virtio-blk-pci,drive=labcfg,serial=labcfg",
-            # the ECS's NIC and the Alibaba router's vSwitch port: two NICs on one QEMU hub
-            "-netdev",
-            "hubport,id=ecs,hubid=0",
-            "-device",
-            f"virtio-net-pci,netdev=ecs,mac={ECS_MAC}",
-            "-netdev",
-            "hubport,id=alilan,hubid=0",
-            "-device",
-            f"virtio-net-pci,netdev=alilan,mac={ALI_LAN_MAC}",
-            # the Alibaba router's way out: QEMU user networking (package registry only)
-            "-netdev",
-            f"user,id=aliwan,net={self.slirp_net}",
-            "-device",
-            f"virtio-net-pci,netdev=aliwan,mac={ALI_WAN_MAC}",
+            *self.netdevs,
             "-chardev",
             f"socket,id=qga0,path={self.qga_path},server=on,wait=off",
             "-device",
@@ -261,6 +304,39 @@ class VM:
             "-device",
             "virtio-rng-pci",
         ]
+
+    def qmp(self, command: str, arguments: dict | None = None, timeout: float = 10) -> dict:
+        """One QMP command on a fresh connection (greeting, qmp_capabilities, command)."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            s.connect(str(self.qmp_path))
+            f = s.makefile("rwb")
+
+            def answer() -> dict:
+                while True:
+                    line = f.readline()
+                    if not line:
+                        raise ConnectionError("QMP socket closed")
+                    msg = json.loads(line)
+                    if "return" in msg or "error" in msg:
+                        return msg
+
+            json.loads(f.readline())  # greeting
+            for req in ({"execute": "qmp_capabilities"}, {"execute": command, "arguments": arguments or {}}):
+                f.write(json.dumps(req).encode() + b"\n")
+                f.flush()
+                msg = answer()
+                if "error" in msg:
+                    raise GuestError(f"QMP {req['execute']}: {msg['error'].get('desc', msg['error'])}")
+            return msg.get("return") or {}
+        finally:
+            with contextlib.suppress(OSError):
+                s.close()
+
+    def set_link(self, netdev: str, up: bool) -> None:
+        """A NIC's link up/down as QEMU sees it: down, nothing reaches it or leaves it."""
+        self.qmp("set_link", {"name": netdev, "up": up})
 
     def start(self) -> None:
         subprocess.run(

@@ -69,11 +69,7 @@ $R route add "$AWS2_ADDR/32" dev inet0
 $R route add "$ROUTE_ENTRY_CIDR" via "$PRIVATE_IP" dev vsw0
 sed -e "s|@EIP@|$EIP|g" -e "s|@PRIVATE_IP@|$PRIVATE_IP|g" /run/lab/alirouter.nft |
   ip netns exec alirouter chroot "$LABROOT" nft -f -
-ip netns exec alirouter chroot "$LABROOT" dnsmasq --conf-file=/dev/null --port=0 --interface=vsw0 \
-  --bind-interfaces --dhcp-authoritative --dhcp-range="${VSW_CIDR%/*},static,$VSW_NETMASK,12h" \
-  --dhcp-host="$ECS_MAC,$PRIVATE_IP" --dhcp-option=option:router,"$VSW_GW" \
-  --dhcp-option=option:dns-server,"$SLIRP_DNS" --leasefile-ro --user=root --group=root \
-  --pid-file=/run/lab-dnsmasq.pid --log-dhcp --log-facility=- --keep-in-foreground >>"$L/dnsmasq.log" 2>&1 &
+/bin/sh /run/lab/alidhcp.sh start "$ECS_MAC"
 
 # --- AWS: two tunnel endpoints, a VPC router behind them, a host in the VPC
 A="ip -n awsrouter"

@@ -1,0 +1,29 @@
+#!/bin/sh
+# alieip.sh detach|attach
+# The ECS's EIP association (the 1:1 NAT) and its route entry (AWS CIDR -> the ECS) in the
+# Alibaba router. `pulumi up` deletes both before it deletes a replaced ECS and creates them
+# again once the new instance exists (lab/rotation.py). Detached, the route entry's prefix is
+# a blackhole: the VPC has no route for it (nothing leaks to QEMU's user network).
+set -eu
+. /run/lab/lab.env
+NFT="ip netns exec alirouter chroot /opt/labroot nft"
+handles() { $NFT -a list chain ip lab_nat "$1" | sed -n "s/.*$2.*# handle \([0-9]*\)$/\1/p"; }
+case $1 in
+detach)
+  for h in $(handles prerouting "dnat to $PRIVATE_IP"); do $NFT delete rule ip lab_nat prerouting handle "$h"; done
+  for h in $(handles postrouting "snat to $EIP"); do $NFT delete rule ip lab_nat postrouting handle "$h"; done
+  ip -n alirouter route replace blackhole "$ROUTE_ENTRY_CIDR"
+  ;;
+attach)
+  [ -n "$(handles prerouting "dnat to $PRIVATE_IP")" ] ||
+    $NFT add rule ip lab_nat prerouting iifname '"inet0"' ip daddr "$EIP" counter dnat to "$PRIVATE_IP"
+  [ -n "$(handles postrouting "snat to $EIP")" ] ||
+    $NFT insert rule ip lab_nat postrouting oifname '"inet0"' ip saddr "$PRIVATE_IP" counter snat to "$EIP"
+  ip -n alirouter route replace "$ROUTE_ENTRY_CIDR" via "$PRIVATE_IP" dev vsw0
+  ;;
+*)
+  echo "usage: $0 detach|attach" >&2
+  exit 2
+  ;;
+esac
+echo "EIP association and route entry: $1 done"
