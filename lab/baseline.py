@@ -26,11 +26,13 @@ import dataclasses
 import re
 import shlex
 
+from core import paths
 from lab.inputs import LabInputs, Tunnel
 
-ECS_SWANCTL_PATH = "/etc/swanctl/conf.d/aws2aliyun.conf"
-ECS_CHARON_PATH = "/etc/strongswan.d/charon-aws2aliyun.conf"
-LINK_ENV_PATH = "/etc/aws2aliyun/link.env"
+# The gateway's files the baseline overwrites, and the one it reads.
+ECS_SWANCTL_PATH = paths.SWANCTL_CONF_PATH
+ECS_CHARON_PATH = paths.CHARON_CONF_PATH
+LINK_ENV_PATH = paths.LINK_ENV_PATH
 
 # ipsec.conf(5) defaults where the seed is silent
 MARGIN_S = 9 * 60
