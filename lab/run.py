@@ -100,9 +100,18 @@ class LabAbortError(Exception):
         self.exit_code = exit_code
 
 
+def repo_relative(path: Path) -> str:
+    """A path as reports show it: relative to the repository when inside it (reports and
+    BENCHMARKS.md never carry the machine's own paths), else its name."""
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return path.name
+
+
 def stack_profile(config_file: Path) -> dict:
     """Stack name and crypto profile, for the report (the plan has the real values)."""
-    out = {"config_file": str(config_file), "stack": config_file.stem.removeprefix("Pulumi.")}
+    out = {"config_file": repo_relative(config_file), "stack": config_file.stem.removeprefix("Pulumi.")}
     try:
         import yaml  # available in the project's venv (pulumi depends on it)
 

@@ -12,7 +12,9 @@ detail that names the cause.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +33,8 @@ PROFILES = {
     "legacy": REPO / "lab" / "stacks" / "Pulumi.lab-legacy.yaml",
 }
 DIAG_MARK = "--- diagnostics"
+# A directory to keep the two profiles' reports in (lab-modern.json, lab-legacy.json).
+KEEP_REPORTS_ENV = "AWS2ALIYUN_LAB_KEEP_REPORTS"
 
 
 def run_lab(tmp_path: Path, config: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
@@ -59,6 +63,10 @@ def test_lab_profile_passes_every_check(profile: str, tmp_path: Path):
     numbers, but IKEv1 itself can lose a probe in a Quick Mode rekey (no collision handling,
     the responder installs its inbound SA last), so they are not required to pass."""
     proc, rep = run_lab(tmp_path, PROFILES[profile])
+    keep = os.environ.get(KEEP_REPORTS_ENV)
+    if keep:  # e.g. for `python -m lab benchmarks` after a full `make test`
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(tmp_path / "report.json", Path(keep) / f"lab-{profile}.json")
     by_name = {c["name"]: c for c in rep["checks"]}
     assert list(by_name) == list(CHECKS + FAULT_CHECKS), f"checks in report: {list(by_name)}"
     required = CHECKS + FAULT_CHECKS if profile == "modern" else CHECKS

@@ -406,3 +406,15 @@ def test_verify_script_path_from_user_data():
 
     assert verify_script_path(USER_DATA) == "/usr/local/sbin/aws2aliyun-verify"
     assert verify_script_path("#cloud-config\nwrite_files: []\n") is None
+
+
+def test_reports_name_stack_files_relative_to_the_repository(tmp_path):
+    from lab.run import REPO, stack_profile
+
+    assert stack_profile(REPO / "Pulumi.dev.yaml")["config_file"] == "Pulumi.dev.yaml"
+    assert stack_profile(REPO / "lab" / "stacks" / "Pulumi.lab-legacy.yaml")["config_file"] == (
+        "lab/stacks/Pulumi.lab-legacy.yaml"
+    )
+    outside = tmp_path / "Pulumi.x.yaml"
+    outside.write_text("config: {}\n")
+    assert stack_profile(outside)["config_file"] == "Pulumi.x.yaml"
