@@ -196,7 +196,8 @@ def render(reports: Sequence[tuple[str, dict]], plot_path: str | None, command: 
     ]
     for label, fn in extra:
         if fn is None:
-            out.append(f"| {label} | " + " | ".join(f"`{p}`" for p, _ in reports) + " |")
+            # the file's name only: a generated page never carries the machine's paths
+            out.append(f"| {label} | " + " | ".join(f"`{Path(p).name}`" for p, _ in reports) + " |")
         else:
             out.append(f"| {label} | " + " | ".join(fn(r) for _, r in reports) + " |")
     return "\n".join(out) + "\n"
