@@ -223,3 +223,23 @@ def test_rollout_cli_refuses_bad_settings_naming_the_key(capsys):
     assert rollout.main(["--stack", "dev", "--set", "sshPublicKey=ssh-ed25519 AAAAC3Nza me"]) == 2
     err = capsys.readouterr().err
     assert "error: sshPublicKey: 'ssh-ed25519" in err and "Traceback" not in err
+
+
+def test_existing_stacks_get_the_per_stack_display_names_in_place():
+    """vpc_name, vswitch_name, security_group_name, address_name, instance_name and tags are
+    not ForceNew in the provider: the renaming this change brings updates, never replaces."""
+    before, after = fresh(), plan_for()
+    old_names = {
+        "alicloud:vpc/network:Network": "vpcName",
+        "alicloud:vpc/switch:Switch": "vswitchName",
+        "alicloud:ecs/securityGroup:SecurityGroup": "securityGroupName",
+        "alicloud:ecs/eipAddress:EipAddress": "addressName",
+    }
+    for type_, key in old_names.items():
+        before.one(type_).inputs[key] = "link"
+        before.one(type_).inputs["tags"] = {"Name": "link", "managed-by": "aws2aliyun-vpc"}
+    before.one(ECS).inputs["instanceName"] = "link-gateway"
+    steps = rollout.simulate(before, after)
+    assert steps.problems == []
+    assert {s.op for s in steps.steps} == {"update"}
+    assert len(steps.steps) == len(old_names) + 1
