@@ -5,3 +5,7 @@ whose cloud-init gets the ECS's user-data byte for byte, builds an Alibaba route
 internet and two AWS-like strongSwan endpoints around it in network namespaces, and
 runs named checks. See lab/README.md.
 """
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent  # the repository the lab runs the program of

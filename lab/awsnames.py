@@ -96,7 +96,7 @@ def swanctl_version(ike_versions: Iterable[str]) -> int:
     versions = {_lookup(IKE_VERSIONS, v.lower(), "IKE version") for v in ike_versions}
     if not versions:
         raise UnknownAwsNameError("no IKE version")
-    return versions.pop() if len(versions) == 1 else 0
+    return int(versions.pop()) if len(versions) == 1 else 0
 
 
 def ike_proposals(encryptions: Sequence[str], integrities: Sequence[str], dh_groups: Sequence[int | str]) -> list[str]:

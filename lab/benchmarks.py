@@ -14,65 +14,30 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.faults import FAULT_CHECKS
-from lab.report import CHECKS
+from lab import goals, registry
 
 
 @dataclass(frozen=True)
-class Row:
+class BenchRow:
+    """A metrics row as BENCHMARKS.md prints it: the registry's row with its check and goal."""
+
     label: str
     check: str  # the check whose metrics hold it
     key: str  # metric name in that check
     unit: str = "s"
     goal: str = ""
-    lower_is_better: bool = True
 
 
-ROWS: tuple[Row, ...] = (
-    Row("boot to both tunnels established", "", "boot_to_established_s"),
-    Row("failover: uplink outage (Alibaba -> AWS)", "failover_tunnel1", "uplink_outage_s", goal="<= 10 s"),
-    Row(
-        "failover: downlink outage (AWS -> Alibaba)",
-        "failover_tunnel1",
-        "downlink_outage_s",
-        goal="<= AWS DPD timeout + 5 s",
-    ),
-    Row("failback: probes lost", "failback", "failback_lost", unit="", goal="0"),
-    Row("failback: block lifted to tunnel 1 preferred", "failback", "unblock_to_preferred_s"),
-    Row("idle tunnel 2 blackholed: probes lost", "failover_tunnel2", "lost", unit="", goal="0"),
-    Row("both down 60 s, lifted: traffic back", "both_down_recover", "both_down_recover_s", goal="<= 15 s"),
-    Row("forced rekeys (12) under traffic: probes lost", "rekey_forced", "rekey_lost", unit="", goal="0"),
-    Row("rekeys: settled to one SA pair per tunnel", "rekey_forced", "settle_to_single_pair_s"),
-    Row("rekey collisions (3): probes lost", "rekey_collision", "collision_lost", unit=""),
-    Row("collisions: settled to one SA pair per tunnel", "rekey_collision", "settle_to_single_pair_s"),
-    Row("ECS strongSwan restart: both tunnels back", "charon_restart_ecs", "charon_restart_to_established_s"),
-    Row(
-        "AWS endpoint restart: both tunnels back",
-        "aws_endpoint_restart",
-        "aws_endpoint_restart_to_established_s",
-    ),
-    Row("ECS reboot: both tunnels back", "reboot_persistence", "reboot_to_established_s"),
-    Row("verify script, tunnel 2 down: exit code", "verify_script_detects_down", "exit_code", unit="", goal="!= 0"),
-    Row("seed 000 baseline: uplink outage", "baseline_failover_tunnel1", "baseline_uplink_outage_s"),
-    Row("seed 000 baseline: downlink outage", "baseline_failover_tunnel1", "baseline_downlink_outage_s"),
-    Row("ours / baseline, uplink outage", "baseline_failover_tunnel1", "uplink_ratio", unit="x", goal="< 1"),
-    Row("ours / baseline, downlink outage", "baseline_failover_tunnel1", "downlink_ratio", unit="x", goal="<= 1.1"),
-    # no goal: the gateway is replaced, so the outage is a fresh boot plus the package install
-    Row(
-        "PSK rotation (ECS replaced): outage, worse direction",
-        "psk_rotation",
-        "rotation_outage_s",
-        goal="informational",
-    ),
-    Row("PSK rotation: uplink outage", "psk_rotation", "rotation_uplink_outage_s", goal="informational"),
-    Row("PSK rotation: downlink outage", "psk_rotation", "rotation_downlink_outage_s", goal="informational"),
-    Row(
-        "PSK rotation: first PSK change to both tunnels established",
-        "psk_rotation",
-        "rotation_to_established_s",
-        goal="informational",
-    ),
-)
+def rows() -> tuple[BenchRow, ...]:
+    """Every registry row, in the registry's order, with the goal declared for its metric."""
+    out = []
+    for spec in registry.SPECS:
+        for row in spec.rows:
+            goal = registry.goal_of(spec, row.key)
+            text = goal.text if goal else ("informational" if row.informational else "")
+            out.append(BenchRow(row.label, spec.name, row.key, row.unit, text))
+    return tuple(out)
+
 
 DIRECTIONS = (
     ("uplink_rx", "uplink (Alibaba -> AWS)", "#1f77b4"),
@@ -92,13 +57,15 @@ def profile_name(rep: dict) -> str:
     return prof.replace(" (default)", "")
 
 
-def metric(rep: dict, row: Row):
-    if not row.check:
-        return (rep.get("metrics") or {}).get(row.key)
+def check_metrics(rep: dict, name: str) -> dict:
     for c in rep.get("checks") or []:
-        if c.get("name") == row.check:
-            return (c.get("metrics") or {}).get(row.key)
-    return None
+        if c.get("name") == name:
+            return c.get("metrics") or {}
+    return {}
+
+
+def metric(rep: dict, row: BenchRow):
+    return check_metrics(rep, row.check).get(row.key)
 
 
 def _fmt(v, unit: str) -> str:
@@ -137,7 +104,7 @@ def render(reports: Sequence[tuple[str, dict]], plot_path: str | None, command: 
         "| metric | goal | " + " | ".join(names) + " |",
         "| --- | --- | " + " | ".join("---" for _ in names) + " |",
     ]
-    for row in ROWS:
+    for row in rows():
         vals = [_fmt(metric(r, row), row.unit) for _, r in reports]
         out.append(f"| {row.label} | {row.goal} | " + " | ".join(vals) + " |")
     out += [
@@ -146,7 +113,7 @@ def render(reports: Sequence[tuple[str, dict]], plot_path: str | None, command: 
         "documents it (DPD every 10 s, the peer declared dead after `dpdTimeoutSeconds` of silence);",
         "downlink goal here: "
         + ", ".join(
-            f"{n} {_fmt(metric(r, Row('', 'failover_tunnel1', 'goal_downlink_s')), 's')}"
+            f"{n} {_fmt(goals.FAILOVER_DOWNLINK.limit_for(check_metrics(r, 'failover_tunnel1')), 's')}"
             for n, (_, r) in zip(names, reports, strict=True)
         )
         + ". The baseline is seed 000's ipsec.conf on the ECS (IKEv1 aes128-sha1-modp1024,",
@@ -155,14 +122,14 @@ def render(reports: Sequence[tuple[str, dict]], plot_path: str | None, command: 
         "after our own checks. PSK rotation: both PSKs changed as `pulumi up` applies it (AWS modifies",
         "tunnel 1, then tunnel 2; then the ECS is replaced delete-before-replace by a fresh VM booted",
         "from the new user-data), so its outage is bounded by a full boot and the package install under",
-        "TCG: reported, with no goal (`lab/rotation.py`).",
+        "TCG: reported, with no goal (`lab/checks/rotation.py`).",
         "",
         "## Checks",
         "",
         "| check | " + " | ".join(names) + " |",
         "| --- | " + " | ".join("---" for _ in names) + " |",
     ]
-    for name in CHECKS + FAULT_CHECKS:
+    for name in registry.ALL:
         out.append(f"| `{name}` | " + " | ".join(check_status(r, name) for _, r in reports) + " |")
     if plot_path:
         out += [
@@ -186,6 +153,7 @@ def render(reports: Sequence[tuple[str, dict]], plot_path: str | None, command: 
         ("host_kernel", "host kernel"),
         ("host_load_1m", "host load (1 min) at start"),
         ("qemu", "QEMU"),
+        ("lab_runs_side_by_side", "lab runs on the machine at once"),
     ):
         out.append(f"| {label} | " + " | ".join(str(m.get(key, "unknown")) for m in machines) + " |")
     extra = [

@@ -7,10 +7,9 @@ import signal
 import sys
 from pathlib import Path
 
-from lab.faults import FAULT_CHECKS
-from lab.report import CHECKS, Progress
-
-REPO = Path(__file__).resolve().parent.parent
+from lab import REPO
+from lab.registry import CHECKS, FAULT_CHECKS
+from lab.report import Progress
 
 
 def _sigterm(signum, frame):

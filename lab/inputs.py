@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -311,7 +312,7 @@ def consistency_problems(i: LabInputs) -> list[str]:
     addr = ipaddress.ip_address
     if addr(i.private_ip) not in net(i.vswitch_cidr):
         problems.append(f"ECS privateIp {i.private_ip} is not in the vSwitch {i.vswitch_cidr}")
-    if not net(i.vswitch_cidr).subnet_of(net(i.ali_vpc_cidr)):
+    if not ipaddress.IPv4Network(i.vswitch_cidr).subnet_of(ipaddress.IPv4Network(i.ali_vpc_cidr)):
         problems.append(f"vSwitch {i.vswitch_cidr} is not inside the Alibaba VPC {i.ali_vpc_cidr}")
     if net(i.route_entry_cidr) != net(i.aws_vpc_cidr):
         problems.append(f"route entry to the ECS is for {i.route_entry_cidr}, not the AWS VPC {i.aws_vpc_cidr}")
@@ -336,3 +337,18 @@ def consistency_problems(i: LabInputs) -> list[str]:
         except awsnames.UnknownAwsNameError as e:
             problems.append(f"tunnel{t.number}: {e}")
     return problems
+
+
+def verify_script_path(user_data: str) -> str | None:
+    """The write_files entry whose path ends in -verify (what the pulumi-command step runs)."""
+    try:
+        import yaml
+
+        doc = yaml.safe_load(user_data) or {}
+        for f in doc.get("write_files") or []:
+            if str(f.get("path", "")).endswith("-verify"):
+                return str(f["path"])
+        return None
+    except ImportError:
+        m = re.search(r"^\s*-?\s*path:\s*(\S+-verify)\s*$", user_data, re.M)
+        return m.group(1) if m else None

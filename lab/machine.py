@@ -8,7 +8,11 @@ import subprocess
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from lab import REPO
+
+# How many lab runs shared the machine with this one (set by whoever started them side by
+# side, e.g. tests/test_lab.py); reports and BENCHMARKS.md show it next to the numbers.
+SIDE_BY_SIDE_ENV = "AWS2ALIYUN_LAB_SIDE_BY_SIDE"
 
 
 def _first_line(cmd: list[str]) -> str | None:
@@ -50,5 +54,13 @@ def info() -> dict:
         "host_kernel": platform.release(),
         "host_load_1m": round(os.getloadavg()[0], 2),
         "qemu": _first_line(["qemu-system-x86_64", "--version"]),
+        "lab_runs_side_by_side": side_by_side(),
         "git_commit": (commit + ("-dirty" if dirty else "")) if commit else None,
     }
+
+
+def side_by_side() -> int:
+    try:
+        return max(1, int(os.environ.get(SIDE_BY_SIDE_ENV, "1")))
+    except ValueError:
+        return 1

@@ -12,23 +12,10 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
-CHECKS = (
-    "cloud_init_clean",
-    "tunnels_established",
-    "single_sa_pair",
-    "nat_t",
-    "icmp_ali_to_aws",
-    "icmp_aws_to_ali",
-    "tcp_ali_to_aws",
-    "tcp_aws_to_ali",
-    "udp_ali_to_aws",
-    "udp_aws_to_ali",
-    "bulk_tcp_mtu",
-    "verify_script",
-    "host_firewall",
-    "secrets_on_instance",
-)
+# What every check returns: passed, the detail (first line: the summary), its metrics.
+Outcome = tuple[bool, str, dict]
 
 
 @dataclass
@@ -64,7 +51,7 @@ class Report:
     config: dict = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
     metrics: dict = field(default_factory=dict)
-    expected: tuple[str, ...] = CHECKS
+    expected: tuple[str, ...] = ()  # the checks this run was asked for, in the run order
     error: str | None = None
 
     def add(self, check: Check) -> None:
@@ -73,14 +60,17 @@ class Report:
     def get(self, name: str) -> Check | None:
         return next((c for c in self.checks if c.name == name), None)
 
+    def ordered(self) -> list[Check]:
+        order = {n: k for k, n in enumerate(self.expected)}
+        return sorted(self.checks, key=lambda c: order.get(c.name, len(order)))
+
     @property
     def ok(self) -> bool:
         names = {c.name for c in self.checks}
         return self.error is None and all(n in names for n in self.expected) and all(c.ok for c in self.checks)
 
     def as_dict(self) -> dict:
-        order = {n: k for k, n in enumerate(CHECKS)}
-        checks = sorted(self.checks, key=lambda c: order.get(c.name, len(order)))
+        checks = self.ordered()
         d = {"ok": self.ok, "config": self.config, "checks": [c.as_dict() for c in checks], "metrics": self.metrics}
         if self.error:
             d["error"] = self.error
@@ -94,8 +84,7 @@ class Report:
 
     def summary(self) -> str:
         lines = []
-        order = {n: k for k, n in enumerate(CHECKS)}
-        for c in sorted(self.checks, key=lambda c: order.get(c.name, len(order))):
+        for c in self.ordered():
             first = c.detail.splitlines()[0] if c.detail else ""
             lines.append(f"  {'PASS' if c.ok else 'FAIL'}  {c.name:<20} {c.seconds:6.1f}s  {first[:110]}")
         missing = [n for n in self.expected if not self.get(n)]
@@ -131,7 +120,7 @@ class Report:
 class Progress:
     """Phase lines on stderr with the elapsed time since the lab started."""
 
-    def __init__(self, stream=None):
+    def __init__(self, stream: TextIO | None = None) -> None:
         import sys
 
         self.t0 = time.monotonic()

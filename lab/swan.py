@@ -146,3 +146,19 @@ def _key(s: str) -> int:
         a, b, c, d = (int(x) for x in s.split("."))
         return (a << 24) | (b << 16) | (c << 8) | d
     return int(s, 0)
+
+
+def xfrm_state_count(text: str) -> int:
+    """`ip xfrm state count` ("SAD count N") -> N (0 when unreadable)."""
+    m = re.search(r"SAD count (\d+)", text)
+    return int(m.group(1)) if m else 0
+
+
+def preferred_tunnel(routes: list[dict]) -> int | None:
+    """The tunnel number of the `ip -j route` entry with the lowest metric (its device's
+    trailing digits: vti1, Tunnel2, ...)."""
+    best = min(routes, key=lambda r: int(r.get("metric", 0)), default=None)
+    if not best:
+        return None
+    m = re.search(r"(\d+)$", str(best.get("dev", "")))
+    return int(m.group(1)) if m else None

@@ -95,7 +95,7 @@ class TopologyError(ValueError):
 
 def _free(candidates: tuple[str, ...], taken: list[ipaddress.IPv4Network], what: str) -> ipaddress.IPv4Network:
     for c in candidates:
-        n = ipaddress.ip_network(c)
+        n = ipaddress.IPv4Network(c)
         if not any(n.overlaps(t) for t in taken):
             return n
     raise TopologyError(f"no free {what} network among {', '.join(candidates)}")
@@ -115,7 +115,7 @@ def aws_vti_mtu(t: Tunnel) -> int:
 
 
 def plan_topology(i: LabInputs) -> Topology:
-    net, addr = ipaddress.ip_network, ipaddress.ip_address
+    net, addr = ipaddress.IPv4Network, ipaddress.ip_address  # the lab is IPv4 (the plan validates it)
     vsw = net(i.vswitch_cidr)
     aws = net(i.aws_vpc_cidr)
     # Alibaba's vSwitch gateway is the third address from the top (x.x.x.253 in a /24).

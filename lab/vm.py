@@ -103,7 +103,7 @@ class GuestAgent:
     def call(self, command: str, arguments: dict | None = None, timeout: float = 10):
         if not self.sock:
             self.connect()
-        req = {"execute": command}
+        req: dict = {"execute": command}
         if arguments is not None:
             req["arguments"] = arguments
         try:

@@ -10,7 +10,8 @@ import pytest
 
 from lab import awsnames, mutations, peer, swan
 from lab.inputs import PlanError, from_plan
-from lab.report import CHECKS, Check, Report
+from lab.registry import CHECKS
+from lab.report import Check, Report
 from lab.topology import plan_topology, render_env
 
 USER_DATA = """#cloud-config
@@ -359,7 +360,7 @@ def test_mutation_that_no_longer_applies_is_an_error():
 
 # ------------------------------------------------------------------ report
 def test_report_ok_only_when_every_expected_check_passed():
-    r = Report()
+    r = Report(expected=CHECKS)
     for n in CHECKS:
         r.add(Check(n, True, 1.0, "fine", {}))
     assert r.ok
@@ -402,7 +403,7 @@ def test_planned_verify_command_is_picked_up():
 
 
 def test_verify_script_path_from_user_data():
-    from lab.run import verify_script_path
+    from lab.inputs import verify_script_path
 
     assert verify_script_path(USER_DATA) == "/usr/local/sbin/aws2aliyun-verify"
     assert verify_script_path("#cloud-config\nwrite_files: []\n") is None

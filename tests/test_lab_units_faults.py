@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from lab import peer
-from lab.faults import FAULT_CHECKS, direction_stats, parse_rx, parse_tx
-from lab.report import CHECKS
+from lab.probes import direction_stats, parse_rx, parse_tx
+from lab.registry import CHECKS, FAULT_CHECKS
 
 IV = 0.1
 
@@ -149,7 +149,7 @@ def test_baseline_ratio():
 
 
 def test_probe_timeline_is_relative_to_the_fault():
-    from lab.faults import ProbeResult
+    from lab.probes import ProbeResult
 
     up = direction_stats(stream(100), 100, 1000.0, 1009.9, IV)
     r = ProbeResult(up, up, 999.5, up_rx=[1000.0, 1000.1, 1000.1], down_rx=[1005.0], t_end=1009.9)
@@ -248,7 +248,7 @@ def test_run_check_times_and_turns_a_lab_error_into_a_failed_check():
 
 
 def test_last_line_time():
-    from lab.faults import last_line_time
+    from lab.probes import last_line_time
 
     assert last_line_time("x\n1795446238.009852420\n") == pytest.approx(1795446238.0098524)
     assert last_line_time("") is None and last_line_time("oops\n") is None

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab import rotation
-from lab.faults import FAULT_CHECKS
+from lab.checks import rotation
 from lab.inputs import LabInputs, Tunnel
-from lab.run import labcfg_tar
+from lab.registry import FAULT_CHECKS
+from lab.seed import labcfg_tar
 from lab.topology import ALI_LAN_MAC, ALI_WAN_MAC, ECS_MAC, gateway_mac
 from lab.vm import VM, gateway_netdevs, world_netdevs
 

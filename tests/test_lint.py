@@ -21,7 +21,7 @@ def test_ruff_is_clean():
 
 @pytest.mark.skipif(shutil.which("mypy", path=str(Path(sys.executable).parent)) is None, reason="mypy not installed")
 def test_mypy_is_clean():
-    """components/, userdata/ and tools/ type-check (pyproject.toml [tool.mypy])."""
+    """core/, components/, userdata/, tools/ and lab/ type-check (pyproject.toml [tool.mypy])."""
     mypy = shutil.which("mypy", path=str(Path(sys.executable).parent))
     out = subprocess.run([mypy, "--no-error-summary"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr

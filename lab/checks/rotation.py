@@ -41,17 +41,27 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lab.inputs import LabInputs, PlanError, from_plan, run_plan
+from lab import mutations, peer, poll
+from lab.checks.baseline import restore_ours
+from lab.checks.basic import settle_single_pair
+from lab.inputs import LabInputs, PlanError, from_plan, run_plan, verify_script_path
+from lab.report import Outcome
+from lab.seed import labcfg_tar, write_seed
 from lab.topology import gateway_mac, plan_topology
+from lab.vm import VM, gateway_netdevs
 
-REPO = Path(__file__).resolve().parent.parent
+if TYPE_CHECKING:
+    from lab.session import Session
+
+from lab import REPO
 
 NAMESPACE = "aws2aliyun-vpc"
 PSK_KEYS = ("tunnel1PresharedKey", "tunnel2PresharedKey")
 PSK_ALPHABET = string.ascii_letters + string.digits + "._"
 PSK_PATTERN = re.compile(r"^[A-Za-z1-9._][A-Za-z0-9._]{7,63}$")  # AWS's rule
-VSWITCH_PORT = "vsw-gw1.sock"  # the world VM's spare vSwitch port (lab.run.Lab.vswitch_ports)
+VSWITCH_PORT = "vsw-gw1.sock"  # the world VM's spare vSwitch port (lab.run.vswitch_ports)
 GATEWAY_DIR = "gw1"  # the replacement gateway VM's own directory in the run directory
 OLD_ECS_NETDEV = "ecs"  # the first ECS's NIC on the world VM's hub (lab.vm.world_netdevs)
 
@@ -179,14 +189,14 @@ date +%s.%N
 
 # --------------------------------------------------------------------------- the check
 class Rotation:
-    def __init__(self, faults):
-        self.f = faults
-        self.lab = faults.lab
+    def __init__(self, s: Session):
+        self.s = s
         self.notes: list[str] = []
+        self.mac = gateway_mac(1)  # the replacement gateway's NIC
 
     def plan_rotated(self, keys: Sequence[str]) -> LabInputs:
         """The same stack planned again offline with the new keys."""
-        cfg = Path(self.lab.o.config_file)
+        cfg = Path(self.s.config_file)
         with tempfile.TemporaryDirectory(prefix="aws2aliyun-plan-") as d:
             stack = Path(d) / cfg.name  # same file name: same stack name, same resource names
             stack.write_text(rotated_stack(cfg.read_text(), keys))
@@ -194,17 +204,13 @@ class Rotation:
             return from_plan(run_plan(stack, Path(d) / "plan.json", REPO))
 
     def gateway_vm(self, new: LabInputs, user_data: str):
-        from lab.run import labcfg_tar, write_seed
-        from lab.vm import VM, gateway_netdevs
-
-        lab = self.lab
-        d = lab.run_dir / GATEWAY_DIR
+        s = self.s
+        d = s.run_dir / GATEWAY_DIR
         d.mkdir(mode=0o700, exist_ok=True)
         seed = write_seed(d, user_data, new.hostname)
         labcfg = d / "labcfg.tar"
         labcfg.write_bytes(labcfg_tar({"boot.sh": (GATEWAY_BOOT_SH.encode(), 0o755)}))
-        img = lab.image
-        self.mac = gateway_mac(1)
+        img = s.image
         return VM(
             d,
             img.kernel,
@@ -212,29 +218,27 @@ class Rotation:
             img.disk,
             seed,
             labcfg,
-            lab.topo.slirp_net,
-            lab.o.memory_mb,
-            lab.o.cpus,
+            s.topo.slirp_net,
+            s.memory_mb,
+            s.cpus,
             name="aws2aliyun-lab-gw1",
-            netdevs=gateway_netdevs(self.mac, lab.run_dir / VSWITCH_PORT),
+            netdevs=gateway_netdevs(self.mac, s.run_dir / VSWITCH_PORT),
         )
 
     def modify_aws_tunnel(self, t, mark: int) -> float:
         """ModifyVpnTunnelOptions: the endpoint restarts with the new key (its SAs gone),
         unreachable until it is configured."""
-        from lab import peer
-
-        f = self.f
-        conf = base64.b64encode(peer.swanctl_conf(t, self.lab.inputs.eip, mark).encode()).decode()
+        s = self.s
+        conf = base64.b64encode(peer.swanctl_conf(t, s.inputs.eip, mark).encode()).decode()
         n = t.number
-        t_mod = f.block(n)  # the modification's start: the endpoint's SAs are gone from here on
-        res = f.sh(
+        t_mod = s.blackhole.block(n)  # the modification's start: the endpoint's SAs are gone from here on
+        res = s.sh(
             f"echo {conf} | base64 -d > /run/lab/aws{n}.swanctl.conf; chmod 600 /run/lab/aws{n}.swanctl.conf; "
             f"/bin/sh /run/lab/peer.sh stop {n}; sleep 2; /bin/sh /run/lab/peer.sh start {n}; echo rc=$?",
             90,
         )
-        f.unblock(n)
-        f.events.append((f"AWS: tunnel {n} PSK modified (endpoint restarted with the new key)", t_mod))
+        s.blackhole.unblock(n)
+        s.event(f"AWS: tunnel {n} PSK modified (endpoint restarted with the new key)", t_mod)
         if "rc=0" not in res.out:
             raise RuntimeError(f"AWS-like endpoint {n} did not restart with the new key: {res.text()[-800:]}")
         return t_mod
@@ -242,19 +246,19 @@ class Rotation:
     def delete_old(self) -> tuple[float, float, str]:
         """The old ECS deleted: nothing of it left on the vSwitch. Returns its guest and host
         (monotonic) instants and what was seen."""
-        f, lab, topo = self.f, self.lab, self.lab.topo
+        s, topo = self.s, self.s.topo
         # the route entry and the EIP association go first: they name the instance
-        detach = f.sh("/bin/sh /run/lab/alieip.sh detach 2>&1", 30)
+        detach = s.sh("/bin/sh /run/lab/alieip.sh detach 2>&1", 30)
         if not detach.ok:
             raise RuntimeError(f"could not delete the EIP association and route entry: {detach.text()[-800:]}")
-        f.events.append(("EIP association and route entry deleted", f.now()))
-        res = lab.vm.sh(DELETE_OLD_SCRIPT, 90)
-        lab.vm.set_link(OLD_ECS_NETDEV, False)
+        s.event("EIP association and route entry deleted", s.now())
+        res = s.world.sh(DELETE_OLD_SCRIPT, 90)
+        s.world.set_link(OLD_ECS_NETDEV, False)
         mono_del = time.monotonic()
-        t_del = f.now()
-        f.events.append(("old ECS deleted", t_del))
+        t_del = s.now()
+        s.event("old ECS deleted", t_del)
         lines = [ln for ln in res.out.strip().splitlines() if ":" in ln]
-        gone = f.sh(
+        gone = s.sh(
             f"ip -n alirouter neigh flush to {topo.private_ip}; "
             f"ip netns exec alirouter ping -c 3 -i 0.3 -W 1 {topo.private_ip} 2>&1 | grep -E 'transmitted'; "
             f"/bin/sh /run/lab/alidhcp.sh restart {self.mac} && echo dhcp-restarted",
@@ -272,20 +276,20 @@ class Rotation:
 
     def wait_new_up(self, vm, timeout: float) -> float | None:
         """Both tunnels ESTABLISHED on the new ECS with an SA pair on each AWS-like end."""
-        deadline = time.monotonic() + timeout
-        ci = ""
-        while time.monotonic() < deadline:
-            st = self.f.tunnel_state()
+        ci = [""]
+
+        def up() -> float | str | None:
+            st = self.s.tunnel_state()
             if all(v["ecs_established"] and v["peer_xfrm_states"] >= 2 for v in st.values()):
                 return time.monotonic()
             new_ci = vm.sh("cloud-init status 2>/dev/null | sed -n 's/^status: //p'", 20).out.strip()
-            if new_ci and new_ci != ci:
-                ci = new_ci
-                self.lab.p.say(f"new gateway: cloud-init {ci} ({vm.since_start():.0f}s after its VM start)")
-            if not vm.alive():
-                return None
-            time.sleep(2)
-        return None
+            if new_ci and new_ci != ci[0]:
+                ci[0] = new_ci
+                self.s.say(f"new gateway: cloud-init {new_ci} ({vm.since_start():.0f}s after its VM start)")
+            return None if vm.alive() else "dead"
+
+        t = poll.until(up, timeout)
+        return t if isinstance(t, float) else None
 
     def psk_files(self, vm, new: LabInputs, old: LabInputs) -> tuple[bool, str, dict]:
         keys = [t.preshared_key for t in new.tunnels] + [t.preshared_key for t in old.tunnels]
@@ -320,7 +324,7 @@ class Rotation:
             )
             parts.append("## new gateway: console (last lines)\n" + vm.tail_file(vm.console, 15))
         parts.append(
-            self.f.sh(
+            self.s.sh(
                 'for n in 1 2; do echo "## aws$n SAs"; /bin/sh /run/lab/peer.sh exec $n swanctl --list-sas 2>&1 '
                 '| grep -v "^plugin \'" | head -12; echo "## aws$n charon (auth)"; '
                 "grep -E 'AUTH|authentication|pre-shared|establish' /run/lab/log/aws$n-charon.log | tail -n 8; done; "
@@ -332,10 +336,10 @@ class Rotation:
         )
         return "\n".join(parts)
 
-    def run(self):
-        f, lab = self.f, self.lab
-        old = lab.inputs
-        if not (lab.run_dir / VSWITCH_PORT).exists():
+    def run(self) -> Outcome:
+        s = self.s
+        old = s.inputs
+        if not (s.run_dir / VSWITCH_PORT).exists():
             return False, "the world VM has no spare vSwitch port for a gateway VM (started without psk_rotation?)", {}
         # 1. the new plan, and the new gateway's disks, ready before anything changes
         keys = new_psks([t.preshared_key for t in old.tunnels])
@@ -347,30 +351,28 @@ class Rotation:
         if bad:
             return False, "the new plan cannot replace the gateway in this lab:\n" + "\n".join(bad), {}
         user_data = new.user_data
-        if lab.o.mutate:
-            from lab import mutations
-
-            user_data = mutations.apply(lab.o.mutate, user_data, new)
+        if s.mutation:
+            user_data = mutations.apply(s.mutation, user_data, new)
         vm = self.gateway_vm(new, user_data)
         # 2. from the program's own configuration on both ends (the baseline left seed 000's)
         restored = ""
-        if f.baseline_applied:
-            f.restore_ours()
+        if s.baseline_applied:
+            restore_ours(s)
             restored = "both ends first restored from seed 000's settings to the program's; "
-        pre = f.precondition()
+        pre = s.precondition()
         if pre:
             return False, pre, {}
-        t0 = f.start_probes()
+        t0 = s.probes.start()
         time.sleep(5)
         # 3. AWS: the VPN connection's tunnels modified one after the other
-        marks = {p.number: p.mark for p in lab.topo.peers}
+        marks = {p.number: p.mark for p in s.topo.peers}
         t_mod: dict[int, float] = {}
         mono_mod1 = time.monotonic()
         for t in new.tunnels:
             t_mod[t.number] = self.modify_aws_tunnel(t, marks[t.number])
             if t.number == 1:
                 # the old ECS fails over to tunnel 2 (AWS spends minutes on each tunnel)
-                fo = f.wait_flowing(t_mod[1] + 0.5, timeout=90, settle=3.0)
+                fo = s.probes.wait_flowing(t_mod[1] + 0.5, timeout=90, settle=3.0)
                 self.notes.append(
                     "old ECS failed over to tunnel 2 after tunnel 1's modification"
                     if fo is not None
@@ -378,24 +380,24 @@ class Rotation:
                 )
         # 4. the ECS replaced, delete-before-replace
         t_del, mono_del, old_facts = self.delete_old()
-        lab.extra_vms.append(vm)
+        s.extra_vms.append(vm)
         vm.start()
-        t_create = f.now()
-        f.events.append(("new ECS created (VM started)", t_create))
+        t_create = s.now()
+        s.event("new ECS created (VM started)", t_create)
         # once the instance exists, Pulumi associates the EIP and creates the route entry again
-        attach = f.sh("/bin/sh /run/lab/alieip.sh attach 2>&1", 30)
+        attach = s.sh("/bin/sh /run/lab/alieip.sh attach 2>&1", 30)
         if not attach.ok:
-            f.stop_probes(t0)
+            s.probes.stop(t0)
             return False, f"could not re-create the EIP association and route entry: {attach.text()[-800:]}", {}
-        f.events.append(("EIP association and route entry created again", f.now()))
-        lab.p.say(f"psk_rotation: old ECS deleted, new gateway VM started (MAC {self.mac})")
+        s.event("EIP association and route entry created again", s.now())
+        s.say(f"psk_rotation: old ECS deleted, new gateway VM started (MAC {self.mac})")
         try:
             agent_s = vm.wait_agent(timeout=240)
         except Exception as e:
-            f.stop_probes(t0)
+            s.probes.stop(t0)
             return False, f"the new gateway VM did not boot: {e}\n" + self.context(None), {}
-        lab.ecs_vm = vm
-        mono_up = self.wait_new_up(vm, lab.o.boot_timeout_s)
+        s.ecs = vm
+        mono_up = self.wait_new_up(vm, s.boot_timeout_s)
         up_s = {
             "rotation_to_established_s": round(mono_up - mono_mod1, 1) if mono_up else None,
             "rotation_replace_to_established_s": round(mono_up - mono_del, 1) if mono_up else None,
@@ -404,22 +406,20 @@ class Rotation:
             else None,
         }
         if mono_up:
-            lab.p.say(
+            s.say(
                 f"psk_rotation: both tunnels ESTABLISHED on the new gateway, {up_s['rotation_boot_to_established_s']}s after its VM start"
             )
-        flowing = f.wait_flowing(t_create, timeout=120, settle=3.0) if mono_up else None
-        r = f.stop_probes(t0)
+        flowing = s.probes.wait_flowing(t_create, timeout=120, settle=3.0) if mono_up else None
+        r = s.probes.stop(t0)
         # 5. afterwards, on the new gateway
         pair_ok, pair_detail, pairs, _ = (
-            f.settle_single_pair(timeout=60) if mono_up else (False, "tunnels not up", {}, 0)
+            settle_single_pair(s, timeout=60) if mono_up else (False, "tunnels not up", {}, 0)
         )
         psk_ok, psk_text, psk_metrics = self.psk_files(vm, new, old)
         addr = vm.sh("ip -4 -br addr show eth0; cat /sys/class/net/eth0/address", 20).out.split()
         got_ip = any(a.split("/")[0] == new.private_ip for a in addr)
         ci = vm.sh("cloud-init status 2>&1 | head -1", 30).out.strip()
         verify = ""
-        from lab.run import verify_script_path
-
         vpath = verify_script_path(user_data)
         vres = vm.sh(vpath, 150) if vpath and mono_up else None
         if vres is not None:
@@ -484,5 +484,5 @@ class Rotation:
         return ok, detail, metrics
 
 
-def check_psk_rotation(faults) -> tuple[bool, str, dict]:
-    return Rotation(faults).run()
+def psk_rotation(s: Session) -> Outcome:
+    return Rotation(s).run()

@@ -10,6 +10,12 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
+
+from lab.report import Outcome
+
+if TYPE_CHECKING:
+    from lab.session import Session
 
 # Runs in the ECS (root namespace). The PSKs come on stdin, one per line, never in argv.
 SECRETS_SCRIPT = r"""
@@ -48,9 +54,9 @@ PY
 """
 
 
-def check_host_firewall(lab) -> tuple[bool, str, dict]:
-    eip = lab.topo.eip
-    res = lab.sh(FIREWALL_SCRIPT.replace('"$1"', eip), timeout=60)
+def host_firewall(s: Session) -> Outcome:
+    eip = s.topo.eip
+    res = s.sh(FIREWALL_SCRIPT.replace('"$1"', eip), timeout=60)
     out = res.text()
     loaded = "table inet aws2aliyun" in out and "chain input" in out
     verdict = "unknown"
@@ -68,9 +74,9 @@ def check_host_firewall(lab) -> tuple[bool, str, dict]:
     return ok, head + "\n" + out[-3000:], {"ssh_from_internet": verdict, "sshd_listening": listening}
 
 
-def check_secrets_on_instance(lab) -> tuple[bool, str, dict]:
-    keys = [t.preshared_key for t in lab.inputs.tunnels]
-    res = lab.vm.agent.sh(SECRETS_SCRIPT, timeout=90, stdin=("\n".join(keys) + "\n").encode())
+def secrets_on_instance(s: Session) -> Outcome:
+    keys = [t.preshared_key for t in s.inputs.tunnels]
+    res = s.ecs.agent.sh(SECRETS_SCRIPT, timeout=90, stdin=("\n".join(keys) + "\n").encode())
     out = res.out
     exposed = [line for line in out.splitlines() if line.startswith("EXPOSED")]
     files = [line.split(" ", 3)[3] for line in out.splitlines() if line.startswith("ok ")]

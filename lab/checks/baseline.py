@@ -1,0 +1,109 @@
+"""Seed 000's settings on both ends, and failover_tunnel1 measured again against them."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import TYPE_CHECKING
+
+from lab import baseline, diagnostics, goals, peer
+from lab.checks.failover import measure_failover
+from lab.report import Outcome
+
+if TYPE_CHECKING:
+    from lab.session import Session
+
+
+def apply_baseline(s: Session) -> str:
+    """Both ends reconfigured with seed 000's settings (lab/baseline.py); both restarted."""
+    i = s.inputs
+    files = {
+        baseline.ECS_SWANCTL_PATH: baseline.ecs_swanctl_conf(i, s.user_data),
+        baseline.ECS_CHARON_PATH: baseline.ecs_charon_conf(),
+    }
+    for t, p in zip(i.tunnels, s.topo.peers, strict=False):
+        files[f"/run/lab/aws{t.number}.swanctl.conf"] = peer.swanctl_conf(baseline.aws_tunnel(t), i.eip, p.mark)
+    script = "set -e\n"
+    for path in files:
+        if not path.startswith("/run/lab/"):  # the ECS's own files: kept for restore_ours()
+            script += f"[ ! -e {path} ] || cp -p {path} {path}.lab-ours\n"
+    for path, text in files.items():
+        b64 = base64.b64encode(text.encode()).decode()
+        script += f"echo {b64} | base64 -d > {path}\n"
+    nums = " ".join(str(t.number) for t in i.tunnels)
+    script += (
+        # no watchdog in the seed
+        "systemctl stop aws2aliyun-watchdog.timer 2>/dev/null || true\n"
+        f"for n in {nums}; do /bin/sh /run/lab/peer.sh stop $n; done; sleep 1\n"
+        f"for n in {nums}; do /bin/sh /run/lab/peer.sh start $n; done\n"
+        "systemctl restart strongswan\n"
+        "echo applied\n"
+    )
+    res = s.sh(script, 120)
+    s.baseline_applied = True
+    if not res.ok or "applied" not in res.out:
+        raise RuntimeError("could not apply seed 000's configuration: " + res.text()[-1500:])
+    s.event("baseline (seed 000) configured", s.now())
+    return res.text()
+
+
+def restore_ours(s: Session) -> str:
+    """Undo apply_baseline: the ECS's own files and watchdog back, the AWS ends configured
+    from the plan again, both restarted."""
+    i = s.inputs
+    script = "set -e\n"
+    for path in (baseline.ECS_SWANCTL_PATH, baseline.ECS_CHARON_PATH):
+        script += f"if [ -e {path}.lab-ours ]; then mv -f {path}.lab-ours {path}; else rm -f {path}; fi\n"
+    for t, p in zip(i.tunnels, s.topo.peers, strict=False):
+        b64 = base64.b64encode(peer.swanctl_conf(t, i.eip, p.mark).encode()).decode()
+        script += f"echo {b64} | base64 -d > /run/lab/aws{t.number}.swanctl.conf\n"
+    nums = " ".join(str(t.number) for t in i.tunnels)
+    script += (
+        f"for n in {nums}; do /bin/sh /run/lab/peer.sh stop $n; done; sleep 1\n"
+        f"for n in {nums}; do /bin/sh /run/lab/peer.sh start $n; done\n"
+        "systemctl restart strongswan\n"
+        "systemctl start aws2aliyun-watchdog.timer 2>/dev/null || true\n"
+        "echo restored\n"
+    )
+    res = s.sh(script, 120)
+    if not res.ok or "restored" not in res.out:
+        raise RuntimeError("could not restore the program's configuration: " + res.text()[-1500:])
+    s.baseline_applied = False
+    s.event("program's configuration restored", s.now())
+    return res.text()
+
+
+def baseline_failover_tunnel1(s: Session) -> Outcome:
+    """failover_tunnel1 again, with seed 000's settings on both ends: the reference."""
+    apply_baseline(s)
+    wait = s.wait_both_up(240)
+    if wait is None:
+        return False, "seed 000's configuration: both tunnels not up within 240s\n" + diagnostics.fault_context(s), {}
+    time.sleep(5)
+    r, recovered, detail, metrics, counters = measure_failover(s, "baseline")
+    # ours: what failover_tunnel1 measured earlier in this run (its report entry)
+    first = s.report.get("failover_tunnel1")
+    ours = first.metrics if first and first.metrics.get("uplink_outage_s") is not None else None
+    up_ratio = baseline.ratio(ours["uplink_outage_s"] if ours else None, r.up.outage_s)
+    down_ratio = baseline.ratio(ours["downlink_outage_s"] if ours else None, r.down.outage_s)
+    metrics = {
+        "baseline_uplink_outage_s": metrics["uplink_outage_s"],
+        "baseline_downlink_outage_s": metrics["downlink_outage_s"],
+        "uplink_ratio": up_ratio,
+        "downlink_ratio": down_ratio,
+        "baseline_settings": "seed 000: IKEv1 aes128-sha1-modp1024, DPD 10s/30s restart, charon defaults",
+        **{k: v for k, v in metrics.items() if k not in ("uplink_outage_s", "downlink_outage_s")},
+    }
+    # ours must beat the reference on the uplink (the ECS's own detection) and not be
+    # worse on the downlink (both are bounded by the AWS end's DPD; 10% for noise)
+    beats = all(g.judge(metrics)[0] for g in (goals.BASELINE_UPLINK_RATIO, goals.BASELINE_DOWNLINK_RATIO))
+    ok = recovered and beats
+    detail = (
+        "seed 000's settings on the ECS (IKEv1, DPD 10s/30s, charon defaults): "
+        + detail
+        + "; ours/baseline: "
+        + (f"uplink {up_ratio}, downlink {down_ratio}" if ours else "not measured (failover_tunnel1 not run)")
+    )
+    if not ok:
+        detail += f"\nblackhole counters: {counters}\n" + diagnostics.fault_context(s)
+    return ok, detail, metrics

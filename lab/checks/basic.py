@@ -1,0 +1,207 @@
+"""The link after boot: cloud-init, both tunnels, one SA pair each, NAT-T, the verify script."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import TYPE_CHECKING
+
+from lab import diagnostics, poll, swan
+from lab.inputs import verify_script_path
+from lab.report import Outcome
+
+if TYPE_CHECKING:
+    from lab.session import Session
+
+
+def cloud_init_clean(s: Session) -> Outcome:
+    res = s.sh(
+        "cloud-init status --long 2>&1; echo '=== result.json'; cat /run/cloud-init/result.json 2>&1; "
+        "echo '=== failed units'; systemctl --failed --no-legend --plain 2>&1; "
+        "echo '=== warnings'; grep -E ' (WARNING|ERROR|CRITICAL)' /var/log/cloud-init.log | tail -n 30",
+        60,
+    )
+    text = res.out
+    status = re.search(r"^status: (.*)$", text, re.M)
+    status_s = status.group(1).strip() if status else "unknown"
+    errors: list = []
+    m = re.search(r"=== result.json\n(.*?)\n=== failed units", text, re.S)
+    try:
+        result = json.loads(m.group(1)) if m else {}
+        errors = (result.get("v1") or {}).get("errors") or []
+    except ValueError:
+        errors = ["/run/cloud-init/result.json missing or unreadable (cloud-init did not finish)"]
+    f = re.search(r"=== failed units\n(.*?)=== warnings", text, re.S)
+    failed_units = [ln.split()[0] for ln in (f.group(1) if f else "").splitlines() if ln.strip()]
+    warn_lines = text.split("=== warnings\n", 1)[1].strip().splitlines() if "=== warnings\n" in text else []
+    serious = [w for w in warn_lines if " ERROR" in w or " CRITICAL" in w]
+    # The lab image boots without a single cloud-init warning or failed unit, so any comes
+    # from the user-data (schema problems, failed modules, a unit it installed): "clean"
+    # means none at all.
+    ok = status_s == "done" and not errors and not warn_lines and not failed_units
+    metrics = {
+        "status": status_s,
+        "errors": len(errors),
+        "log_warnings": len(warn_lines) - len(serious),
+        "log_errors": len(serious),
+        "failed_units": failed_units,
+    }
+    if ok:
+        return True, "status done, no errors, no warnings in cloud-init.log, no failed systemd unit", metrics
+    detail = (
+        f"cloud-init status '{status_s}', {len(errors)} errors, {len(serious)} ERROR and "
+        f"{len(warn_lines) - len(serious)} WARNING lines in cloud-init.log, failed units: "
+        f"{', '.join(failed_units) or 'none'}\n"
+        + "\n".join(str(e) for e in errors)
+        + "\n"
+        + "\n".join(warn_lines[-20:])
+    )
+    if failed_units:
+        detail += "\n" + s.sh(f"systemctl status --no-pager -n 15 {' '.join(failed_units)} 2>&1", 30).out
+    return False, detail + "\n" + text[:3000], metrics
+
+
+def tunnels_established(s: Session) -> Outcome:
+    ecs = s.ecs_sas()
+    problems, lines = [], []
+    metrics: dict = {"boot_to_established_s": round(s.boot.established_s, 1) if s.boot.established_s else None}
+    for t in s.inputs.tunnels:
+        metrics[f"tunnel{t.number}_established_s"] = (
+            round(s.boot.tunnel_up_s[t.number], 1) if t.number in s.boot.tunnel_up_s else None
+        )
+        peer_sas = s.peer_sas(t.number)
+        e_ok = swan.established(ecs, t.outside_address)
+        p_ok = swan.established(peer_sas, s.inputs.eip)
+        states = [sa.get("state") for sa in swan.sas_to(ecs, t.outside_address)]
+        lines.append(
+            f"tunnel{t.number}: ECS {'ESTABLISHED' if e_ok else 'not established'} "
+            f"(IKE SA states {states or 'none'}), AWS-like peer aws{t.number} "
+            f"{'ESTABLISHED' if p_ok else 'not established'}"
+        )
+        if not (e_ok and p_ok):
+            problems.append(t.number)
+    if not problems:
+        return (
+            True,
+            (
+                f"both tunnels ESTABLISHED with a CHILD_SA on both ends, "
+                f"{metrics['boot_to_established_s']}s after VM start\n" + "\n".join(lines)
+            ),
+            metrics,
+        )
+    detail = "not established: " + ", ".join(f"tunnel{n}" for n in problems) + "\n" + "\n".join(lines)
+    detail += "\n" + diagnostics.auth_analysis(s, problems)
+    return False, detail, metrics
+
+
+def single_sa_pair(s: Session) -> Outcome:
+    i = s.inputs
+    ecs = s.ecs_sas()
+    ecs_x = swan.parse_xfrm_states(s.ecs_sh("ip xfrm state", 30).out)
+    problems, metrics = [], {}
+    for t in i.tunnels:
+        peer_sas = s.peer_sas(t.number)
+        peer_x = swan.parse_xfrm_states(s.sh(f"ip -n aws{t.number} xfrm state", 30).out)
+        for end, sas, remote, xs, me in (
+            ("ECS", ecs, t.outside_address, ecs_x, i.private_ip),
+            (f"aws{t.number}", peer_sas, i.eip, peer_x, t.outside_address),
+        ):
+            ike = swan.sas_to(sas, remote)
+            kids = [c for sa in ike for c in swan.children(sa) if c.get("state") == "INSTALLED"]
+            x_in = [x for x in xs if x.src == remote and x.dst == me]
+            x_out = [x for x in xs if x.src == me and x.dst == remote]
+            key = f"tunnel{t.number}_{'ecs' if end == 'ECS' else 'aws'}"
+            metrics[key] = {
+                "ike_sas": len(ike),
+                "child_sas": len(kids),
+                "xfrm_in": len(x_in),
+                "xfrm_out": len(x_out),
+            }
+            if (len(ike), len(kids), len(x_in), len(x_out)) != (1, 1, 1, 1):
+                problems.append(
+                    f"tunnel{t.number} on {end}: {len(ike)} IKE SAs, {len(kids)} CHILD_SAs "
+                    f"INSTALLED, xfrm states in/out {len(x_in)}/{len(x_out)} (want 1, 1, 1/1)"
+                )
+    if problems:
+        return False, "\n".join(problems), metrics
+    return True, "one IKE SA and one CHILD_SA pair per tunnel on both ends", metrics
+
+
+def nat_t(s: Session) -> Outcome:
+    i = s.inputs
+    ecs = s.ecs_sas()
+    ecs_x = swan.parse_xfrm_states(s.sh("ip xfrm state", 30).out)
+    problems, facts = [], []
+    for t in i.tunnels:
+        sas = swan.sas_to(ecs, t.outside_address)
+        psas = swan.sas_to(s.peer_sas(t.number), i.eip)
+        for end, group, nat_key in (("ECS", sas, "nat-local"), (f"aws{t.number}", psas, "nat-remote")):
+            if not group:
+                problems.append(f"tunnel{t.number}: no IKE SA on {end}")
+            for sa in group:
+                ports = (sa.get("local-port"), sa.get("remote-port"))
+                if ports != ("4500", "4500") or sa.get(nat_key) != "yes":
+                    problems.append(
+                        f"tunnel{t.number} on {end}: IKE ports {ports[0]}->{ports[1]}, "
+                        f"{nat_key}={sa.get(nat_key, 'no')} (want 4500->4500, NAT detected)"
+                    )
+                for c in swan.children(sa):
+                    if c.get("encap") != "yes":
+                        problems.append(f"tunnel{t.number} on {end}: CHILD_SA {c.get('name')} not UDP-encapsulated")
+        xs = [x for x in ecs_x if t.outside_address in (x.src, x.dst)]
+        bad = [x for x in xs if x.encap != "espinudp sport 4500 dport 4500"]
+        if not xs or bad:
+            problems.append(
+                f"tunnel{t.number}: ECS xfrm states without espinudp 4500/4500: "
+                f"{[(x.src, x.dst, x.encap or 'none') for x in bad] or 'no states'}"
+            )
+        facts.append(f"tunnel{t.number}: {len(xs)} ECS xfrm states espinudp 4500/4500")
+    ali_ns, ali_ip, aws_ns, aws_ip = s.hosts("ali_to_aws")
+    obs = s.probe(f"natt internet p-ali --src-ns {ali_ns} --dst {aws_ip} --src-ns {aws_ns} --dst {ali_ip}", 90)
+    metrics = {k: obs.get(k) for k in ("esp_in_udp_4500", "esp_raw", "udp_500", "ike_4500")}
+    if not obs.get("esp_in_udp_4500"):
+        problems.append(f"no ESP-in-UDP/4500 seen between the EIP and AWS while hosts pinged: {obs}")
+    if obs.get("esp_raw"):
+        problems.append(f"{obs['esp_raw']} raw ESP (IP proto 50) packets on the internet side: {obs.get('sample')}")
+    if problems:
+        return False, "\n".join(problems), metrics
+    return (
+        True,
+        (
+            "IKE and ESP on UDP 4500 both ways (ECS behind the EIP's NAT); internet capture: "
+            f"{obs.get('esp_in_udp_4500')} ESP-in-UDP, {obs.get('esp_raw')} raw ESP\n" + "\n".join(facts)
+        ),
+        metrics,
+    )
+
+
+def verify_script(s: Session) -> Outcome:
+    """The command the program's pulumi-command step runs when the plan has one (stacks
+    with `verify: true`), else the user-data's verify script as is."""
+
+    path = verify_script_path(s.user_data)
+    if not path:
+        return False, "no write_files entry ending in '-verify' in the user-data", {}
+    planned = [c for c in s.inputs.verify_commands if path in c]
+    command = planned[0] if planned else path
+    res = s.sh(command, timeout=400 if planned else 150)
+    ok = res.rc == 0 and not res.timed_out
+    head = f"`{command}` ({'the planned pulumi-command step' if planned else 'from the user-data'}) exited {res.rc}"
+    if res.timed_out:
+        head += " (timed out)"
+    return ok, head + "\n" + res.text()[-3000:], {"exit_code": res.rc}
+
+
+def settle_single_pair(s: Session, timeout: float = 60) -> tuple[bool, str, dict, float]:
+    """Poll single_sa_pair until it passes (old SAs go after a rekey): (ok, detail, metrics, seconds)."""
+    t0 = time.monotonic()
+    last: list[Outcome] = []
+
+    def passed() -> bool:
+        last[:] = [single_sa_pair(s)]
+        return last[0][0]
+
+    poll.until(passed, timeout, interval=3.0)
+    ok, detail, metrics = last[0]
+    return ok, detail, metrics, time.monotonic() - t0

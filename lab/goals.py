@@ -1,0 +1,59 @@
+"""The lab's goals, each declared once: the registry attaches them to their checks, `lab.run`
+judges every check's metrics against them, BENCHMARKS.md prints them, the lab tests read them.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+
+OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
+@dataclass(frozen=True)
+class Goal:
+    metric: str  # a key of the check's metrics
+    op: str  # one of OPS
+    limit: float | Callable[[dict], float]  # a number, or computed from the same metrics
+    text: str  # as BENCHMARKS.md shows it
+
+    def limit_for(self, metrics: dict) -> float | None:
+        if callable(self.limit):
+            try:
+                return self.limit(metrics)
+            except (KeyError, TypeError):
+                return None
+        return self.limit
+
+    def judge(self, metrics: dict) -> tuple[bool, str]:
+        """(met, "metric value op limit") for one check's metrics; not measured is not met."""
+        value, limit = metrics.get(self.metric), self.limit_for(metrics)
+        if value is None or limit is None or isinstance(value, bool):
+            return False, f"{self.metric} not measured (goal {self.text})"
+        met = OPS[self.op](value, limit)
+        return met, f"{self.metric} {value} {self.op if met else 'NOT ' + self.op} {limit:g}"
+
+
+DOWNLINK_MARGIN_S = 5.0  # the downlink waits for the AWS end's DPD; this much on top of it
+
+FAILOVER_UPLINK = Goal("uplink_outage_s", "<=", 10.0, "<= 10 s")
+FAILOVER_DOWNLINK = Goal(
+    "downlink_outage_s",
+    "<=",
+    lambda m: m["aws_dpd_timeout_s"] + DOWNLINK_MARGIN_S,
+    f"<= AWS DPD timeout + {DOWNLINK_MARGIN_S:g} s",
+)
+FAILBACK_LOST = Goal("failback_lost", "==", 0, "0")
+IDLE_TUNNEL_LOST = Goal("lost", "==", 0, "0")
+VERIFY_DETECTS_DOWN = Goal("exit_code", "!=", 0, "!= 0")
+BOTH_DOWN_RECOVER = Goal("both_down_recover_s", "<=", 15.0, "<= 15 s")
+REKEY_LOST = Goal("rekey_lost", "==", 0, "0")
+BASELINE_UPLINK_RATIO = Goal("uplink_ratio", "<", 1.0, "< 1")
+# both directions wait for the AWS end's DPD: not worse, with 10 % for noise
+BASELINE_DOWNLINK_RATIO = Goal("downlink_ratio", "<=", 1.1, "<= 1.1")

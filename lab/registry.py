@@ -1,0 +1,244 @@
+"""Every lab check, once: its name, its place in the run, the function, its goals, the report's
+headline metrics it provides and its rows in BENCHMARKS.md.
+
+The run order (`lab.run`), the report (`lab.report`), BENCHMARKS.md (`lab.benchmarks`), the CLI
+and the lab tests all read SPECS. A new check is one function `(Session) -> Outcome` and one
+Spec here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lab import goals
+from lab.checks import baseline, basic, failover, rekeys, restarts, rotation, security, traffic
+from lab.goals import Goal
+from lab.report import Check, Outcome
+
+
+@dataclass(frozen=True)
+class Row:
+    """A row of BENCHMARKS.md's metrics table: one metric of the check it belongs to."""
+
+    label: str
+    key: str
+    unit: str = "s"
+    informational: bool = False
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    run: Callable  # (Session) -> Outcome
+    fault: bool = False  # one of the fault checks (`--no-faults` skips them)
+    goals: tuple[Goal, ...] = ()
+    # (report metric, check metric): what the report's top-level metrics take from it
+    headline: tuple[tuple[str, str], ...] = ()
+    rows: tuple[Row, ...] = ()
+    # the check that continues from the fault this one leaves in place (else every block
+    # is lifted after it)
+    hands_over_to: str = ""
+
+
+def _same(*keys: str) -> tuple[tuple[str, str], ...]:
+    return tuple((k, k) for k in keys)
+
+
+SPECS: tuple[Spec, ...] = (
+    Spec("cloud_init_clean", basic.cloud_init_clean),
+    Spec(
+        "tunnels_established",
+        basic.tunnels_established,
+        rows=(Row("boot to both tunnels established", "boot_to_established_s"),),
+    ),
+    Spec("icmp_ali_to_aws", traffic.icmp_ali_to_aws),
+    Spec("icmp_aws_to_ali", traffic.icmp_aws_to_ali),
+    Spec("tcp_ali_to_aws", traffic.tcp_ali_to_aws),
+    Spec("tcp_aws_to_ali", traffic.tcp_aws_to_ali),
+    Spec("udp_ali_to_aws", traffic.udp_ali_to_aws),
+    Spec("udp_aws_to_ali", traffic.udp_aws_to_ali),
+    Spec("nat_t", basic.nat_t),
+    Spec("bulk_tcp_mtu", traffic.bulk_tcp_mtu),
+    Spec("single_sa_pair", basic.single_sa_pair),
+    Spec("verify_script", basic.verify_script),
+    Spec("host_firewall", security.host_firewall),
+    Spec("secrets_on_instance", security.secrets_on_instance),
+    # the fault checks, in this order on one running lab
+    Spec(
+        "failover_tunnel1",
+        failover.failover_tunnel1,
+        fault=True,
+        goals=(goals.FAILOVER_UPLINK, goals.FAILOVER_DOWNLINK),
+        headline=_same("uplink_outage_s", "downlink_outage_s"),
+        hands_over_to="failback",  # tunnel 1 stays blackholed: failback lifts it
+        rows=(
+            Row("failover: uplink outage (Alibaba -> AWS)", "uplink_outage_s"),
+            Row("failover: downlink outage (AWS -> Alibaba)", "downlink_outage_s"),
+        ),
+    ),
+    Spec(
+        "failback",
+        failover.failback,
+        fault=True,
+        goals=(goals.FAILBACK_LOST,),
+        headline=_same("failback_lost"),
+        rows=(
+            Row("failback: probes lost", "failback_lost", unit=""),
+            Row("failback: block lifted to tunnel 1 preferred", "unblock_to_preferred_s"),
+        ),
+    ),
+    Spec(
+        "failover_tunnel2",
+        failover.failover_tunnel2,
+        fault=True,
+        goals=(goals.IDLE_TUNNEL_LOST,),
+        rows=(Row("idle tunnel 2 blackholed: probes lost", "lost", unit=""),),
+    ),
+    Spec(
+        "verify_script_detects_down",
+        failover.verify_script_detects_down,
+        fault=True,
+        goals=(goals.VERIFY_DETECTS_DOWN,),
+        rows=(Row("verify script, tunnel 2 down: exit code", "exit_code", unit=""),),
+    ),
+    Spec(
+        "both_down_recover",
+        failover.both_down_recover,
+        fault=True,
+        goals=(goals.BOTH_DOWN_RECOVER,),
+        headline=_same("both_down_recover_s"),
+        rows=(Row("both down 60 s, lifted: traffic back", "both_down_recover_s"),),
+    ),
+    Spec(
+        "charon_restart_ecs",
+        restarts.charon_restart_ecs,
+        fault=True,
+        headline=_same("charon_restart_to_established_s"),
+        rows=(Row("ECS strongSwan restart: both tunnels back", "charon_restart_to_established_s"),),
+    ),
+    Spec(
+        "rekey_forced",
+        rekeys.rekey_forced,
+        fault=True,
+        goals=(goals.REKEY_LOST,),
+        headline=_same("rekey_lost"),
+        rows=(
+            Row("forced rekeys (12) under traffic: probes lost", "rekey_lost", unit=""),
+            Row("rekeys: settled to one SA pair per tunnel", "settle_to_single_pair_s"),
+        ),
+    ),
+    Spec(
+        "rekey_collision",
+        rekeys.rekey_collision,
+        fault=True,
+        headline=_same("collision_lost"),
+        rows=(
+            Row("rekey collisions (3): probes lost", "collision_lost", unit=""),
+            Row("collisions: settled to one SA pair per tunnel", "settle_to_single_pair_s"),
+        ),
+    ),
+    Spec(
+        "reboot_persistence",
+        restarts.reboot_persistence,
+        fault=True,
+        headline=_same("reboot_to_established_s"),
+        rows=(Row("ECS reboot: both tunnels back", "reboot_to_established_s"),),
+    ),
+    Spec(
+        "aws_endpoint_restart",
+        restarts.aws_endpoint_restart,
+        fault=True,
+        headline=_same("aws_endpoint_restart_to_established_s"),
+        rows=(Row("AWS endpoint restart: both tunnels back", "aws_endpoint_restart_to_established_s"),),
+    ),
+    # it reconfigures both ends with seed 000's settings (lab/baseline.py), on the first ECS
+    Spec(
+        "baseline_failover_tunnel1",
+        baseline.baseline_failover_tunnel1,
+        fault=True,
+        goals=(goals.BASELINE_UPLINK_RATIO, goals.BASELINE_DOWNLINK_RATIO),
+        headline=(
+            *_same("baseline_uplink_outage_s", "baseline_downlink_outage_s"),
+            ("baseline_uplink_ratio", "uplink_ratio"),
+            ("baseline_downlink_ratio", "downlink_ratio"),
+        ),
+        rows=(
+            Row("seed 000 baseline: uplink outage", "baseline_uplink_outage_s"),
+            Row("seed 000 baseline: downlink outage", "baseline_downlink_outage_s"),
+            Row("ours / baseline, uplink outage", "uplink_ratio", unit="x"),
+            Row("ours / baseline, downlink outage", "downlink_ratio", unit="x"),
+        ),
+    ),
+    # last: it replaces the ECS (lab/checks/rotation.py); no check after it could run on the
+    # first one. No goal: the outage is a fresh TCG boot plus the package install.
+    Spec(
+        "psk_rotation",
+        rotation.psk_rotation,
+        fault=True,
+        headline=_same(
+            "rotation_outage_s", "rotation_uplink_outage_s", "rotation_downlink_outage_s", "rotation_to_established_s"
+        ),
+        rows=(
+            Row("PSK rotation (ECS replaced): outage, worse direction", "rotation_outage_s", informational=True),
+            Row("PSK rotation: uplink outage", "rotation_uplink_outage_s", informational=True),
+            Row("PSK rotation: downlink outage", "rotation_downlink_outage_s", informational=True),
+            Row(
+                "PSK rotation: first PSK change to both tunnels established",
+                "rotation_to_established_s",
+                informational=True,
+            ),
+        ),
+    ),
+)
+
+BY_NAME: dict[str, Spec] = {s.name: s for s in SPECS}
+CHECKS: tuple[str, ...] = tuple(s.name for s in SPECS if not s.fault)
+FAULT_CHECKS: tuple[str, ...] = tuple(s.name for s in SPECS if s.fault)
+ALL: tuple[str, ...] = CHECKS + FAULT_CHECKS
+
+
+def goal_of(spec: Spec, key: str) -> Goal | None:
+    return next((g for g in spec.goals if g.metric == key), None)
+
+
+def judge(spec: Spec, check: Check) -> Check:
+    """The check's goals against its own metrics: each verdict in metrics["goals"]; a missed
+    goal fails the check and says so first."""
+    if not spec.goals:
+        return check
+    verdicts = {g.metric: g.judge(check.metrics) for g in spec.goals}
+    check.metrics["goals"] = {
+        k: {"goal": g.text, "met": met, "verdict": text}
+        for (k, (met, text)), g in zip(verdicts.items(), spec.goals, strict=True)
+    }
+    missed = [text for met, text in verdicts.values() if not met]
+    met = [text for ok, text in verdicts.values() if ok]
+    head, _, rest = check.detail.partition("\n")
+    if missed:
+        check.ok = False
+        head = "GOAL MISSED: " + "; ".join(missed) + ". " + head
+    elif met:
+        head += " [goals met: " + "; ".join(met) + "]"
+    check.detail = head + ("\n" + rest if rest else "")
+    return check
+
+
+def headline(checks: list[Check]) -> dict:
+    """The report's top-level metrics, from the checks that provide them."""
+    by_name = {c.name: c for c in checks}
+    out = {}
+    for spec in SPECS:
+        c = by_name.get(spec.name)
+        for report_key, key in spec.headline:
+            if c and c.metrics.get(key) is not None:
+                out[report_key] = c.metrics[key]
+    return out
+
+
+def run(spec: Spec, session) -> Check:
+    """Run one check, timed, and judge its goals (a lab error is a failed check)."""
+    from lab.report import run_check
+
+    fn: Callable[[], Outcome] = lambda: spec.run(session)  # noqa: E731
+    return judge(spec, run_check(spec.name, fn))

@@ -1,0 +1,230 @@
+"""A running lab, as every check sees it: the VMs, the plan, the topology, the probes and the
+blackhole, and the state of both tunnels as each end reports it.
+
+`lab.run` builds one Session per run and passes it to each check (`lab.registry`); checks
+keep nothing of their own between runs, and what one check leaves for a later one is in the
+report (`Session.report`) or in a declared attribute here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lab import poll, swan
+from lab.blackhole import Blackhole
+from lab.probes import Probes
+
+if TYPE_CHECKING:
+    from lab.image import Image
+    from lab.inputs import LabInputs
+    from lab.report import Progress, Report
+    from lab.topology import Topology
+    from lab.vm import VM, ExecResult
+
+PROBE = "python3 /run/lab/probe.py"
+PEER = "/bin/sh /run/lab/peer.sh"
+UP_TIMEOUT_S = 120  # how long a check waits for its precondition (both tunnels up, tunnel 1 preferred)
+
+
+@dataclass
+class BootFacts:
+    """What waiting for cloud-init and the tunnels saw (lab.run.wait_for_link)."""
+
+    cloud_init_status: str = ""
+    cloud_init_done_s: float | None = None  # after VM start
+    tunnel_up_s: dict[int, float] = field(default_factory=dict)  # tunnel -> established, after VM start
+
+    @property
+    def established_s(self) -> float | None:
+        return max(self.tunnel_up_s.values()) if self.tunnel_up_s else None
+
+
+class Session:
+    def __init__(
+        self,
+        *,
+        inputs: LabInputs,
+        topo: Topology,
+        user_data: str,
+        world: VM,
+        run_dir: Path,
+        image: Image,
+        report: Report,
+        progress: Progress,
+        config_file: Path,
+        mutation: str | None,
+        memory_mb: int,
+        cpus: int,
+        boot_timeout_s: int,
+        bulk_mb: int,
+        boot: BootFacts,
+    ):
+        self.inputs = inputs
+        self.topo = topo
+        self.user_data = user_data
+        self.world = world  # the world VM; its root namespace is the first ECS
+        self.ecs = world  # the VM holding the ECS now (a replacement runs in a VM of its own)
+        self.extra_vms: list[VM] = []  # gateway VMs of their own, stopped with the world VM
+        self.run_dir = run_dir
+        self.image = image
+        self.report = report
+        self.progress = progress
+        self.config_file = config_file
+        self.mutation = mutation
+        self.memory_mb = memory_mb
+        self.cpus = cpus
+        self.boot_timeout_s = boot_timeout_s
+        self.bulk_mb = bulk_mb
+        self.boot = boot
+        self.events: list[tuple[str, float]] = []  # (what, guest time) of every fault injected
+        self.timelines: dict = {}  # name -> (ProbeResult, t_ref): the failover plots' data
+        self.baseline_applied = False  # seed 000's settings on both ends (checks.baseline)
+        self.notes: list[str] = []  # what the harness did before the current check (lab.run)
+        self.probes = Probes(self.sh, topo, self.now)
+        self.blackhole = Blackhole(self.sh, {t.number: t.outside_address for t in inputs.tunnels}, self.event, self.now)
+
+    # ------------------------------------------------------------------ running things
+    def sh(self, script: str, timeout: float = 60) -> ExecResult:
+        """In the world VM's root namespace (the first ECS; `ip netns exec NS` for the rest)."""
+        return self.world.sh(script, timeout=timeout)
+
+    def ecs_sh(self, script: str, timeout: float = 60) -> ExecResult:
+        """On the ECS, wherever it runs now."""
+        return self.ecs.sh(script, timeout=timeout)
+
+    def peer_sh(self, n: int, command: str, timeout: float = 60) -> ExecResult:
+        """A command in tunnel n's AWS-like endpoint (its namespace and strongSwan)."""
+        return self.sh(f"{PEER} exec {n} {command}", timeout)
+
+    def probe(self, args: str, timeout: float = 90) -> dict:
+        """guest/probe.py (one JSON line) in the world VM."""
+        res = self.sh(f"{PROBE} {args}", timeout=timeout)
+        try:
+            return json.loads(res.out.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            return {"ok": False, "error": "probe failed: " + res.text()[-1500:]}
+
+    def now(self) -> float:
+        """The world VM's wall clock (every fault instant and probe is timed by it)."""
+        out = self.sh("date +%s.%N", 15).out.strip()
+        try:
+            return float(out)
+        except ValueError:
+            import time
+
+            return time.time()
+
+    def event(self, what: str, t: float) -> None:
+        self.events.append((what, t))
+
+    def say(self, msg: str) -> None:
+        self.progress.say(msg)
+
+    # ------------------------------------------------------------------ hosts and addresses
+    def hosts(self, direction: str) -> tuple[str, str, str, str]:
+        """(client ns, client ip, server ns, server ip) for ali_to_aws / aws_to_ali."""
+        t = self.topo
+        ali, aws = ("alihost", t.alihost_ip), ("awshost", t.awshost_ip)
+        src, dst = (ali, aws) if direction == "ali_to_aws" else (aws, ali)
+        return src[0], src[1], dst[0], dst[1]
+
+    def addr(self, n: int) -> str:
+        """Tunnel n's AWS outside address."""
+        return self.blackhole.addresses[n]
+
+    # ------------------------------------------------------------------ both ends' state
+    def ecs_sas(self) -> list[dict]:
+        return swan.parse_pretty(self.ecs_sh("swanctl --list-sas --pretty 2>&1", 30).out)
+
+    def peer_sas(self, n: int) -> list[dict]:
+        return swan.parse_pretty(self.peer_sh(n, "swanctl --list-sas --pretty 2>&1", 30).out)
+
+    def ecs_routes(self) -> list[dict]:
+        """The ECS's routes to the AWS VPC (`ip -j route`)."""
+        out = self.ecs_sh(f"ip -j route show {self.topo.aws_vpc_cidr}", 15).out
+        try:
+            return json.loads(out or "[]")
+        except ValueError:
+            return []
+
+    def ecs_route(self) -> str:
+        """The same, as a line per route for reports."""
+        return "; ".join(f"dev {r.get('dev')} metric {r.get('metric', 0)}" for r in self.ecs_routes())
+
+    def ecs_tunnel_preferred(self) -> int | None:
+        return swan.preferred_tunnel(self.ecs_routes())
+
+    def aws_route_tunnel(self) -> int | None:
+        """Which tunnel the AWS router sends the Alibaba side to (from its route's next hop)."""
+        out = self.sh(f"ip -j -n awsrouter route show {self.topo.aws_routes_to_ali[0]}", 15).out
+        try:
+            gateways = {r.get("gateway") for r in json.loads(out or "[]")}
+        except ValueError:
+            return None
+        return next((p.number for p in self.topo.peers if p.transit_peer in gateways), None)
+
+    def tunnel_state(self) -> dict:
+        """Per tunnel: ECS established + installed, the AWS end's xfrm states."""
+        ecs = self.ecs_sas()
+        st = {}
+        for t in self.inputs.tunnels:
+            px = self.sh(f"ip -n aws{t.number} xfrm state count", 15).out
+            st[t.number] = {
+                "ecs_established": swan.established(ecs, t.outside_address),
+                "peer_xfrm_states": swan.xfrm_state_count(px),
+            }
+        return st
+
+    def both_up(self) -> bool:
+        """Both tunnels established on the ECS with SAs on the AWS ends, tunnel 1 preferred
+        on both ends."""
+        st = self.tunnel_state()
+        return (
+            all(v["ecs_established"] and v["peer_xfrm_states"] >= 2 for v in st.values())
+            and self.ecs_tunnel_preferred() == 1
+            and self.aws_route_tunnel() == 1
+        )
+
+    def wait_both_up(self, timeout: float) -> float | None:
+        """Seconds until both_up(), None when not within timeout."""
+        import time
+
+        t0 = time.monotonic()
+        return time.monotonic() - t0 if poll.until(self.both_up, timeout) else None
+
+    def state_line(self) -> str:
+        return (
+            f"state {self.tunnel_state()}, ECS route {self.ecs_route()!r}, "
+            f"AWS router via tunnel {self.aws_route_tunnel()}"
+        )
+
+    def precondition(self) -> str | None:
+        """Every fault check starts from both tunnels up, tunnel 1 preferred on both ends.
+        When a check before it left the link broken, both ends are restarted once (noted in
+        this check's detail: the earlier check has already failed for it)."""
+        if self.wait_both_up(UP_TIMEOUT_S) is not None:
+            return None
+        before = self.state_line()
+        self.sh(
+            "for n in "
+            + " ".join(str(t.number) for t in self.inputs.tunnels)
+            + f"; do {PEER} stop $n; done; sleep 1; for n in "
+            + " ".join(str(t.number) for t in self.inputs.tunnels)
+            + f"; do {PEER} start $n; done",
+            120,
+        )
+        self.ecs_sh("systemctl restart strongswan", 60)
+        self.event("lab: both ends restarted (precondition)", self.now())
+        self.notes.append(
+            f"the link was not up in {UP_TIMEOUT_S} s before this check ({before}); the lab restarted "
+            "both ends' strongSwan first"
+        )
+        if self.wait_both_up(UP_TIMEOUT_S) is not None:
+            return None
+        return (
+            f"precondition failed: both tunnels up with tunnel 1 preferred on both ends not reached in "
+            f"{UP_TIMEOUT_S} s, nor {UP_TIMEOUT_S} s after both ends were restarted; {self.state_line()}"
+        )

@@ -1,0 +1,136 @@
+"""Lab runs for the lab tests, side by side where that keeps their numbers sound.
+
+A queue of `python -m lab run` jobs, started in the order given, each with its own report
+and logs. Booting a VM and cloud-init's package install are what load a TCG machine; the
+fault checks mostly wait on timers (DPD, blackholes, rekeys) and their outages are measured
+by probes against the guest's clock. So at most one job is booting at a time: the next one
+starts when every running job has reached its checks (`lab.report.Progress` prints the
+phase), and at most SLOTS jobs run at once (AWS2ALIYUN_LAB_JOBS, default 3). Every run is
+told how many may share the machine (lab.machine.SIDE_BY_SIDE_ENV) and its report says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab import REPO
+from lab.machine import SIDE_BY_SIDE_ENV
+
+SLOTS_ENV = "AWS2ALIYUN_LAB_JOBS"
+TIMEOUT_S = 3600
+# the phase line a run prints once its VM is up and cloud-init is done (lab.run)
+PAST_BOOT = re.compile(r"^\[lab\s+[\d.]+s\] checks$", re.M)
+
+
+@dataclass
+class Result:
+    proc: subprocess.CompletedProcess
+    report: dict | None
+    report_path: Path
+
+
+def slots() -> int:
+    try:
+        return max(1, int(os.environ.get(SLOTS_ENV, "3")))
+    except ValueError:
+        return 3
+
+
+@dataclass
+class _Running:
+    popen: subprocess.Popen
+    started: float
+    stdout: Path
+    stderr: Path
+    report: Path
+    args: list[str]
+
+    def past_boot(self) -> bool:
+        try:
+            return bool(PAST_BOOT.search(self.stderr.read_text(errors="replace")))
+        except OSError:
+            return False
+
+
+class LabJobs:
+    def __init__(
+        self,
+        jobs: dict[str, list[str]],
+        workdir: Path | None = None,
+        command: tuple[str, ...] = (sys.executable, "-m", "lab", "run"),
+        poll_s: float = 2.0,
+    ):
+        self.jobs = jobs  # name -> arguments of `python -m lab run` (without --report)
+        self.command = command
+        self.poll_s = poll_s
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="aws2aliyun-labjobs-"))
+        self.n = slots()
+        self.futures: dict[str, Future[Result]] = {name: Future() for name in jobs}
+        self.thread: threading.Thread | None = None
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+
+    def start(self) -> None:
+        with self.lock:
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._schedule, name="lab-jobs", daemon=True)
+                self.thread.start()
+
+    def _launch(self, name: str) -> _Running:
+        out, err, rep = (self.workdir / f"{name}.{x}" for x in ("out", "err", "json"))
+        args = [*self.command, *self.jobs[name], "--report", str(rep)]
+        env = {**os.environ, SIDE_BY_SIDE_ENV: str(min(self.n, len(self.jobs)))}
+        with out.open("w") as o, err.open("w") as e:
+            p = subprocess.Popen(args, cwd=REPO, stdout=o, stderr=e, text=True, env=env)
+        return _Running(p, time.monotonic(), out, err, rep, args)
+
+    def _finish(self, name: str, r: _Running) -> None:
+        proc = subprocess.CompletedProcess(
+            r.args, r.popen.returncode, r.stdout.read_text(errors="replace"), r.stderr.read_text(errors="replace")
+        )
+        rep = json.loads(r.report.read_text()) if r.report.is_file() else None
+        self.futures[name].set_result(Result(proc, rep, r.report))
+
+    def _schedule(self) -> None:
+        pending = list(self.jobs)
+        running: dict[str, _Running] = {}
+        try:
+            while (pending or running) and not self.stopping.is_set():
+                for name, r in list(running.items()):
+                    if r.popen.poll() is None and time.monotonic() - r.started > TIMEOUT_S:
+                        r.popen.terminate()  # the lab cleans up on SIGTERM and writes its report
+                        r.popen.wait(60)
+                    if r.popen.poll() is not None:
+                        self._finish(name, running.pop(name))
+                if pending and len(running) < self.n and all(r.past_boot() for r in running.values()):
+                    name = pending.pop(0)
+                    running[name] = self._launch(name)
+                time.sleep(self.poll_s)
+        except BaseException as e:  # a scheduler bug fails every waiting test, never hangs it
+            for f in self.futures.values():
+                if not f.done():
+                    f.set_exception(e)
+            raise
+        finally:
+            for r in running.values():
+                if r.popen.poll() is None:
+                    r.popen.terminate()
+
+    def result(self, name: str) -> Result:
+        self.start()
+        return self.futures[name].result(timeout=len(self.jobs) * TIMEOUT_S)
+
+    def close(self) -> None:
+        self.stopping.set()
+        if self.thread:
+            self.thread.join(120)

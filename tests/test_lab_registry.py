@@ -1,0 +1,166 @@
+"""Quick tests of the lab's structure: the check registry, the goals, the polling helper, and
+the lab's modules importing each other without a cycle (no VM)."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import pytest
+
+from lab import goals, poll, registry, swan
+from lab.report import Check
+
+LAB = Path(__file__).resolve().parent.parent / "lab"
+
+
+def test_registry_names_are_unique_and_ordered():
+    names = [s.name for s in registry.SPECS]
+    assert len(names) == len(set(names))
+    assert tuple(names) == registry.ALL  # basic checks first, then the fault checks
+    assert names[-1] == "psk_rotation"  # it replaces the ECS: nothing can run after it
+    for spec in registry.SPECS:
+        params = list(inspect.signature(spec.run).parameters)
+        assert params == ["s"], f"{spec.name}: a check takes the session only, not {params}"
+        assert not spec.hands_over_to or spec.hands_over_to in registry.BY_NAME
+
+
+def test_every_goal_and_row_names_a_metric_its_check_reports():
+    """Each goal's and row's metric appears in the check's source (as the key it returns)."""
+    for spec in registry.SPECS:
+        src = inspect.getsource(inspect.getmodule(spec.run))
+        for key in [g.metric for g in spec.goals] + [r.key for r in spec.rows] + [k for _, k in spec.headline]:
+            assert f'"{key}"' in src, f"{spec.name}: metric {key!r} is not set by {spec.run.__module__}"
+
+
+def test_goal_judge():
+    assert goals.FAILOVER_UPLINK.judge({"uplink_outage_s": 7.6}) == (True, "uplink_outage_s 7.6 <= 10")
+    met, text = goals.FAILOVER_UPLINK.judge({"uplink_outage_s": 12.0})
+    assert not met and text == "uplink_outage_s 12.0 NOT <= 10"
+    # a limit computed from the same metrics (the AWS end's DPD timeout)
+    assert goals.FAILOVER_DOWNLINK.judge({"downlink_outage_s": 34.0, "aws_dpd_timeout_s": 30})[0]
+    assert not goals.FAILOVER_DOWNLINK.judge({"downlink_outage_s": 36.0, "aws_dpd_timeout_s": 30})[0]
+    # not measured is not met, and a boolean is no number
+    assert goals.FAILOVER_DOWNLINK.judge({"downlink_outage_s": 1.0}) == (
+        False,
+        "downlink_outage_s not measured (goal <= AWS DPD timeout + 5 s)",
+    )
+    assert not goals.REKEY_LOST.judge({"rekey_lost": None})[0]
+    assert not goals.REKEY_LOST.judge({"rekey_lost": False})[0]
+    assert goals.VERIFY_DETECTS_DOWN.judge({"exit_code": 1})[0]
+    assert not goals.VERIFY_DETECTS_DOWN.judge({"exit_code": 0})[0]
+
+
+def test_judge_fails_a_check_that_misses_its_goal():
+    spec = registry.BY_NAME["both_down_recover"]
+    ok = registry.judge(spec, Check(spec.name, True, 1.0, "traffic back\nmore", {"both_down_recover_s": 3.0}))
+    assert ok.ok and ok.detail.startswith("traffic back [goals met: both_down_recover_s 3.0 <= 15]\nmore")
+    assert ok.metrics["goals"]["both_down_recover_s"]["met"] is True
+    bad = registry.judge(spec, Check(spec.name, True, 1.0, "traffic back", {"both_down_recover_s": 16.0}))
+    assert not bad.ok and bad.detail.startswith("GOAL MISSED: both_down_recover_s 16.0 NOT <= 15. traffic back")
+    # a check without goals is left as it is
+    plain = registry.BY_NAME["nat_t"]
+    c = Check(plain.name, False, 1.0, "raw ESP", {})
+    assert registry.judge(plain, c) == Check(plain.name, False, 1.0, "raw ESP", {})
+
+
+def test_headline_metrics_come_from_their_checks():
+    checks = [
+        Check("failover_tunnel1", True, 1.0, "", {"uplink_outage_s": 7.5, "downlink_outage_s": 25.0}),
+        Check("baseline_failover_tunnel1", True, 1.0, "", {"uplink_ratio": 0.3, "downlink_ratio": None}),
+    ]
+    assert registry.headline(checks) == {
+        "uplink_outage_s": 7.5,
+        "downlink_outage_s": 25.0,
+        "baseline_uplink_ratio": 0.3,
+    }
+
+
+def test_poll_until():
+    t = [0.0]
+    calls: list[float] = []
+
+    def clock() -> float:
+        return t[0]
+
+    def sleep(dt: float) -> None:
+        t[0] += dt
+
+    def probe():
+        calls.append(t[0])
+        return "up" if t[0] >= 6 else None
+
+    assert poll.until(probe, 10, 2, clock=clock, sleep=sleep) == "up"
+    assert calls == [0, 2, 4, 6]
+    calls.clear()
+    t[0] = 0.0
+    assert poll.until(lambda: calls.append(t[0]), 5, 2, clock=clock, sleep=sleep) is None
+    assert calls == [0, 2, 4]  # never past the deadline
+    assert poll.until(lambda: 0, 0, 1, clock=clock, sleep=sleep) is None  # asked at least once
+
+
+@pytest.mark.parametrize(
+    ("routes", "tunnel"),
+    [
+        ([{"dev": "vti2", "metric": 200}, {"dev": "vti1", "metric": 100}], 1),
+        ([{"dev": "Tunnel2", "metric": 200}], 2),
+        ([{"dev": "vti1", "metric": 100}, {"dev": "vti2"}], 2),  # no metric: 0, preferred
+        ([], None),
+        ([{"dev": "lo"}], None),
+    ],
+)
+def test_preferred_tunnel_from_ip_json(routes, tunnel):
+    assert swan.preferred_tunnel(routes) == tunnel
+
+
+def test_xfrm_state_count():
+    assert swan.xfrm_state_count("\t SAD count 4\n") == 4
+    assert swan.xfrm_state_count("Cannot open network namespace") == 0
+
+
+def _imports(path: Path) -> set[str]:
+    """lab.* modules a lab module imports at module level or in functions (not TYPE_CHECKING)."""
+    tree = ast.parse(path.read_text())
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip |= {id(n) for n in ast.walk(node)}
+    out = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("lab"):
+            out.add(node.module)
+            for alias in node.names:
+                out.add(f"{node.module}.{alias.name}")
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("lab")}
+    return out
+
+
+def test_lab_modules_import_each_other_without_a_cycle():
+    modules = {}
+    for p in LAB.rglob("*.py"):
+        if "guest" in p.parts:
+            continue
+        rel = p.relative_to(LAB.parent).with_suffix("")
+        name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        modules[name] = p
+    graph = {m: {i for i in _imports(p) if i in modules and i != m} for m, p in modules.items()}
+    state: dict[str, int] = {}
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for n in graph[m]:
+            if n == "lab":  # the package itself (REPO) imports nothing
+                continue
+            assert state.get(n) != 1, "import cycle: " + " -> ".join([*path, m, n])
+            if n not in state:
+                visit(n, [*path, m])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [])
+    assert {"lab.run", "lab.registry", "lab.session", "lab.checks.failover"} <= set(graph)
