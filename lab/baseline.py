@@ -24,15 +24,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shlex
 
 from core import paths
-from lab.inputs import LabInputs, Tunnel
+from lab.inputs import LabInputs, Tunnel, link_env
 
-# The gateway's files the baseline overwrites, and the one it reads.
+# The gateway's files the baseline overwrites.
 ECS_SWANCTL_PATH = paths.SWANCTL_CONF_PATH
 ECS_CHARON_PATH = paths.CHARON_CONF_PATH
-LINK_ENV_PATH = paths.LINK_ENV_PATH
 
 # ipsec.conf(5) defaults where the seed is silent
 MARGIN_S = 9 * 60
@@ -41,22 +39,6 @@ CHILD_LIFETIME_S = 3600
 DPD_DELAY_S = 10
 DPD_TIMEOUT_S = 30
 PROPOSAL = "aes128-sha1-modp1024"
-
-
-def link_env(user_data: str) -> dict[str, str]:
-    """KEY=value pairs of the link.env the user-data writes (marks, VTIs, peers)."""
-    import yaml
-
-    doc = yaml.safe_load(user_data) or {}
-    for f in doc.get("write_files") or []:
-        if f.get("path") == LINK_ENV_PATH:
-            out = {}
-            for ln in str(f.get("content", "")).splitlines():
-                if "=" in ln and not ln.lstrip().startswith("#"):
-                    k, v = ln.split("=", 1)
-                    out[k.strip()] = shlex.split(v)[0] if v.strip() else ""
-            return out
-    raise ValueError(f"the user-data writes no {LINK_ENV_PATH}")
 
 
 def updown_command(user_data: str, conn: str) -> str:

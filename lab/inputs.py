@@ -12,11 +12,13 @@ import ipaddress
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core import paths
 from lab import awsnames
 
 ECS_INSTANCE = "alicloud:ecs/instance:Instance"
@@ -352,3 +354,19 @@ def verify_script_path(user_data: str) -> str | None:
     except ImportError:
         m = re.search(r"^\s*-?\s*path:\s*(\S+-verify)\s*$", user_data, re.M)
         return m.group(1) if m else None
+
+
+def link_env(user_data: str) -> dict[str, str]:
+    """KEY=value pairs of the link.env the user-data writes (marks, VTIs, peers)."""
+    import yaml
+
+    doc = yaml.safe_load(user_data) or {}
+    for f in doc.get("write_files") or []:
+        if f.get("path") == paths.LINK_ENV_PATH:
+            out = {}
+            for ln in str(f.get("content", "")).splitlines():
+                if "=" in ln and not ln.lstrip().startswith("#"):
+                    k, v = ln.split("=", 1)
+                    out[k.strip()] = shlex.split(v)[0] if v.strip() else ""
+            return out
+    raise ValueError(f"the user-data writes no {paths.LINK_ENV_PATH}")

@@ -61,6 +61,7 @@ SPECS: tuple[Spec, ...] = (
     Spec("nat_t", basic.nat_t),
     Spec("bulk_tcp_mtu", traffic.bulk_tcp_mtu),
     Spec("single_sa_pair", basic.single_sa_pair),
+    Spec("routes_prefer_tunnel1", basic.routes_prefer_tunnel1),
     Spec("verify_script", basic.verify_script),
     Spec("host_firewall", security.host_firewall),
     Spec("secrets_on_instance", security.secrets_on_instance),

@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 from lab import diagnostics, poll, swan
-from lab.inputs import verify_script_path
+from lab.inputs import link_env, verify_script_path
 from lab.report import Outcome
 
 if TYPE_CHECKING:
@@ -205,3 +205,19 @@ def settle_single_pair(s: Session, timeout: float = 60) -> tuple[bool, str, dict
     poll.until(passed, timeout, interval=3.0)
     ok, detail, metrics = last[0]
     return ok, detail, metrics, time.monotonic() - t0
+
+
+def routes_prefer_tunnel1(s: Session) -> Outcome:
+    """Both tunnels up: the ECS routes the AWS VPC through each tunnel's VTI with that
+    tunnel's metric from the user-data's link.env, the lowest through tunnel 1 (`ip -j route`)."""
+    env = link_env(s.user_data)
+    want = {int(env[f"TUNNEL{t.number}_METRIC"]): env[f"TUNNEL{t.number}_VTI"] for t in s.inputs.tunnels}
+    routes = s.ecs_routes()
+    got = {int(r.get("metric", 0)): r.get("dev") for r in routes}
+    preferred = swan.preferred_tunnel(routes)
+    metrics = {"routes": [f"dev {d} metric {m}" for m, d in sorted(got.items())], "preferred_tunnel": preferred}
+    ok = got == want and preferred == 1
+    detail = f"ECS routes to {s.topo.aws_vpc_cidr}: {', '.join(metrics['routes']) or 'none'}" + (
+        ", tunnel 1 preferred" if ok else f" (want {', '.join(f'dev {d} metric {m}' for m, d in sorted(want.items()))})"
+    )
+    return ok, detail, metrics
