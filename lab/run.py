@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -91,6 +90,14 @@ def stack_profile(config_file: Path) -> dict:
     except Exception as e:  # the plan validates the file; this is only a label
         out["crypto_profile"] = f"unknown ({type(e).__name__})"
     return out
+
+
+def cloud_init_status(text: str) -> str:
+    """`cloud-init status --format json` -> its status ("running", "done", ...; "" unreadable)."""
+    try:
+        return str(json.loads(text).get("status") or "")
+    except (ValueError, AttributeError):
+        return ""
 
 
 def vswitch_ports(run_dir: Path, wanted: set[str]) -> tuple[Path, ...]:
@@ -284,10 +291,11 @@ class Lab:
         assert self.vm and self.inputs
         vm, i = self.vm, self.inputs
         self.p.phase("cloud-init", "waiting for cloud-init (packages from Debian's registry) and both tunnels")
+        # cloud-init's own JSON status, whether strongSwan is installed yet, the ECS's SAs
         script = (
-            "echo \"CI:$(cloud-init status 2>/dev/null | sed -n 's/^status: //p')\"; "
-            'echo "SW:$(command -v swanctl >/dev/null && echo yes || echo no)"; '
-            "echo ---; swanctl --list-sas --pretty 2>/dev/null"
+            "cloud-init status --format json 2>/dev/null || echo '{}'; echo ---; "
+            "command -v swanctl >/dev/null && echo swanctl-installed; echo ---; "
+            "swanctl --list-sas --pretty 2>/dev/null"
         )
         facts = BootFacts()
         seen: set[str] = set()
@@ -295,13 +303,13 @@ class Lab:
         def look() -> bool:
             """One look at the ECS: cloud-init's status, strongSwan, the tunnels."""
             res = vm.sh(script, timeout=40)
-            head, _, sas_text = res.out.partition("---\n")
-            m = re.search(r"CI:(.*)", head)
-            status = m.group(1).strip() if m else ""
+            ci_json, _, rest = res.out.partition("---\n")
+            head, _, sas_text = rest.partition("---\n")
+            status = cloud_init_status(ci_json)
             if status and status != facts.cloud_init_status:
                 facts.cloud_init_status = status
                 self.p.say(f"cloud-init: {status}")
-            if "SW:yes" in head and "swanctl" not in seen:
+            if "swanctl-installed" in head and "swanctl" not in seen:
                 seen.add("swanctl")
                 self.p.say("strongSwan installed on the ECS (by cloud-init)")
             sas = swan.parse_pretty(sas_text)

@@ -1,12 +1,14 @@
 """Lab runs for the lab tests, side by side where that keeps their numbers sound.
 
-A queue of `python -m lab run` jobs, started in the order given, each with its own report
-and logs. Booting a VM and cloud-init's package install are what load a TCG machine; the
-fault checks mostly wait on timers (DPD, blackholes, rekeys) and their outages are measured
-by probes against the guest's clock. So at most one job is booting at a time: the next one
-starts when every running job has reached its checks (`lab.report.Progress` prints the
-phase), and at most SLOTS jobs run at once (AWS2ALIYUN_LAB_JOBS, default 3). Every run is
-told how many may share the machine (lab.machine.SIDE_BY_SIDE_ENV) and its report says so.
+Two kinds of job. A *measured* run (a profile: every check, the fault checks' outages
+against their goals) and an *unmeasured* one (a mutation: only which checks fail matters,
+no timing). The measured runs start together; each boots its own VM and then mostly waits
+on timers (DPD, blackholes, rekeys), with the outages measured by probes against the guest's
+clock. The unmeasured runs start once every measured run has booted (the report's `checks`
+phase), at the lowest CPU priority (`nice -n 19`, inherited by their QEMU): they use the
+cores the measured runs leave idle and yield them whenever those want them, so they never
+compete with a failover being measured. Every run is told how many runs may share the
+machine (lab.machine.SIDE_BY_SIDE_ENV) and its report says so.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from pathlib import Path
 from lab import REPO
 from lab.machine import SIDE_BY_SIDE_ENV
 
-SLOTS_ENV = "AWS2ALIYUN_LAB_JOBS"
 TIMEOUT_S = 3600
+NICE = ("nice", "-n", "19")
 # the phase line a run prints once its VM is up and cloud-init is done (lab.run)
 PAST_BOOT = re.compile(r"^\[lab\s+[\d.]+s\] checks$", re.M)
 
@@ -39,11 +41,10 @@ class Result:
     report_path: Path
 
 
-def slots() -> int:
-    try:
-        return max(1, int(os.environ.get(SLOTS_ENV, "3")))
-    except ValueError:
-        return 3
+@dataclass(frozen=True)
+class Job:
+    args: list[str]  # of `python -m lab run`, without --report
+    measured: bool = True
 
 
 @dataclass
@@ -65,16 +66,15 @@ class _Running:
 class LabJobs:
     def __init__(
         self,
-        jobs: dict[str, list[str]],
+        jobs: dict[str, Job],
         workdir: Path | None = None,
         command: tuple[str, ...] = (sys.executable, "-m", "lab", "run"),
         poll_s: float = 2.0,
     ):
-        self.jobs = jobs  # name -> arguments of `python -m lab run` (without --report)
+        self.jobs = jobs
         self.command = command
         self.poll_s = poll_s
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="aws2aliyun-labjobs-"))
-        self.n = slots()
         self.futures: dict[str, Future[Result]] = {name: Future() for name in jobs}
         self.thread: threading.Thread | None = None
         self.stopping = threading.Event()
@@ -88,8 +88,9 @@ class LabJobs:
 
     def _launch(self, name: str) -> _Running:
         out, err, rep = (self.workdir / f"{name}.{x}" for x in ("out", "err", "json"))
-        args = [*self.command, *self.jobs[name], "--report", str(rep)]
-        env = {**os.environ, SIDE_BY_SIDE_ENV: str(min(self.n, len(self.jobs)))}
+        job = self.jobs[name]
+        args = [*(() if job.measured else NICE), *self.command, *job.args, "--report", str(rep)]
+        env = {**os.environ, SIDE_BY_SIDE_ENV: str(len(self.jobs))}
         with out.open("w") as o, err.open("w") as e:
             p = subprocess.Popen(args, cwd=REPO, stdout=o, stderr=e, text=True, env=env)
         return _Running(p, time.monotonic(), out, err, rep, args)
@@ -112,9 +113,14 @@ class LabJobs:
                         r.popen.wait(60)
                     if r.popen.poll() is not None:
                         self._finish(name, running.pop(name))
-                if pending and len(running) < self.n and all(r.past_boot() for r in running.values()):
-                    name = pending.pop(0)
+                for name in [n for n in pending if self.jobs[n].measured]:
+                    pending.remove(name)
                     running[name] = self._launch(name)
+                measured = [r for n, r in running.items() if self.jobs[n].measured]
+                if all(r.past_boot() for r in measured):
+                    while pending:
+                        name = pending.pop(0)
+                        running[name] = self._launch(name)
                 time.sleep(self.poll_s)
         except BaseException as e:  # a scheduler bug fails every waiting test, never hangs it
             for f in self.futures.values():

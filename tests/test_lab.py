@@ -22,7 +22,7 @@ import pytest
 
 from lab import registry
 from lab.mutations import MUTATIONS
-from tests.labjobs import LabJobs, Result
+from tests.labjobs import Job, LabJobs, Result
 
 pytestmark = pytest.mark.lab
 
@@ -43,20 +43,23 @@ MUTATION_CHECKS = {
 }
 
 
-def jobs() -> dict[str, list[str]]:
-    """Every lab run of this module, longest first: both profiles, then the mutations."""
-    out = {f"profile-{p}": ["--config-file", str(cfg)] for p, cfg in sorted(PROFILES.items(), reverse=True)}
+def jobs() -> dict[str, Job]:
+    """Every lab run of this module: both profiles (measured), the mutations (unmeasured)."""
+    out = {f"profile-{p}": Job(["--config-file", str(cfg)]) for p, cfg in sorted(PROFILES.items())}
     for name in sorted(MUTATIONS):
-        out[f"mutation-{name}"] = [
-            "--config-file",
-            str(PROFILES["modern"]),
-            "--mutate",
-            name,
-            "--only",
-            ",".join(MUTATION_CHECKS[name]),
-            "--establish-grace",
-            "60",
-        ]
+        out[f"mutation-{name}"] = Job(
+            [
+                "--config-file",
+                str(PROFILES["modern"]),
+                "--mutate",
+                name,
+                "--only",
+                ",".join(MUTATION_CHECKS[name]),
+                "--establish-grace",
+                "60",
+            ],
+            measured=False,
+        )
     return out
 
 

@@ -17,21 +17,17 @@ if TYPE_CHECKING:
 
 def cloud_init_clean(s: Session) -> Outcome:
     res = s.sh(
-        "cloud-init status --long 2>&1; echo '=== result.json'; cat /run/cloud-init/result.json 2>&1; "
+        "cloud-init status --format json 2>&1; "
         "echo '=== failed units'; systemctl --failed --no-legend --plain 2>&1; "
         "echo '=== warnings'; grep -E ' (WARNING|ERROR|CRITICAL)' /var/log/cloud-init.log | tail -n 30",
         60,
     )
     text = res.out
-    status = re.search(r"^status: (.*)$", text, re.M)
-    status_s = status.group(1).strip() if status else "unknown"
-    errors: list = []
-    m = re.search(r"=== result.json\n(.*?)\n=== failed units", text, re.S)
-    try:
-        result = json.loads(m.group(1)) if m else {}
-        errors = (result.get("v1") or {}).get("errors") or []
+    try:  # cloud-init's own JSON: status and the errors of every stage
+        ci = json.loads(text.split("=== failed units", 1)[0])
+        status_s, errors = str(ci.get("status") or "unknown"), list(ci.get("errors") or [])
     except ValueError:
-        errors = ["/run/cloud-init/result.json missing or unreadable (cloud-init did not finish)"]
+        status_s, errors = "unknown", ["`cloud-init status --format json` unreadable (cloud-init did not run?)"]
     f = re.search(r"=== failed units\n(.*?)=== warnings", text, re.S)
     failed_units = [ln.split()[0] for ln in (f.group(1) if f else "").splitlines() if ln.strip()]
     warn_lines = text.split("=== warnings\n", 1)[1].strip().splitlines() if "=== warnings\n" in text else []
@@ -215,9 +211,10 @@ def routes_prefer_tunnel1(s: Session) -> Outcome:
     routes = s.ecs_routes()
     got = {int(r.get("metric", 0)): r.get("dev") for r in routes}
     preferred = swan.preferred_tunnel(routes)
-    metrics = {"routes": [f"dev {d} metric {m}" for m, d in sorted(got.items())], "preferred_tunnel": preferred}
+    shown = [f"dev {d} metric {m}" for m, d in sorted(got.items())]
+    metrics = {"routes": shown, "preferred_tunnel": preferred}
     ok = got == want and preferred == 1
-    detail = f"ECS routes to {s.topo.aws_vpc_cidr}: {', '.join(metrics['routes']) or 'none'}" + (
+    detail = f"ECS routes to {s.topo.aws_vpc_cidr}: {', '.join(shown) or 'none'}" + (
         ", tunnel 1 preferred" if ok else f" (want {', '.join(f'dev {d} metric {m}' for m, d in sorted(want.items()))})"
     )
     return ok, detail, metrics
