@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab import poll
 from lab.topology import ALI_LAN_MAC, ALI_WAN_MAC, ECS_MAC
 
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -363,8 +364,7 @@ class VM:
         return time.monotonic() - (self.started_at or time.monotonic())
 
     def wait_agent(self, timeout: float) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def answers() -> bool:
             if not self.alive():
                 raise GuestError(
                     f"QEMU exited ({self.proc.returncode if self.proc else '?'}): "
@@ -373,9 +373,12 @@ class VM:
             try:
                 self.agent.connect(timeout=3)
                 self.agent.call("guest-ping")
-                return self.since_start()
+                return True
             except (OSError, TimeoutError, ConnectionError, GuestError):
-                time.sleep(1)
+                return False
+
+        if poll.until(answers, timeout, interval=1.0):
+            return self.since_start()
         raise GuestError(
             f"guest agent did not answer within {timeout:.0f}s; console:\n" + self.tail_file(self.console, 40)
         )

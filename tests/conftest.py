@@ -46,3 +46,16 @@ def plan_for(**overrides: Any) -> offline.Plan:
 @pytest.fixture(scope="session")
 def dev_plan() -> offline.Plan:
     return offline.run(stackfile.load(DEV))
+
+
+@pytest.hookimpl(trylast=True)  # after -m/-k have deselected
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The lab tests run last; the lab runs they wait for start now (tests/labjobs.py orders
+    them), so the quick tests run beside the lab's first, unmeasured, boots."""
+    lab = [i for i in items if i.get_closest_marker("lab")]
+    if not lab or config.option.collectonly:
+        return
+    items[:] = [i for i in items if not i.get_closest_marker("lab")] + lab
+    from tests import test_lab
+
+    test_lab.LAB_JOBS.start({n for n in map(test_lab.job_name, lab) if n})

@@ -63,12 +63,26 @@ def jobs() -> dict[str, Job]:
     return out
 
 
+# The module's lab runs: tests/conftest.py starts the ones the selected tests need at the end
+# of collection (the quick tests run beside the first, unmeasured, ones) and runs the lab
+# tests last.
+LAB_JOBS = LabJobs(jobs())
+
+
+def job_name(item: pytest.Item) -> str | None:
+    """The lab job a collected test of this module waits for."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "profile" in params:
+        return f"profile-{params['profile']}"
+    if "name" in params:
+        return f"mutation-{params['name']}"
+    return None
+
+
 @pytest.fixture(scope="module")
 def lab_jobs():
-    """The module's lab runs, queued at the first lab test and run side by side."""
-    j = LabJobs(jobs())
-    yield j
-    j.close()
+    yield LAB_JOBS
+    LAB_JOBS.close()
 
 
 def finished(res: Result) -> dict:
