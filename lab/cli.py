@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     r.add_argument("--rebuild-image", action="store_true", help="rebuild the cached image first")
     r.add_argument("--memory", type=int, default=2048, help="VM memory in MiB")
+    r.add_argument("--cpus", type=int, default=2, choices=(1, 2, 4), help="vCPUs per VM (default 2)")
     sub.add_parser("image", help="build (or find) the cached image and print its path")
     sub.add_parser("mutations", help="list the fault-injection mutations")
     sub.add_parser("benchmarks", help="write BENCHMARKS.md and its plot from lab reports (see --help there)")
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         establish_grace_s=a.establish_grace,
         rebuild_image=a.rebuild_image,
         memory_mb=a.memory,
+        cpus=a.cpus,
         faults=a.faults,
     )
     progress = Progress()

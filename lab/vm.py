@@ -155,13 +155,20 @@ class GuestAgent:
 
 
 def _die_with_parent() -> None:
-    """In the QEMU child: get SIGKILL when the lab process dies, even by SIGKILL."""
+    """In the QEMU child (its own session): get SIGKILL when the lab process dies, even by
+    SIGKILL; and keep the lab's CPU priority. A new session is a new scheduler autogroup
+    (Linux's sched_autogroup), weighted by the group's nice value, not by its processes'
+    ones: a lab run started with `nice -n 19` would otherwise boot its VM at full weight."""
     try:
         import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+    niceness = os.nice(0)
+    if niceness > 0:
+        with contextlib.suppress(OSError):
+            Path("/proc/self/autogroup").write_text(f"{niceness}\n")
 
 
 def _q(s: str) -> str:
