@@ -47,7 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--faults", dest="faults", action="store_true", help=argparse.SUPPRESS)  # the default
     r.add_argument("--plan-json", type=Path, help="use this plan JSON instead of running tools.plan")
     r.add_argument("--bulk-mb", type=int, default=20, help="MiB per bulk TCP transfer (default 20)")
-    r.add_argument("--boot-timeout", type=int, default=900, help="seconds to wait for cloud-init (default 900)")
+    r.add_argument(
+        "--boot-timeout",
+        type=int,
+        default=900,
+        help="seconds to wait for the guest agent, and then for cloud-init (default 900)",
+    )
     r.add_argument(
         "--establish-grace",
         type=int,

@@ -192,16 +192,13 @@ class Probes:
         res = self.sh(script, 30)
         return last_line_time(res.out) or self.now()
 
-    def last_rx(self) -> dict[str, float]:
-        """Send instant of the newest probe each end received ({'ali': t, 'aws': t})."""
-        res = self.sh(f'for n in ali aws; do echo "$n $(tail -n 1 {PROBE_DIR}/$n.rx 2>/dev/null)"; done', 15)
-        out = {}
-        for ln in res.out.splitlines():
-            parts = ln.split()
-            if len(parts) >= 3:
-                with contextlib.suppress(ValueError):
-                    out[parts[0]] = float(parts[2])
-        return out
+    def last_rx(self) -> tuple[dict[str, float], float]:
+        """Send instant of the newest probe each end received ({'ali': t, 'aws': t}) and the
+        guest's clock, in one guest call."""
+        res = self.sh(
+            f'for n in ali aws; do echo "$n $(tail -n 1 {PROBE_DIR}/$n.rx 2>/dev/null)"; done; date +%s.%N', 15
+        )
+        return parse_last_rx(res.out), last_line_time(res.out) or self.now()
 
     def stop(self, t0: float) -> ProbeResult:
         """Stop the probes started at guest time t0 (in-flight ones may still arrive for 4 s)."""
@@ -218,7 +215,7 @@ class Probes:
         fresh; returns the guest time then (after `settle` more seconds of traffic)."""
 
         def fresh() -> float | None:
-            last, now = self.last_rx(), self.now()
+            last, now = self.last_rx()
             ok = all(last.get(k, 0) > since and now - last.get(k, 0) < 1.5 for k in ("ali", "aws"))
             return now if ok else None
 
@@ -226,6 +223,17 @@ class Probes:
         if t is not None:
             time.sleep(settle)
         return t
+
+
+def parse_last_rx(out: str) -> dict[str, float]:
+    """`NAME SEQ T_SEND [T_RECV]` lines (the newest probe each end received) -> {name: t_send}."""
+    found = {}
+    for ln in out.splitlines():
+        parts = ln.split()
+        if len(parts) >= 3:
+            with contextlib.suppress(ValueError):
+                found[parts[0]] = float(parts[2])
+    return found
 
 
 def probe_result(out: str, t0: float) -> ProbeResult:

@@ -28,9 +28,6 @@ from lab.topology import Topology, plan_topology, render_env
 from lab.vm import VM
 
 GUEST_DIR = Path(__file__).parent / "guest"
-# a VM whose guest agent does not answer by then is broken (TCG boots take 45-130 s, more
-# when other VMs boot beside it)
-AGENT_TIMEOUT_S = 480
 TERMINAL_CLOUD_INIT = ("done", "error", "disabled", "degraded done", "degraded error")
 
 
@@ -275,7 +272,7 @@ class Lab:
         )
         self.vm.start()
         try:
-            t = self.vm.wait_agent(timeout=AGENT_TIMEOUT_S)
+            t = self.vm.wait_agent(timeout=self.o.boot_timeout_s)
         except Exception as e:
             raise LabAbortError(f"boot: {e}") from None
         self.report.metrics["boot_to_agent_s"] = round(t, 1)

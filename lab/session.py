@@ -26,7 +26,62 @@ if TYPE_CHECKING:
 
 PROBE = "python3 /run/lab/probe.py"
 PEER = "/bin/sh /run/lab/peer.sh"
-UP_TIMEOUT_S = 120  # how long a check waits for its precondition (both tunnels up, tunnel 1 preferred)
+UP_TIMEOUT_S = 45  # how long a check waits for its precondition (both tunnels up, tunnel 1 preferred);
+# every check before it ends by waiting for the link itself, so this is only the case of a broken one
+
+
+@dataclass
+class LinkState:
+    """One look at both ends (Session.look), parsed."""
+
+    ecs_sas: list[dict] = field(default_factory=list)
+    ecs_routes: list[dict] = field(default_factory=list)
+    peer_xfrm: dict[int, int] = field(default_factory=dict)  # tunnel -> the AWS end's xfrm states
+    aws_via: int | None = None  # the tunnel the AWS router sends the Alibaba side to
+
+    @classmethod
+    def parse(cls, out: str, topo: Topology) -> LinkState:
+        sections: dict[str, str] = {"": ""}
+        cur = ""
+        for ln in out.splitlines():
+            if ln.startswith("=== "):
+                cur = ln[4:].strip()
+                sections[cur] = ""
+            else:
+                sections[cur] = sections.get(cur, "") + ln + "\n"
+        st = cls(ecs_sas=swan.parse_pretty(sections.get("sas", "")))
+        for ln in sections[""].splitlines():
+            parts = ln.split(None, 2)
+            if len(parts) == 3 and parts[0] == "xfrm" and parts[1].isdigit():
+                st.peer_xfrm[int(parts[1])] = swan.xfrm_state_count(parts[2])
+        st.ecs_routes = _json_list(sections.get("routes", ""))
+        gateways = {r.get("gateway") for r in _json_list(sections.get("awsrouter", ""))}
+        st.aws_via = next((p.number for p in topo.peers if p.transit_peer in gateways), None)
+        return st
+
+    def tunnels(self, inputs: LabInputs) -> dict:
+        return {
+            t.number: {
+                "ecs_established": swan.established(self.ecs_sas, t.outside_address),
+                "peer_xfrm_states": self.peer_xfrm.get(t.number, 0),
+            }
+            for t in inputs.tunnels
+        }
+
+    def both_up(self, inputs: LabInputs) -> bool:
+        return (
+            all(v["ecs_established"] and v["peer_xfrm_states"] >= 2 for v in self.tunnels(inputs).values())
+            and swan.preferred_tunnel(self.ecs_routes) == 1
+            and self.aws_via == 1
+        )
+
+
+def _json_list(text: str) -> list[dict]:
+    try:
+        out = json.loads(text.strip() or "[]")
+    except ValueError:
+        return []
+    return out if isinstance(out, list) else []
 
 
 @dataclass
@@ -166,27 +221,33 @@ class Session:
             return None
         return next((p.number for p in self.topo.peers if p.transit_peer in gateways), None)
 
+    def look(self) -> LinkState:
+        """Both ends' state in one guest call per VM (a poll runs it every 2 s, and each
+        guest-exec costs CPU in a TCG guest): the ECS's SAs and routes to the AWS VPC, each
+        AWS end's xfrm state count, the AWS router's next hop to the Alibaba side."""
+        nums = " ".join(str(t.number) for t in self.inputs.tunnels)
+        world = (
+            f'for n in {nums}; do echo "xfrm $n $(ip -n aws$n xfrm state count)"; done; '
+            f"echo '=== awsrouter'; ip -j -n awsrouter route show {self.topo.aws_routes_to_ali[0]}; "
+        )
+        ecs = (
+            f"echo '=== routes'; ip -j route show {self.topo.aws_vpc_cidr}; "
+            "echo '=== sas'; swanctl --list-sas --pretty 2>&1"
+        )
+        if self.ecs is self.world:
+            out = self.sh(world + ecs, 30).out
+        else:
+            out = self.sh(world, 30).out + "\n" + self.ecs_sh(ecs, 30).out
+        return LinkState.parse(out, self.topo)
+
     def tunnel_state(self) -> dict:
         """Per tunnel: ECS established + installed, the AWS end's xfrm states."""
-        ecs = self.ecs_sas()
-        st = {}
-        for t in self.inputs.tunnels:
-            px = self.sh(f"ip -n aws{t.number} xfrm state count", 15).out
-            st[t.number] = {
-                "ecs_established": swan.established(ecs, t.outside_address),
-                "peer_xfrm_states": swan.xfrm_state_count(px),
-            }
-        return st
+        return self.look().tunnels(self.inputs)
 
     def both_up(self) -> bool:
         """Both tunnels established on the ECS with SAs on the AWS ends, tunnel 1 preferred
         on both ends."""
-        st = self.tunnel_state()
-        return (
-            all(v["ecs_established"] and v["peer_xfrm_states"] >= 2 for v in st.values())
-            and self.ecs_tunnel_preferred() == 1
-            and self.aws_route_tunnel() == 1
-        )
+        return self.look().both_up(self.inputs)
 
     def wait_both_up(self, timeout: float) -> float | None:
         """Seconds until both_up(), None when not within timeout."""

@@ -12,13 +12,16 @@ So: the measured runs start together (their boots overlap each other's boots, th
 phases each other's waits). Once every measured run has booted (its `checks` phase line),
 the unmeasured runs start at the lowest CPU priority (`nice -n 19`, which lab.vm carries
 over to QEMU's own scheduler autogroup): they take the CPU the measured runs leave idle and
-give it back the moment a measured guest wants it. Every run is told how many runs share
-the machine (lab.machine.SIDE_BY_SIDE_ENV) and its report says so.
+give it back the moment a measured guest wants it. Once a measured run has finished, the
+unmeasured ones get their full priority back (every thread and autogroup of theirs). Every
+run is told how many runs share the machine (lab.machine.SIDE_BY_SIDE_ENV) and its report
+says so.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import re
@@ -67,6 +70,33 @@ class _Running:
             return bool(PAST_BOOT.search(self.stderr.read_text(errors="replace")))
         except OSError:
             return False
+
+
+def descendants(pid: int) -> list[int]:
+    """pid and every process below it (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, ()))
+    return out
+
+
+def full_priority(pid: int) -> None:
+    """Niceness 0 for every thread of pid and its descendants, and for their autogroups."""
+    for p in descendants(pid):
+        for task in Path(f"/proc/{p}/task").glob("[0-9]*"):
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, int(task.name), 0)
+        with contextlib.suppress(OSError):
+            Path(f"/proc/{p}/autogroup").write_text("0\n")
 
 
 class LabJobs:
@@ -118,6 +148,7 @@ class LabJobs:
     def _schedule(self) -> None:
         pending = list(self.jobs)
         running: dict[str, _Running] = {}
+        measured_done = boosted = False
         try:
             while (pending or running) and not self.stopping.is_set():
                 for name, r in list(running.items()):
@@ -126,6 +157,7 @@ class LabJobs:
                         r.popen.wait(60)
                     if r.popen.poll() is not None:
                         self._finish(name, running.pop(name))
+                        measured_done = measured_done or self.jobs[name].measured
                 for name in [n for n in pending if self.jobs[n].measured]:
                     pending.remove(name)
                     running[name] = self._launch(name)
@@ -134,6 +166,11 @@ class LabJobs:
                     while pending:
                         name = pending.pop(0)
                         running[name] = self._launch(name)
+                if measured_done and not boosted:
+                    boosted = True
+                    for n, r in running.items():
+                        if not self.jobs[n].measured:
+                            full_priority(r.popen.pid)
                 time.sleep(self.poll_s)
         except BaseException as e:  # a scheduler bug fails every waiting test, never hangs it
             for f in self.futures.values():

@@ -57,6 +57,12 @@ def jobs() -> dict[str, Job]:
                 ",".join(MUTATION_CHECKS[name]),
                 "--establish-grace",
                 "60",
+                # at nice 19 beside the measured runs it may wait long for the CPU; one vCPU
+                # (one QEMU thread) is all its few checks need
+                "--boot-timeout",
+                "3000",
+                "--cpus",
+                "1",
             ],
             measured=False,
         )

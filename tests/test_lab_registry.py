@@ -164,3 +164,46 @@ def test_lab_modules_import_each_other_without_a_cycle():
         if m not in state:
             visit(m, [])
     assert {"lab.run", "lab.registry", "lab.session", "lab.checks.failover"} <= set(graph)
+
+
+def test_link_state_from_one_look():
+    """Session.look's output (world part, then the ECS part) -> both ends' state."""
+    from lab.probes import parse_last_rx
+    from lab.session import LinkState
+
+    class Peer:
+        def __init__(self, number: int, transit_peer: str):
+            self.number, self.transit_peer = number, transit_peer
+
+    class Topo:
+        peers = (Peer(1, "169.254.250.2"), Peer(2, "169.254.250.6"))
+
+    class Tun:
+        def __init__(self, number: int, outside_address: str):
+            self.number, self.outside_address = number, outside_address
+
+    class Inputs:
+        tunnels = (Tun(1, "192.0.2.10"), Tun(2, "192.0.2.20"))
+
+    def sa(remote: str) -> str:
+        return (
+            "list-sa event {\n  tunnel {\n    state = ESTABLISHED\n    remote-host = " + remote + "\n"
+            "    child-sas {\n      c {\n        state = INSTALLED\n      }\n    }\n  }\n}\n"
+        )
+
+    out = (
+        "xfrm 1 \t SAD count 2\nxfrm 2 \t SAD count 2\n=== awsrouter\n"
+        '[{"dst":"172.16.0.0/16","gateway":"169.254.250.2","dev":"t1"}]\n=== routes\n'
+        '[{"dst":"10.10.0.0/16","dev":"Tunnel1","metric":100},{"dst":"10.10.0.0/16","dev":"Tunnel2","metric":200}]\n'
+        "=== sas\n" + sa("192.0.2.10") + sa("192.0.2.20")
+    )
+    st = LinkState.parse(out, Topo())
+    assert st.peer_xfrm == {1: 2, 2: 2} and st.aws_via == 1
+    assert st.both_up(Inputs())
+    assert st.tunnels(Inputs())[2] == {"ecs_established": True, "peer_xfrm_states": 2}
+    down = LinkState.parse(out.replace("xfrm 2 \t SAD count 2", "xfrm 2 \t SAD count 0"), Topo())
+    assert not down.both_up(Inputs())
+    via2 = LinkState.parse(out.replace('"gateway":"169.254.250.2"', '"gateway":"169.254.250.6"'), Topo())
+    assert via2.aws_via == 2 and not via2.both_up(Inputs())
+    assert LinkState.parse("garbage", Topo()).peer_xfrm == {}
+    assert parse_last_rx("ali 41 1000.5 1000.6\naws 40 1000.4\n1000.9\n") == {"ali": 1000.5, "aws": 1000.4}

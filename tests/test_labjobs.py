@@ -1,6 +1,7 @@
 """The lab tests' job queue (tests/labjobs.py) with stand-in jobs (quick: no VM): the
-measured runs together, the unmeasured ones once every measured run has booted, at nice 19;
-and lab.vm's QEMU child carrying that niceness over to its own session's autogroup."""
+measured runs together, the unmeasured ones once every measured run has booted, at nice 19
+until a measured run has ended; and lab.vm's QEMU child carrying that niceness over to its
+own session's autogroup."""
 
 from __future__ import annotations
 
@@ -19,13 +20,16 @@ from tests.labjobs import Job, LabJobs
 FAKE = r"""
 import json, os, sys, time
 boot, run, report = float(sys.argv[1]), float(sys.argv[2]), sys.argv[4]
-t0 = time.time()
+t0, nice0 = time.time(), os.nice(0)
 time.sleep(boot)
 print("[lab   %.1fs] checks" % boot, file=sys.stderr, flush=True)
 t1 = time.time()
 time.sleep(run)
 side = os.environ.get("AWS2ALIYUN_LAB_SIDE_BY_SIDE")
-json.dump({"start": t0, "past_boot": t1, "end": time.time(), "nice": os.nice(0), "side": side}, open(report, "w"))
+json.dump(
+    {"start": t0, "past_boot": t1, "end": time.time(), "nice0": nice0, "nice": os.nice(0), "side": side},
+    open(report, "w"),
+)
 sys.exit(int(sys.argv[2] == "0.1"))
 """
 
@@ -34,10 +38,10 @@ def test_measured_runs_together_unmeasured_after_their_boot_at_nice_19(tmp_path)
     script = tmp_path / "fake.py"
     script.write_text(FAKE)
     jobs = {
-        "a": Job(["1.0", "2.0"]),
-        "b": Job(["0.5", "2.0"]),
+        "a": Job(["0.5", "0.5"]),
+        "b": Job(["0.3", "4.0"]),
         "c": Job(["0.2", "0.1"], measured=False),
-        "d": Job(["0.2", "0.5"], measured=False),
+        "d": Job(["0.2", "3.5"], measured=False),
     }
     j = LabJobs(jobs, workdir=tmp_path, command=(sys.executable, str(script)), poll_s=0.05)
     try:
@@ -50,7 +54,8 @@ def test_measured_runs_together_unmeasured_after_their_boot_at_nice_19(tmp_path)
     assert t["a"]["start"] < t["b"]["end"] and t["b"]["start"] < t["a"]["end"]  # measured: together
     for u in ("c", "d"):  # unmeasured: after every measured run booted, at the lowest priority
         assert t[u]["start"] >= max(t["a"]["past_boot"], t["b"]["past_boot"])
-        assert t[u]["nice"] == 19
+        assert t[u]["nice0"] == 19
+    assert t["d"]["end"] > t["a"]["end"] and t["d"]["nice"] == 0  # full priority once a measured run ended
     assert t["a"]["nice"] < 19  # measured runs keep the caller's priority
     assert {v["side"] for v in t.values()} == {"4"}
     assert res["c"].proc.returncode == 1 and res["a"].proc.returncode == 0

@@ -358,6 +358,7 @@ class Rotation:
         restored = ""
         if s.baseline_applied:
             restore_ours(s)
+            s.wait_both_up(240)  # both ends were restarted: their tunnels first, then the precondition
             restored = "both ends first restored from seed 000's settings to the program's; "
         pre = s.precondition()
         if pre:
