@@ -1,7 +1,7 @@
-"""The lab tests' job queue (tests/labjobs.py) with stand-in jobs (quick: no VM): the
-measured runs together, the unmeasured ones once every measured run has booted, at nice 19
-until a measured run has ended; and lab.vm's QEMU child carrying that niceness over to its
-own session's autogroup."""
+"""The lab tests' job queue (tests/labjobs.py) with stand-in jobs (quick: no VM): every run
+starts at once and the measured ones hold before their fault checks until the unmeasured
+ones are done; and lab.vm's QEMU child carrying the lab's niceness over to its own
+session's autogroup."""
 
 from __future__ import annotations
 
@@ -13,35 +13,37 @@ from pathlib import Path
 import pytest
 
 from lab import vm
+from lab.machine import QUIET_ENV
 from tests.labjobs import Job, LabJobs
 
-# A stand-in for `python -m lab run`: "boots" for BOOT seconds, prints the lab's phase line,
-# "checks" for RUN seconds, writes its report with its times, niceness and side-by-side count.
+# A stand-in for `python -m lab run`: "boots" for BOOT seconds, then (like lab.run before its
+# fault checks) holds while the quiet-marker file exists, "measures" for RUN seconds and
+# writes its report with its times and the side-by-side count.
 FAKE = r"""
 import json, os, sys, time
-boot, run, report = float(sys.argv[1]), float(sys.argv[2]), sys.argv[4]
-t0, nice0 = time.time(), os.nice(0)
+boot, run, report = float(sys.argv[1]), float(sys.argv[2]), sys.argv[4]  # argv[3]: --report
+t0 = time.time()
 time.sleep(boot)
-print("[lab   %.1fs] checks" % boot, file=sys.stderr, flush=True)
+marker = os.environ.get("QUIET_ENV_NAME")
+while marker and os.path.exists(marker):
+    time.sleep(0.05)
 t1 = time.time()
 time.sleep(run)
 side = os.environ.get("AWS2ALIYUN_LAB_SIDE_BY_SIDE")
-json.dump(
-    {"start": t0, "past_boot": t1, "end": time.time(), "nice0": nice0, "nice": os.nice(0), "side": side},
-    open(report, "w"),
-)
+json.dump({"start": t0, "faults": t1, "end": time.time(), "side": side, "held": bool(marker)}, open(report, "w"))
+print("[lab   0.0s] checks", file=sys.stderr)
 sys.exit(int(sys.argv[2] == "0.1"))
 """
 
 
-def test_measured_runs_together_unmeasured_after_their_boot_at_nice_19(tmp_path):
+def test_all_start_at_once_and_measured_faults_wait_for_the_unmeasured(tmp_path):
     script = tmp_path / "fake.py"
-    script.write_text(FAKE)
+    script.write_text(FAKE.replace("QUIET_ENV_NAME", QUIET_ENV))
     jobs = {
-        "a": Job(["0.5", "0.5"]),
-        "b": Job(["0.3", "4.0"]),
+        "a": Job(["0.2", "1.0"]),
+        "b": Job(["0.3", "1.0"]),
         "c": Job(["0.2", "0.1"], measured=False),
-        "d": Job(["0.2", "3.5"], measured=False),
+        "d": Job(["1.0", "0.5"], measured=False),
     }
     j = LabJobs(jobs, workdir=tmp_path, command=(sys.executable, str(script)), poll_s=0.05)
     try:
@@ -51,13 +53,13 @@ def test_measured_runs_together_unmeasured_after_their_boot_at_nice_19(tmp_path)
     t = {n: r.report for n, r in res.items()}
     assert all(v is not None for v in t.values())
     # ordering only, no timing: the machine may be busy
-    assert t["a"]["start"] < t["b"]["end"] and t["b"]["start"] < t["a"]["end"]  # measured: together
-    for u in ("c", "d"):  # unmeasured: after every measured run booted, at the lowest priority
-        assert t[u]["start"] >= max(t["a"]["past_boot"], t["b"]["past_boot"])
-        assert t[u]["nice0"] == 19
-    assert t["d"]["end"] > t["a"]["end"] and t["d"]["nice"] == 0  # full priority once a measured run ended
-    assert t["a"]["nice"] < 19  # measured runs keep the caller's priority
+    starts = [v["start"] for v in t.values()]
+    assert max(starts) < min(v["end"] for v in t.values())  # all running at once
+    for m in ("a", "b"):
+        assert t[m]["held"] and t[m]["faults"] >= max(t["c"]["end"], t["d"]["end"])
+    assert not t["c"]["held"] and not t["d"]["held"]  # unmeasured runs never wait
     assert {v["side"] for v in t.values()} == {"4"}
+    assert not j.quiet.exists()
     assert res["c"].proc.returncode == 1 and res["a"].proc.returncode == 0
     assert "checks" in res["a"].proc.stderr
 
