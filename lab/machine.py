@@ -13,8 +13,6 @@ from lab import REPO
 # How many lab runs shared the machine with this one (set by whoever started them side by
 # side, e.g. tests/test_lab.py); reports and BENCHMARKS.md show it next to the numbers.
 SIDE_BY_SIDE_ENV = "AWS2ALIYUN_LAB_SIDE_BY_SIDE"
-# A file that, while it exists, holds a run before its fault checks (set by the same).
-QUIET_ENV = "AWS2ALIYUN_LAB_FAULTS_WAIT_FOR"
 
 
 def _first_line(cmd: list[str]) -> str | None:

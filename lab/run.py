@@ -358,7 +358,6 @@ class Lab:
             for c in failed:
                 c.detail += text
         if faults:
-            self._wait_for_quiet_machine()
             self.p.phase("faults", "fault and failover checks (probes at 10 pps each way)")
         for spec in faults:
             if not s.world.alive():
@@ -375,16 +374,6 @@ class Lab:
         if s.timelines:
             m["failover_timelines"] = {name: r.timeline(t_ref, s.events) for name, (r, t_ref) in s.timelines.items()}
         m.update(registry.headline(self.report.checks))
-
-    def _wait_for_quiet_machine(self) -> None:
-        """Whoever runs other labs beside this one (tests/labjobs.py) may ask it to start its
-        measured checks only once those are done: they wait here while the file named by
-        machine.QUIET_ENV exists."""
-        marker = os.environ.get(machine.QUIET_ENV)
-        if not marker or not Path(marker).exists():
-            return
-        self.p.phase("wait", f"other lab runs on this machine still booting ({machine.QUIET_ENV})")
-        poll.until(lambda: not Path(marker).exists(), 3 * 3600, interval=2.0)
 
     def _run_one(self, spec: registry.Spec, s: Session) -> Check:
         s.notes.clear()

@@ -5,14 +5,14 @@ against their goals) and an *unmeasured* one (a mutation: only which checks fail
 no timing). What loads a 2-core TCG machine is booting a VM and cloud-init's package
 install; what a measured run measures (dead-peer detection, the updown script) is CPU work
 in its guest too. A VM booting next to a failover pushed its uplink outage from 7.6 s to
-10.8 s, past its goal (and `nice` does not keep it off: the fault phase itself keeps a TCG
-guest busy); two fault phases side by side do not disturb each other.
+10.8 s, past its goal; `nice` does not keep it off (a fault phase keeps a TCG guest busy
+enough that a niced VM beside it does not even boot); two fault phases side by side do not
+disturb each other.
 
-So every run starts at once: the boots, cloud-init and the basic checks (no timing goal)
-share the machine, and the measured runs hold before their fault checks while any
-unmeasured run is still going (a marker file, lab.machine.QUIET_ENV); then the two fault
-phases run side by side with nothing heavy beside them. Every run is told how many runs
-share the machine (lab.machine.SIDE_BY_SIDE_ENV) and its report says so.
+So: the unmeasured runs first, all at once (nothing to disturb); then the measured runs,
+together (their boots overlap each other's boots, their fault phases each other's waits).
+Every run is told how many runs share the machine with it (lab.machine.SIDE_BY_SIDE_ENV)
+and its report says so.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab import REPO
-from lab.machine import QUIET_ENV, SIDE_BY_SIDE_ENV
+from lab.machine import SIDE_BY_SIDE_ENV
 
 TIMEOUT_S = 3600
 
@@ -75,12 +75,6 @@ class LabJobs:
         self.stopping = threading.Event()
         self.lock = threading.Lock()
 
-    @property
-    def quiet(self) -> Path:
-        """Exists while an unmeasured run is going: the measured ones hold before their faults."""
-        assert self.workdir is not None
-        return self.workdir / "unmeasured-runs-going"
-
     def start(self, only: set[str] | None = None) -> None:
         """Start every job now (once): all of them, or only these (the rest never run)."""
         with self.lock:
@@ -89,8 +83,6 @@ class LabJobs:
                     self.jobs = {n: j for n, j in self.jobs.items() if n in only}
                 if self.workdir is None:
                     self.workdir = Path(tempfile.mkdtemp(prefix="aws2aliyun-labjobs-"))
-                if any(not j.measured for j in self.jobs.values()):
-                    self.quiet.write_text("unmeasured lab runs still going\n")
                 self.thread = threading.Thread(target=self._schedule, name="lab-jobs", daemon=True)
                 self.thread.start()
                 atexit.register(self.close)  # no lab run outlives an interrupted pytest
@@ -100,9 +92,8 @@ class LabJobs:
         out, err, rep = (self.workdir / f"{name}.{x}" for x in ("out", "err", "json"))
         job = self.jobs[name]
         args = [*self.command, *job.args, "--report", str(rep)]
-        env = {**os.environ, SIDE_BY_SIDE_ENV: str(len(self.jobs))}
-        if job.measured:
-            env[QUIET_ENV] = str(self.quiet)
+        group = [n for n, j in self.jobs.items() if j.measured == job.measured]
+        env = {**os.environ, SIDE_BY_SIDE_ENV: str(len(group))}
         with out.open("w") as o, err.open("w") as e:
             p = subprocess.Popen(args, cwd=REPO, stdout=o, stderr=e, text=True, env=env)
         return _Running(p, time.monotonic(), out, err, rep, args)
@@ -115,18 +106,21 @@ class LabJobs:
         self.futures[name].set_result(Result(proc, rep, r.report))
 
     def _schedule(self) -> None:
+        pending = list(self.jobs)
         running: dict[str, _Running] = {}
         try:
-            running = {name: self._launch(name) for name in self.jobs}
-            while running and not self.stopping.is_set():
+            while (pending or running) and not self.stopping.is_set():
                 for name, r in list(running.items()):
                     if r.popen.poll() is None and time.monotonic() - r.started > TIMEOUT_S:
                         r.popen.terminate()  # the lab cleans up on SIGTERM and writes its report
                         r.popen.wait(60)
                     if r.popen.poll() is not None:
                         self._finish(name, running.pop(name))
-                if not any(not self.jobs[n].measured for n in running):
-                    self.quiet.unlink(missing_ok=True)  # the measured runs go on to their fault checks
+                unmeasured_left = any(not self.jobs[n].measured for n in [*pending, *running])
+                for name in list(pending):
+                    if not self.jobs[name].measured or not unmeasured_left:
+                        pending.remove(name)
+                        running[name] = self._launch(name)
                 time.sleep(self.poll_s)
         except BaseException as e:  # a scheduler bug fails every waiting test, never hangs it
             for f in self.futures.values():
@@ -134,7 +128,6 @@ class LabJobs:
                     f.set_exception(e)
             raise
         finally:
-            self.quiet.unlink(missing_ok=True)
             for r in running.values():
                 if r.popen.poll() is None:
                     r.popen.terminate()

@@ -1,12 +1,14 @@
-"""End-to-end lab runs (slow: a TCG VM each; `pytest -m lab`).
+"""End-to-end lab runs (slow: TCG VMs; `pytest -m lab`).
 
-Both crypto profiles must pass every check, the fault and failover checks of issue 4
-included (blackholed tunnels, rekeys, restarts, a reboot, the seed 000 baseline, and last
-the PSK rotation that replaces the gateway with a VM of its own), with
-the modern profile's numbers within the issue's goals (each check enforces its goal);
-and the lab must catch deliberate breakage of the program (fault injection): a wrong
-mark, a wrong IKE identity, a missing MSS clamp each make the right check fail with a
-detail that names the cause.
+Both crypto profiles must pass every check, the fault and failover checks included
+(blackholed tunnels, rekeys, restarts, a reboot, the seed 000 baseline, and last the PSK
+rotation that replaces the gateway with a VM of its own), with the modern profile meeting
+every goal the registry declares (`lab.registry`, `lab.goals`); and the lab must catch
+deliberate breakage of the program (fault injection): a wrong mark, a wrong IKE identity, a
+missing MSS clamp each make the right check fail with a detail that names the cause.
+
+The five runs go side by side as `tests/labjobs.py` schedules them (the three mutations at
+once, then both profiles together); tests/conftest.py starts them at collection.
 """
 
 from __future__ import annotations
@@ -57,8 +59,8 @@ def jobs() -> dict[str, Job]:
                 ",".join(MUTATION_CHECKS[name]),
                 "--establish-grace",
                 "60",
-                # it boots beside the other four: one vCPU (one QEMU thread) is all its few
-                # checks need, and the boot may take long
+                # the three boot side by side: one vCPU (one QEMU thread) each is all their
+                # few checks need, and a boot may take long
                 "--boot-timeout",
                 "1800",
                 "--cpus",
