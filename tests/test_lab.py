@@ -7,8 +7,8 @@ every goal the registry declares (`lab.registry`, `lab.goals`); and the lab must
 deliberate breakage of the program (fault injection): a wrong mark, a wrong IKE identity, a
 missing MSS clamp each make the right check fail with a detail that names the cause.
 
-The five runs go side by side as `tests/labjobs.py` schedules them (the three mutations at
-once, then both profiles together); tests/conftest.py starts them at collection.
+The five runs go side by side as `tests/labjobs.py` schedules them (the three mutations one
+after the other, then both profiles together); tests/conftest.py starts them at collection.
 """
 
 from __future__ import annotations
@@ -58,13 +58,7 @@ def jobs() -> dict[str, Job]:
                 "--only",
                 ",".join(MUTATION_CHECKS[name]),
                 "--establish-grace",
-                "60",
-                # the three boot side by side: one vCPU (one QEMU thread) each is all their
-                # few checks need, and a boot may take long
-                "--boot-timeout",
-                "1800",
-                "--cpus",
-                "1",
+                "30",
             ],
             measured=False,
         )
