@@ -393,7 +393,7 @@ class Rotation:
         s.event("EIP association and route entry created again", s.now())
         s.say(f"psk_rotation: old ECS deleted, new gateway VM started (MAC {self.mac})")
         try:
-            agent_s = vm.wait_agent(timeout=240)
+            agent_s = vm.wait_agent(timeout=s.boot_timeout_s)  # a busy host: as long as the first boot may take
         except Exception as e:
             s.probes.stop(t0)
             return False, f"the new gateway VM did not boot: {e}\n" + self.context(None), {}
