@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         print(img.path)
         return 0
 
-    from lab.run import Lab, Options
+    from lab.options import Options
+    from lab.run import Lab
 
     only = tuple(x.strip() for x in (a.only or "").split(",") if x.strip())
     unknown = [x for x in only if x not in CHECKS + FAULT_CHECKS]

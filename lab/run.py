@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import tempfile
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 
 from lab import REPO, diagnostics, machine, mutations, peer, poll, registry, swan
@@ -21,6 +20,7 @@ from lab import image as image_mod
 from lab.checks.rotation import VSWITCH_PORT
 from lab.image import Image
 from lab.inputs import LabInputs, PlanError, from_plan, run_plan, verify_script_path
+from lab.options import Options
 from lab.report import Check, Progress, Report
 from lab.seed import labcfg_tar, write_seed
 from lab.session import BootFacts, Session
@@ -29,22 +29,6 @@ from lab.vm import VM, ExecResult
 
 GUEST_DIR = Path(__file__).parent / "guest"
 TERMINAL_CLOUD_INIT = ("done", "error", "disabled", "degraded done", "degraded error")
-
-
-@dataclass
-class Options:
-    config_file: Path
-    report_path: Path | None = None
-    only: tuple[str, ...] = ()
-    mutate: str | None = None
-    plan_json: Path | None = None
-    bulk_mb: int = 20
-    boot_timeout_s: int = 900
-    establish_grace_s: int = 180
-    rebuild_image: bool = False
-    memory_mb: int = 2048
-    cpus: int = 2
-    faults: bool = True  # issue 4's fault and failover checks (`--no-faults` skips them)
 
 
 RUN_DIR_PREFIX = "aws2aliyun-lab-"
@@ -148,12 +132,7 @@ class Lab:
                 image=self.image,
                 report=r,
                 progress=self.p,
-                config_file=self.o.config_file,
-                mutation=self.o.mutate,
-                memory_mb=self.o.memory_mb,
-                cpus=self.o.cpus,
-                boot_timeout_s=self.o.boot_timeout_s,
-                bulk_mb=self.o.bulk_mb,
+                opts=self.o,
                 boot=boot,
             )
             self._run_checks(self.session)

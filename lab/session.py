@@ -20,6 +20,7 @@ from lab.probes import Probes
 if TYPE_CHECKING:
     from lab.image import Image
     from lab.inputs import LabInputs
+    from lab.options import Options
     from lab.report import Progress, Report
     from lab.topology import Topology
     from lab.vm import VM, ExecResult
@@ -109,12 +110,7 @@ class Session:
         image: Image,
         report: Report,
         progress: Progress,
-        config_file: Path,
-        mutation: str | None,
-        memory_mb: int,
-        cpus: int,
-        boot_timeout_s: int,
-        bulk_mb: int,
+        opts: Options,
         boot: BootFacts,
     ):
         self.inputs = inputs
@@ -127,12 +123,7 @@ class Session:
         self.image = image
         self.report = report
         self.progress = progress
-        self.config_file = config_file
-        self.mutation = mutation
-        self.memory_mb = memory_mb
-        self.cpus = cpus
-        self.boot_timeout_s = boot_timeout_s
-        self.bulk_mb = bulk_mb
+        self.opts = opts  # the run's options (stack file, mutation, VM size, timeouts)
         self.boot = boot
         self.events: list[tuple[str, float]] = []  # (what, guest time) of every fault injected
         self.timelines: dict = {}  # name -> (ProbeResult, t_ref): the failover plots' data

@@ -196,7 +196,7 @@ class Rotation:
 
     def plan_rotated(self, keys: Sequence[str]) -> LabInputs:
         """The same stack planned again offline with the new keys."""
-        cfg = Path(self.s.config_file)
+        cfg = Path(self.s.opts.config_file)
         with tempfile.TemporaryDirectory(prefix="aws2aliyun-plan-") as d:
             stack = Path(d) / cfg.name  # same file name: same stack name, same resource names
             stack.write_text(rotated_stack(cfg.read_text(), keys))
@@ -219,8 +219,8 @@ class Rotation:
             seed,
             labcfg,
             s.topo.slirp_net,
-            s.memory_mb,
-            s.cpus,
+            s.opts.memory_mb,
+            s.opts.cpus,
             name="aws2aliyun-lab-gw1",
             netdevs=gateway_netdevs(self.mac, s.run_dir / VSWITCH_PORT),
         )
@@ -351,8 +351,8 @@ class Rotation:
         if bad:
             return False, "the new plan cannot replace the gateway in this lab:\n" + "\n".join(bad), {}
         user_data = new.user_data
-        if s.mutation:
-            user_data = mutations.apply(s.mutation, user_data, new)
+        if s.opts.mutate:
+            user_data = mutations.apply(s.opts.mutate, user_data, new)
         vm = self.gateway_vm(new, user_data)
         # 2. from the program's own configuration on both ends (the baseline left seed 000's)
         restored = ""
@@ -393,12 +393,12 @@ class Rotation:
         s.event("EIP association and route entry created again", s.now())
         s.say(f"psk_rotation: old ECS deleted, new gateway VM started (MAC {self.mac})")
         try:
-            agent_s = vm.wait_agent(timeout=s.boot_timeout_s)  # a busy host: as long as the first boot may take
+            agent_s = vm.wait_agent(timeout=s.opts.boot_timeout_s)  # a busy host: as long as the first boot may take
         except Exception as e:
             s.probes.stop(t0)
             return False, f"the new gateway VM did not boot: {e}\n" + self.context(None), {}
         s.ecs = vm
-        mono_up = self.wait_new_up(vm, s.boot_timeout_s)
+        mono_up = self.wait_new_up(vm, s.opts.boot_timeout_s)
         up_s = {
             "rotation_to_established_s": round(mono_up - mono_mod1, 1) if mono_up else None,
             "rotation_replace_to_established_s": round(mono_up - mono_del, 1) if mono_up else None,

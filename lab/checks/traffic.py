@@ -78,7 +78,7 @@ def udp_aws_to_ali(s: Session) -> Outcome:
 
 
 def bulk_tcp_mtu(s: Session) -> Outcome:
-    n = s.bulk_mb * 1024 * 1024
+    n = s.opts.bulk_mb * 1024 * 1024
     results: list = []
     problems: list[str] = []
     metrics: dict = {"bytes_each": n}
@@ -96,7 +96,7 @@ def bulk_tcp_mtu(s: Session) -> Outcome:
         metrics[f"{label}_receiver_mss"] = r.get("receiver_mss")
         if not r.get("ok"):
             problems.append(
-                f"{sns} {sip} -> {cns} {cip} ({s.bulk_mb} MiB, connection opened by {cns}): "
+                f"{sns} {sip} -> {cns} {cip} ({s.opts.bulk_mb} MiB, connection opened by {cns}): "
                 f"{r.get('error') or 'incomplete'} after {r.get('bytes')} of {n} bytes, "
                 f"receiver MSS {r.get('receiver_mss')}\nsender's TCP: {r.get('sender_ss', '')}"
             )

@@ -1,0 +1,22 @@
+"""What one lab run is asked to do (`python -m lab run`'s options)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Options:
+    config_file: Path
+    report_path: Path | None = None
+    only: tuple[str, ...] = ()
+    mutate: str | None = None
+    plan_json: Path | None = None
+    bulk_mb: int = 20
+    boot_timeout_s: int = 900
+    establish_grace_s: int = 180
+    rebuild_image: bool = False
+    memory_mb: int = 2048
+    cpus: int = 2
+    faults: bool = True  # issue 4's fault and failover checks (`--no-faults` skips them)
