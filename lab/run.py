@@ -15,7 +15,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from lab import REPO, diagnostics, machine, mutations, peer, poll, registry, swan
+from lab import REPO, cloudinit, diagnostics, machine, mutations, peer, poll, registry, swan
 from lab import image as image_mod
 from lab.checks.rotation import VSWITCH_PORT
 from lab.image import Image
@@ -28,7 +28,6 @@ from lab.topology import Topology, plan_topology, render_env
 from lab.vm import VM, ExecResult
 
 GUEST_DIR = Path(__file__).parent / "guest"
-TERMINAL_CLOUD_INIT = ("done", "error", "disabled", "degraded done", "degraded error")
 
 
 RUN_DIR_PREFIX = "aws2aliyun-lab-"
@@ -74,14 +73,6 @@ def stack_profile(config_file: Path) -> dict:
     except Exception as e:  # the plan validates the file; this is only a label
         out["crypto_profile"] = f"unknown ({type(e).__name__})"
     return out
-
-
-def cloud_init_status(text: str) -> str:
-    """`cloud-init status --format json` -> its status ("running", "done", ...; "" unreadable)."""
-    try:
-        return str(json.loads(text).get("status") or "")
-    except (ValueError, AttributeError):
-        return ""
 
 
 def vswitch_ports(run_dir: Path, wanted: set[str]) -> tuple[Path, ...]:
@@ -277,9 +268,9 @@ class Lab:
         assert self.vm and self.inputs
         vm, i = self.vm, self.inputs
         self.p.phase("cloud-init", "waiting for cloud-init (packages from Debian's registry) and both tunnels")
-        # cloud-init's own JSON status, whether strongSwan is installed yet, the ECS's SAs
+        # cloud-init's own JSON status files, whether strongSwan is installed yet, the ECS's SAs
         script = (
-            "cloud-init status --format json 2>/dev/null || echo '{}'; echo ---; "
+            f"{cloudinit.STATUS_SCRIPT}; echo; echo ---; "
             "command -v swanctl >/dev/null && echo swanctl-installed; echo ---; "
             "swanctl --list-sas --pretty 2>/dev/null"
         )
@@ -291,7 +282,7 @@ class Lab:
             res = vm.sh(script, timeout=40)
             ci_json, _, rest = res.out.partition("---\n")
             head, _, sas_text = rest.partition("---\n")
-            status = cloud_init_status(ci_json)
+            status = cloudinit.status(ci_json)
             if status and status != facts.cloud_init_status:
                 facts.cloud_init_status = status
                 self.p.say(f"cloud-init: {status}")
@@ -303,7 +294,7 @@ class Lab:
                 if t.number not in facts.tunnel_up_s and swan.established(sas, t.outside_address):
                     facts.tunnel_up_s[t.number] = vm.since_start()
                     self.p.say(f"tunnel{t.number} ESTABLISHED {facts.tunnel_up_s[t.number]:.0f}s after VM start")
-            if facts.cloud_init_status in TERMINAL_CLOUD_INIT and facts.cloud_init_done_s is None:
+            if facts.cloud_init_status in cloudinit.TERMINAL and facts.cloud_init_done_s is None:
                 facts.cloud_init_done_s = vm.since_start()
             if not vm.alive():
                 raise LabAbortError("QEMU exited during boot:\n" + vm.tail_file(vm.console, 40))

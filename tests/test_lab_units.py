@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from lab import awsnames, mutations, peer, swan
+from lab import awsnames, cloudinit, mutations, peer, swan
 from lab.inputs import PlanError, from_plan
 from lab.registry import CHECKS
 from lab.report import Check, Report
@@ -419,3 +419,41 @@ def test_reports_name_stack_files_relative_to_the_repository(tmp_path):
     outside = tmp_path / "Pulumi.x.yaml"
     outside.write_text("config: {}\n")
     assert stack_profile(outside)["config_file"] == "Pulumi.x.yaml"
+
+
+def _cloud_init_files(status: dict | None, result: dict | None) -> str:
+    """What cloudinit.STATUS_SCRIPT prints for these file contents (None: the file is missing)."""
+    head = json.dumps(status) if status is not None else ""
+    tail = json.dumps(result) if result is not None else ""
+    return f"{head}\n{cloudinit.SEPARATOR}\n{tail}"
+
+
+def _stage(start: float | None, finished: float | None, errors: list[str] | None = None) -> dict:
+    return {"errors": errors or [], "finished": finished, "recoverable_errors": {}, "start": start}
+
+
+@pytest.mark.parametrize(
+    ("status", "result", "want"),
+    [
+        (None, None, "not run"),  # before init-local
+        ({"v1": {"datasource": None, "init-local": _stage(None, None), "stage": None}}, None, "not run"),
+        ({"v1": {"datasource": None, "init-local": _stage(10.0, None), "stage": "init-local"}}, None, "running"),
+        # between two stages: none is current, one has started
+        ({"v1": {"init-local": _stage(10.0, 12.0), "init": _stage(None, None), "stage": None}}, None, "running"),
+        ({"v1": {"modules-final": _stage(10.0, 40.0)}}, {"v1": {"datasource": "NoCloud", "errors": []}}, "done"),
+        (
+            {"v1": {"modules-final": _stage(10.0, 40.0, ["x"])}},
+            {"v1": {"datasource": "NoCloud", "errors": ["('scripts_user', RuntimeError(...))"]}},
+            "error",
+        ),
+    ],
+)
+def test_cloud_init_status_from_its_own_files(status, result, want):
+    assert cloudinit.status(_cloud_init_files(status, result)) == want
+
+
+def test_cloud_init_status_unreadable_output():
+    assert cloudinit.status("") == ""  # the guest command did not run
+    assert cloudinit.status(f"not json\n{cloudinit.SEPARATOR}\n") == "not run"
+    assert all(s in cloudinit.TERMINAL for s in ("done", "error"))
+    assert "running" not in cloudinit.TERMINAL

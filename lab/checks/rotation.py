@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lab import mutations, peer, poll
+from lab import cloudinit, mutations, peer, poll
 from lab.checks.baseline import restore_ours
 from lab.checks.basic import settle_single_pair
 from lab.inputs import LabInputs, PlanError, from_plan, run_plan, verify_script_path
@@ -282,7 +282,7 @@ class Rotation:
             st = self.s.tunnel_state()
             if all(v["ecs_established"] and v["peer_xfrm_states"] >= 2 for v in st.values()):
                 return time.monotonic()
-            new_ci = vm.sh("cloud-init status 2>/dev/null | sed -n 's/^status: //p'", 20).out.strip()
+            new_ci = cloudinit.status(vm.sh(cloudinit.STATUS_SCRIPT, 20).out)
             if new_ci and new_ci != ci[0]:
                 ci[0] = new_ci
                 self.s.say(f"new gateway: cloud-init {new_ci} ({vm.since_start():.0f}s after its VM start)")

@@ -107,5 +107,5 @@ for r in $AWS_ROUTES_TO_ALI; do $A route add "$r" via "$AWS1_TRANSIT"; done
 
 set +x
 for n in 1 2; do /bin/sh /run/lab/peer.sh start "$n"; done
-setsid /bin/sh /run/lab/awsrouter-monitor.sh >>"$L/awsrouter.log" 2>&1 </dev/null &
+setsid /bin/bash /run/lab/awsrouter-monitor.sh >>"$L/awsrouter.log" 2>&1 </dev/null &
 echo "=== lab boot done $(date +%T)"

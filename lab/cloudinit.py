@@ -1,0 +1,50 @@
+"""cloud-init's progress as the lab watches it: from the JSON files cloud-init itself writes.
+
+`cloud-init status --format json` is the authority (the `cloud_init_clean` check asks it
+once), but it is a Python program: in a TCG guest each call costs about 2 CPU-seconds, and
+polled every few seconds during a boot it took a third of the boot's CPU. The files it reads
+are cheap to `cat`: `/run/cloud-init/status.json` (each stage's start, finish and errors,
+written as the stages run) and `/run/cloud-init/result.json` (written once, when the last
+stage has finished). The status derived here follows `cloud-init status`'s own rules.
+"""
+
+from __future__ import annotations
+
+import json
+
+RUN_DIR = "/run/cloud-init"
+STATUS_FILE = f"{RUN_DIR}/status.json"
+RESULT_FILE = f"{RUN_DIR}/result.json"
+SEPARATOR = "=== result.json"
+# One guest command: both files (either may be missing), split by SEPARATOR.
+STATUS_SCRIPT = f"cat {STATUS_FILE} 2>/dev/null; echo; echo '{SEPARATOR}'; cat {RESULT_FILE} 2>/dev/null"
+# The statuses after which cloud-init does nothing more this boot.
+TERMINAL = ("done", "error", "disabled", "degraded done", "degraded error")
+
+
+def _v1(text: str) -> dict | None:
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    v1 = doc.get("v1") if isinstance(doc, dict) else None
+    return v1 if isinstance(v1, dict) else None
+
+
+def status(out: str) -> str:
+    """STATUS_SCRIPT's output -> "not run", "running", "done" or "error" ("" when the output
+    is not STATUS_SCRIPT's: the guest command itself failed).
+
+    As `cloud-init status`: done once result.json exists, error when it lists errors;
+    before that running once status.json shows a stage started."""
+    if SEPARATOR not in out:
+        return ""
+    status_text, _, result_text = out.partition(SEPARATOR)
+    result = _v1(result_text.strip())
+    if result is not None:
+        return "error" if result.get("errors") else "done"
+    stages = _v1(status_text.strip())
+    if stages is None:
+        return "not run"
+    started = stages.get("stage") or any(isinstance(v, dict) and v.get("start") for v in stages.values())
+    return "running" if started else "not run"
