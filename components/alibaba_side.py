@@ -1,15 +1,17 @@
-"""The Alibaba Cloud end: VPC, vSwitch, security group, EIP, the strongSwan gateway ECS,
-its EIP association and the route entry sending the AWS CIDR to it."""
+"""The Alibaba Cloud end: VPC and vSwitch (new, or existing ones), security group, EIP, the
+strongSwan gateway ECS, its EIP association and the route entries sending every AWS prefix
+to it in every route table the link routes through."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_alicloud as alicloud
 
-from components.naming import key_pair_name, stack_scoped
+from components.naming import cidr_slug, given, key_pair_name, stack_scoped
 from core.settings import HARDENED_METADATA_IMAGES, IMAGE_ALIASES, Settings
 
 EIP_BANDWIDTH_MBPS = "100"  # pay-by-traffic, so this is a ceiling, not a cost
@@ -18,17 +20,21 @@ IKE_PORTS = (500, 4500)
 
 @dataclass
 class AliNetwork:
-    vpc: alicloud.vpc.Network
-    vswitch: alicloud.vpc.Switch
+    vpc_id: pulumi.Output[str]
+    vswitch_id: pulumi.Output[str]
+    zone_id: pulumi.Output[str]
+    route_table_ids: list[pulumi.Output[str]]  # where the routes to AWS go
     security_group: alicloud.ecs.SecurityGroup
     eip: alicloud.ecs.EipAddress
+    vpc: alicloud.vpc.Network | None  # None: an existing VPC (aliVpcId)
+    vswitch: alicloud.vpc.Switch | None  # None: an existing vSwitch (aliVswitchId)
 
 
 @dataclass
 class AliGateway:
     instance: alicloud.ecs.Instance
     eip_association: alicloud.ecs.EipAssociation
-    route_entry: alicloud.vpc.RouteEntry
+    route_entries: list[alicloud.vpc.RouteEntry]
     key_pair: alicloud.ecs.EcsKeyPair | None
 
 
@@ -102,35 +108,54 @@ def image_options(s: Settings) -> tuple[list[str], list[str]]:
     return ["userData", "imageId"], []
 
 
+def existing_vpc_route_table(vpc_id: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The system route table of an existing VPC (where a new VPC's routes go too)."""
+    found = alicloud.vpc.get_networks_output(ids=pulumi.Output.from_input(vpc_id).apply(lambda i: [i]))
+    return found.vpcs.apply(lambda vpcs: _one(vpcs, "aliVpcId").route_table_id)
+
+
+def existing_vswitch_zone(vswitch_id: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The zone of an existing vSwitch: the gateway ECS must be created in it."""
+    found = alicloud.vpc.get_switches_output(ids=pulumi.Output.from_input(vswitch_id).apply(lambda i: [i]))
+    return found.vswitches.apply(lambda vswitches: _one(vswitches, "aliVswitchId").zone_id)
+
+
+def _one(found: Sequence[Any], key: str) -> Any:
+    if len(found) != 1:
+        raise pulumi.RunError(f"{key}: no such resource in this region (Alibaba's lookup found {len(found)})")
+    return found[0]
+
+
 def create_network(name: str, s: Settings, parent: pulumi.Resource) -> AliNetwork:
+    """A new VPC with its vSwitch, or an existing VPC (`aliVpcId`) with a new vSwitch in it
+    (`aliVswitchCidr`) or an existing one (`aliVswitchId`); the security group and the EIP."""
     opts = pulumi.ResourceOptions(parent=parent)
     display = stack_scoped(name)
     tags = {"Name": display, "managed-by": "aws2aliyun-vpc"}
-    vpc = alicloud.vpc.Network(
-        f"{name}-ali-vpc", vpc_name=display, cidr_block=str(s.ali_vpc_cidr), tags=tags, opts=opts
-    )
-    vswitch = alicloud.vpc.Switch(
-        f"{name}-ali-vswitch",
-        vswitch_name=display,
-        vpc_id=vpc.id,
-        cidr_block=str(s.ali_vswitch_cidr),
-        zone_id=choose_zone(s),
-        tags=tags,
-        opts=pulumi.ResourceOptions(
-            parent=parent,
-            # zone_id and cidr_block are ForceNew, and vSwitch CIDRs must not overlap within a
-            # VPC: a replacement with the same CIDR can only be created after the old one is gone.
-            delete_before_replace=True,
-            # A looked-up zone is the first that sells the type *today*; once deployed it is held,
-            # so a change in stock never replaces the vSwitch and everything in it.
-            ignore_changes=[] if s.ali_zone_id else ["zoneId"],
-        ),
-    )
+    vpc = None
+    if s.creates_ali_vpc:
+        vpc = alicloud.vpc.Network(
+            f"{name}-ali-vpc", vpc_name=display, cidr_block=str(s.ali_vpc_cidr), tags=tags, opts=opts
+        )
+        vpc_id: pulumi.Output[str] = vpc.id
+        route_tables = [vpc.route_table_id]
+    else:
+        vpc_id = pulumi.Output.from_input(given(s.ali_vpc_id))
+        route_tables = [pulumi.Output.from_input(rt) for rt in s.ali_route_table_ids] or [
+            existing_vpc_route_table(vpc_id)
+        ]
+    vswitch = None
+    if s.ali_vswitch_id is not None:
+        vswitch_id = pulumi.Output.from_input(s.ali_vswitch_id)
+        zone_id = existing_vswitch_zone(vswitch_id)
+    else:
+        vswitch = _new_vswitch(name, s, vpc_id, display, tags, parent)
+        vswitch_id, zone_id = vswitch.id, vswitch.zone_id
     sg = alicloud.ecs.SecurityGroup(
         f"{name}-ali-sg",
         security_group_name=display,
         description="aws2aliyun-vpc gateway: IKE from the AWS tunnel endpoints only",
-        vpc_id=vpc.id,
+        vpc_id=vpc_id,
         inner_access_policy="Drop",
         tags=tags,
         opts=opts,
@@ -145,7 +170,38 @@ def create_network(name: str, s: Settings, parent: pulumi.Resource) -> AliNetwor
         tags=tags,
         opts=opts,
     )
-    return AliNetwork(vpc=vpc, vswitch=vswitch, security_group=sg, eip=eip)
+    return AliNetwork(
+        vpc_id=vpc_id,
+        vswitch_id=vswitch_id,
+        zone_id=zone_id,
+        route_table_ids=route_tables,
+        security_group=sg,
+        eip=eip,
+        vpc=vpc,
+        vswitch=vswitch,
+    )
+
+
+def _new_vswitch(
+    name: str, s: Settings, vpc_id: pulumi.Output[str], display: str, tags: dict[str, str], parent: pulumi.Resource
+) -> alicloud.vpc.Switch:
+    return alicloud.vpc.Switch(
+        f"{name}-ali-vswitch",
+        vswitch_name=display,
+        vpc_id=vpc_id,
+        cidr_block=str(s.ali_vswitch_cidr),
+        zone_id=choose_zone(s),
+        tags=tags,
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            # zone_id and cidr_block are ForceNew, and vSwitch CIDRs must not overlap within a
+            # VPC: a replacement with the same CIDR can only be created after the old one is gone.
+            delete_before_replace=True,
+            # A looked-up zone is the first that sells the type *today*; once deployed it is held,
+            # so a change in stock never replaces the vSwitch and everything in it.
+            ignore_changes=[] if s.ali_zone_id else ["zoneId"],
+        ),
+    )
 
 
 def create_security_rules(
@@ -157,11 +213,17 @@ def create_security_rules(
 ) -> list[alicloud.ecs.SecurityGroupRule]:
     """Ingress: IKE/NAT-T from each AWS tunnel endpoint (/32), the traffic the gateway
     forwards from the Alibaba VPC, SSH from sshAllowedCidrs only. Nothing from 0.0.0.0/0."""
-    opts = pulumi.ResourceOptions(parent=parent)
     sg_id = network.security_group.id
     rules: list[alicloud.ecs.SecurityGroupRule] = []
 
-    def rule(suffix: str, protocol: str, ports: str, cidr: pulumi.Input[str], description: str) -> None:
+    def rule(
+        suffix: str,
+        protocol: str,
+        ports: str,
+        cidr: pulumi.Input[str],
+        description: str,
+        aliases: list[pulumi.Alias] | None = None,
+    ) -> None:
         rules.append(
             alicloud.ecs.SecurityGroupRule(
                 f"{name}-sg-{suffix}",
@@ -174,7 +236,7 @@ def create_security_rules(
                 cidr_ip=cidr,
                 priority=1,
                 description=description,
-                opts=opts,
+                opts=pulumi.ResourceOptions(parent=parent, aliases=aliases or []),
             )
         )
 
@@ -182,7 +244,16 @@ def create_security_rules(
         cidr = address.apply(lambda a: f"{a}/32")
         for port in IKE_PORTS:
             rule(f"tunnel{n}-udp{port}", "udp", f"{port}/{port}", cidr, f"IKE/NAT-T from AWS tunnel {n}")
-    rule("forward-ali", "all", "-1/-1", str(s.ali_vpc_cidr), "traffic from the Alibaba VPC forwarded to AWS")
+    for i, prefix in enumerate(s.ali_prefixes):
+        rule(
+            f"forward-ali-{cidr_slug(prefix)}",
+            "all",
+            "-1/-1",
+            str(prefix),
+            "traffic from the Alibaba side forwarded to AWS",
+            # a stack from before several prefixes named its one rule "forward-ali"
+            aliases=[pulumi.Alias(name=f"{name}-sg-forward-ali")] if i == 0 else [],
+        )
     for i, ssh in enumerate(s.ssh_allowed_cidrs):
         rule(f"ssh-{i}", "tcp", "22/22", str(ssh), "SSH from sshAllowedCidrs")
     return rules
@@ -220,10 +291,10 @@ def create_gateway(
         instance_type=s.ecs_instance_type,
         image_id=choose_image(s),
         # The vSwitch's own zone: never a second lookup that could disagree with it.
-        availability_zone=network.vswitch.zone_id,
-        vswitch_id=network.vswitch.id,
+        availability_zone=network.zone_id,
+        vswitch_id=network.vswitch_id,
         security_groups=[network.security_group.id],
-        private_ip=str(s.ecs_private_ip),
+        private_ip=str(s.ecs_private_ip) if s.ecs_private_ip is not None else None,
         system_disk_category="cloud_essd",
         system_disk_size=20,
         internet_max_bandwidth_out=0,  # public traffic goes through the EIP
@@ -257,12 +328,24 @@ def create_gateway(
         instance_type="EcsInstance",
         opts=opts,
     )
-    route = alicloud.vpc.RouteEntry(
-        f"{name}-route-to-aws",
-        route_table_id=network.vpc.route_table_id,
-        destination_cidrblock=str(s.aws_vpc_cidr),
-        nexthop_type="Instance",
-        nexthop_id=instance.id,
-        opts=opts,
-    )
-    return AliGateway(instance=instance, eip_association=association, route_entry=route, key_pair=key_pair)
+    routes: list[alicloud.vpc.RouteEntry] = []
+    for n, table in enumerate(network.route_table_ids):
+        for i, prefix in enumerate(s.aws_prefixes):
+            first = n == 0 and i == 0
+            routes.append(
+                alicloud.vpc.RouteEntry(
+                    f"{name}-route-to-aws-{cidr_slug(prefix)}" + (f"-rt{n}" if n else ""),
+                    route_table_id=table,
+                    destination_cidrblock=str(prefix),
+                    nexthop_type="Instance",
+                    nexthop_id=instance.id,
+                    # a stack from before several prefixes named its one route "route-to-aws";
+                    # one table's entries one after the other (concurrent edits: TaskConflict)
+                    opts=pulumi.ResourceOptions(
+                        parent=parent,
+                        aliases=[pulumi.Alias(name=f"{name}-route-to-aws")] if first else [],
+                        depends_on=routes[-1:],
+                    ),
+                )
+            )
+    return AliGateway(instance=instance, eip_association=association, route_entries=routes, key_pair=key_pair)

@@ -1,5 +1,6 @@
-"""The AWS end: VPC (or an existing one), virtual private gateway, customer gateway,
-VPN connection with two tunnels, tunnel logs, and routes towards Alibaba."""
+"""The AWS end: a virtual private gateway in a new or existing VPC, or an existing Transit
+Gateway; customer gateway, VPN connection with two tunnels, tunnel logs, and one static
+route towards Alibaba per Alibaba prefix."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.naming import cidr_slug, given
 from core.settings import Settings
 
 # The ECS is the only initiator: AWS waits (startup_action=add), so the two ends never
@@ -20,9 +22,10 @@ CUSTOMER_GATEWAY_ASN = "65000"  # unused with static routing, but the API requir
 
 @dataclass
 class AwsNetwork:
-    vpc_id: pulumi.Output[str]
+    vpc_id: pulumi.Output[str] | None  # None with a Transit Gateway
     route_table_ids: list[pulumi.Output[str]]
-    vpn_gateway: aws.ec2.VpnGateway
+    vpn_gateway: aws.ec2.VpnGateway | None  # None with a Transit Gateway
+    transit_gateway_id: pulumi.Output[str] | None = None
 
 
 @dataclass
@@ -34,9 +37,17 @@ class AwsVpn:
 
 def create_network(name: str, s: Settings, parent: pulumi.Resource) -> AwsNetwork:
     """The VPC side: a new VPC with a subnet and route table, or the given existing VPC;
-    a virtual private gateway attached to it, propagating its routes to every route table."""
+    a virtual private gateway attached to it, propagating its routes to every route table.
+    With a Transit Gateway nothing: the VPN connection attaches to it."""
     opts = pulumi.ResourceOptions(parent=parent)
     tags = {"Name": name, "managed-by": "aws2aliyun-vpc"}
+    if s.uses_transit_gateway:
+        return AwsNetwork(
+            vpc_id=None,
+            route_table_ids=[],
+            vpn_gateway=None,
+            transit_gateway_id=pulumi.Output.from_input(given(s.aws_transit_gateway_id)),
+        )
     if s.aws_vpc_id is None:
         vpc = aws.ec2.Vpc(
             f"{name}-aws-vpc",
@@ -103,7 +114,10 @@ def create_vpn(
     preshared_keys: tuple[pulumi.Output[str], pulumi.Output[str]],
     parent: pulumi.Resource,
 ) -> AwsVpn:
-    """Customer gateway at the EIP, the VPN connection, its logs and the static route."""
+    """Customer gateway at the EIP, the VPN connection, its logs and the static routes: the
+    connection's own with a virtual private gateway, the Transit Gateway route table's with one
+    (AWS: "for a VPN connection on a transit gateway, you add the static routes in the transit
+    gateway route table")."""
     opts = pulumi.ResourceOptions(parent=parent)
     tags = {"Name": name, "managed-by": "aws2aliyun-vpc"}
     cgw = aws.ec2.CustomerGateway(
@@ -123,7 +137,8 @@ def create_vpn(
     connection = aws.ec2.VpnConnection(
         f"{name}-vpn",
         customer_gateway_id=cgw.id,
-        vpn_gateway_id=network.vpn_gateway.id,
+        vpn_gateway_id=network.vpn_gateway.id if network.vpn_gateway is not None else None,
+        transit_gateway_id=network.transit_gateway_id,
         type="ipsec.1",
         static_routes_only=True,
         preshared_key_storage=s.preshared_key_storage,
@@ -132,17 +147,42 @@ def create_vpn(
         tags=tags,
         opts=pulumi.ResourceOptions(
             parent=parent,
-            # Inside CIDRs are ForceNew and must be unique per virtual private gateway: with one
+            # Inside CIDRs are ForceNew and must be unique per virtual private gateway (and per
+            # Transit Gateway): with one
             # pinned, a replacement made before the old connection is deleted would collide with
             # the old one still holding it (docs/provider-facts-day-two.md).
             delete_before_replace=any(c is not None for c in s.tunnel_inside_cidrs),
         ),
         **tunnel_options(s, log_group.arn),
     )
-    aws.ec2.VpnConnectionRoute(
-        f"{name}-vpn-route",
-        vpn_connection_id=connection.id,
-        destination_cidr_block=str(s.ali_vpc_cidr),
-        opts=opts,
-    )
+    if network.transit_gateway_id is not None:
+        route_table = (
+            pulumi.Output.from_input(s.aws_transit_gateway_route_table_id)
+            if s.aws_transit_gateway_route_table_id is not None
+            else transit_gateway_default_route_table(network.transit_gateway_id)
+        )
+        for prefix in s.ali_prefixes:
+            aws.ec2transitgateway.Route(
+                f"{name}-tgw-route-{cidr_slug(prefix)}",
+                destination_cidr_block=str(prefix),
+                transit_gateway_attachment_id=connection.transit_gateway_attachment_id,
+                transit_gateway_route_table_id=route_table,
+                opts=opts,
+            )
+    else:
+        for i, prefix in enumerate(s.ali_prefixes):
+            aws.ec2.VpnConnectionRoute(
+                f"{name}-vpn-route-{cidr_slug(prefix)}",
+                vpn_connection_id=connection.id,
+                destination_cidr_block=str(prefix),
+                # a stack from before several prefixes named its one route "vpn-route"
+                opts=pulumi.ResourceOptions(
+                    parent=parent, aliases=[pulumi.Alias(name=f"{name}-vpn-route")] if i == 0 else []
+                ),
+            )
     return AwsVpn(customer_gateway=cgw, connection=connection, log_group=log_group)
+
+
+def transit_gateway_default_route_table(tgw_id: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The route table a Transit Gateway associates new attachments with by default."""
+    return aws.ec2transitgateway.get_transit_gateway_output(id=tgw_id).association_default_route_table_id

@@ -62,9 +62,9 @@ def user_data(
     def build(v: list[str]) -> str:
         gateway = Gateway(
             eip=v[0],
-            private_ip=str(s.ecs_private_ip),
-            aws_vpc_cidr=str(s.aws_vpc_cidr),
-            ali_vpc_cidr=str(s.ali_vpc_cidr),
+            private_ip=str(s.ecs_private_ip) if s.ecs_private_ip is not None else None,
+            aws_prefixes=tuple(str(p) for p in s.aws_prefixes),
+            ali_prefixes=tuple(str(p) for p in s.ali_prefixes),
             crypto=s.crypto,
             tunnels=(Tunnel(1, *v[1:6]), Tunnel(2, *v[6:11])),
             ssh_allowed_cidrs=tuple(str(c) for c in s.ssh_allowed_cidrs),
@@ -115,7 +115,7 @@ class VpnLink(pulumi.ComponentResource):
                 host=ali.eip.ip_address,
                 private_key=access.private_key,
                 triggers=[gateway.instance.id, conn.id],
-                depends_on=[gateway.eip_association, gateway.route_entry],
+                depends_on=[gateway.eip_association, *gateway.route_entries],
                 parent=self,
             )
 
@@ -126,8 +126,12 @@ class VpnLink(pulumi.ComponentResource):
             "eipAddress": ali.eip.ip_address,
             "ecsPrivateIp": gateway.instance.private_ip,
             "ecsInstanceId": gateway.instance.id,
-            "awsVpcId": aws_net.vpc_id,
-            "aliVpcId": ali.vpc.id,
+            "awsVpcId": aws_net.vpc_id if aws_net.vpc_id is not None else pulumi.Output.from_input(""),
+            "aliVpcId": ali.vpc_id,
+            "aliVswitchId": ali.vswitch_id,
+            "aliRouteTableIds": pulumi.Output.all(*ali.route_table_ids),
+            "awsCidrs": pulumi.Output.from_input([str(p) for p in s.aws_prefixes]),
+            "aliCidrs": pulumi.Output.from_input([str(p) for p in s.ali_prefixes]),
             "vpnConnectionId": conn.id,
             "customerGatewayId": vpn.customer_gateway.id,
             "tunnelLogGroup": vpn.log_group.name,

@@ -5,6 +5,7 @@ each such name carries the project and the stack: `aws2aliyun-vpc-prod-link-...`
 from __future__ import annotations
 
 import hashlib
+from typing import TypeVar
 
 import pulumi
 
@@ -28,3 +29,19 @@ def key_pair_name(component: str, public_key: str) -> str:
     resource_alicloud_ecs_key_pair.go: `public_key` is neither ForceNew nor updated), but its
     name is ForceNew: a new key gets a new key pair, created before the old one is deleted."""
     return stack_scoped(component, fingerprint(public_key))
+
+
+def cidr_slug(cidr: object) -> str:
+    """A prefix as part of a resource name (`10.10.0.0/16` -> `10-10-0-0-16`): a resource per
+    prefix is named by its prefix, so adding or reordering prefixes never renames another."""
+    return str(cidr).replace(".", "-").replace("/", "-")
+
+
+T = TypeVar("T")
+
+
+def given(value: T | None) -> T:
+    """An optional setting the caller has just checked is set."""
+    if value is None:  # pragma: no cover - a bug: callers test first
+        raise ValueError("setting is unset")
+    return value

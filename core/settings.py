@@ -64,6 +64,12 @@ IMAGE_ID_PATTERN = re.compile(r"^(m-[0-9a-z]{8,}|[a-z0-9_]+\.vhd)$")
 INSTANCE_TYPE_PATTERN = re.compile(r"^ecs\.[a-z0-9-]+\.[a-z0-9]+$")
 AWS_VPC_ID_PATTERN = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 AWS_ROUTE_TABLE_ID_PATTERN = re.compile(r"^rtb-[0-9a-f]{8,17}$")
+AWS_TRANSIT_GATEWAY_ID_PATTERN = re.compile(r"^tgw-[0-9a-f]{8,17}$")
+AWS_TGW_ROUTE_TABLE_ID_PATTERN = re.compile(r"^tgw-rtb-[0-9a-f]{8,17}$")
+# Alibaba ids: a prefix and 17-25 lowercase letters and digits (vpc-bp1opxu1zkhn00gzv26cc)
+ALI_VPC_ID_PATTERN = re.compile(r"^vpc-[0-9a-z]{8,32}$")
+ALI_VSWITCH_ID_PATTERN = re.compile(r"^vsw-[0-9a-z]{8,32}$")
+ALI_ROUTE_TABLE_ID_PATTERN = re.compile(r"^vtb-[0-9a-z]{8,32}$")
 ALI_ZONE_PATTERN = re.compile(r"^[a-z]{2}-[a-z0-9-]+$")
 
 # Alibaba's ImportKeyPair accepts RSA, DSA and ECDSA public keys only (no ssh-ed25519):
@@ -78,8 +84,14 @@ PSK_STORAGES = ("Standard", "SecretsManager")
 MIN_DPD_TIMEOUT_S = 30
 # Alibaba vSwitch masks run from /16 to /29 (Alibaba VPC docs); VPCs from /8 to /28.
 ALI_VSWITCH_PREFIXES = range(16, 30)
+AWS_PREFIXES = range(8, 33)  # a prefix behind a side: any length (a /32 host route included)
+ALI_PREFIXES = range(8, 33)
 ALI_VPC_PREFIXES = range(8, 29)
 AWS_VPC_PREFIXES = range(16, 29)
+# Provider limits this link's own resources must respect (FACTS.md "Prefixes and limits").
+AWS_STATIC_ROUTES_PER_VPN = 100  # static routes of one VPN connection (AWS Site-to-Site VPN quotas)
+ALI_ROUTE_ENTRIES_PER_TABLE = 200  # custom route entries of one route table (Alibaba VPC quotas)
+ALI_RULES_PER_SECURITY_GROUP = 200  # rules of one security group (Alibaba ECS limits)
 LOG_RETENTION_DAYS = (
     1,
     3,
@@ -139,8 +151,11 @@ class Problems:
     that rule reads (`after`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, deferred: Callable[[Any], bool] | None = None) -> None:
         self._lines: list[tuple[float, str]] = []
+        # A value known only later (a Pulumi Output passed to VpnLinkArgs): kinds that accept
+        # one pass it through unchecked; the rules across keys skip it.
+        self.deferred: Callable[[Any], bool] = deferred or (lambda value: False)
 
     def add(self, key: str, value: Any, allowed: str, *, after: str | None = None) -> None:
         """`key: <value> is invalid: <allowed>`; `key` may name a list item (`sshAllowedCidrs[0]`)."""
@@ -172,6 +187,9 @@ class Kind:
 
     type: str  # Pulumi.yaml schema type: "string" | "integer" | "boolean" | "array"
     parse: Callable[[Problems, str, Any], Any]
+    # May the value be known only later (an id or a secret from another resource's Output)?
+    # Kinds that decide which resources exist, or that rules compare, may not.
+    deferrable: bool = False
 
 
 def _as_str(raw: Any) -> str:
@@ -225,6 +243,19 @@ def cidr(prefixes: range) -> Kind:
     return Kind("string", lambda p, key, raw: _network(p, key, raw, prefixes))
 
 
+def cidrs(prefixes: range) -> Kind:
+    """A list of IPv4 networks as `cidr(prefixes)` (empty: the single-prefix key applies)."""
+
+    def parse(p: Problems, key: str, raw: Any) -> Any:
+        items = _strings(p, key, raw)
+        if items is None:
+            return INVALID
+        nets = [_network(p, f"{key}[{i}]", item, prefixes) for i, item in enumerate(items)]
+        return INVALID if any(n is INVALID for n in nets) else tuple(nets)
+
+    return Kind("array", parse)
+
+
 def _inside_cidr(p: Problems, key: str, raw: Any) -> Any:
     if _as_str(raw) == "":
         return None
@@ -248,6 +279,8 @@ INSIDE_CIDR = Kind("string", _inside_cidr)
 
 
 def _psk(p: Problems, key: str, raw: Any) -> Any:
+    if p.deferred(raw):
+        return raw
     text = _as_str(raw)
     if text == "":
         return None
@@ -257,7 +290,7 @@ def _psk(p: Problems, key: str, raw: Any) -> Any:
     return Secret(text)
 
 
-PRESHARED_KEY = Kind("string", _psk)
+PRESHARED_KEY = Kind("string", _psk, deferrable=True)
 """A tunnel PSK to AWS's rules, as a `Secret`; None when empty."""
 
 
@@ -275,13 +308,21 @@ def choice(options: Mapping[str, Any] | Collection[str]) -> Kind:
 
 
 def text(
-    valid: re.Pattern[str] | Callable[[str], bool], rule: str, *, optional: bool = False, show_raw: bool = False
+    valid: re.Pattern[str] | Callable[[str], bool],
+    rule: str,
+    *,
+    optional: bool = False,
+    show_raw: bool = False,
+    deferrable: bool = False,
 ) -> Kind:
     """A string that `valid` accepts (stripped); empty is None when `optional`. Problems show the
-    stripped text, or the raw value with `show_raw`."""
+    stripped text, or the raw value with `show_raw`. A `deferrable` one (a resource id) may be
+    an Output of another resource, passed through."""
     accepts = valid.match if isinstance(valid, re.Pattern) else valid
 
     def parse(p: Problems, key: str, raw: Any) -> Any:
+        if deferrable and p.deferred(raw):
+            return raw
         value = _as_str(raw)
         if optional and value == "":
             return None
@@ -290,7 +331,7 @@ def text(
             return INVALID
         return value
 
-    return Kind("string", parse)
+    return Kind("string", parse, deferrable)
 
 
 def whole(valid: Callable[[int], bool], rule: str) -> Kind:
@@ -391,15 +432,23 @@ def ids(pattern: re.Pattern[str], rule: str) -> Kind:
     """A list of resource ids, each matching `pattern` (the list is kept whole for the rules)."""
 
     def parse(p: Problems, key: str, raw: Any) -> Any:
+        if isinstance(raw, list | tuple) and any(p.deferred(item) for item in raw):
+            # ids of the caller's own resources (Outputs): the list's length is what counts here
+            _check_ids(p, key, [(i, item) for i, item in enumerate(raw) if not p.deferred(item)], pattern, rule)
+            return tuple(raw)
         items = _strings(p, key, raw)
         if items is None:
             return ()
-        for i, item in enumerate(items):
-            if not pattern.match(item):
-                p.add(f"{key}[{i}]", item, rule)
+        _check_ids(p, key, list(enumerate(items)), pattern, rule)
         return tuple(items)
 
     return Kind("array", parse)
+
+
+def _check_ids(p: Problems, key: str, items: list[tuple[int, Any]], pattern: re.Pattern[str], rule: str) -> None:
+    for i, item in items:
+        if not isinstance(item, str) or not pattern.match(item.strip()):
+            p.add(f"{key}[{i}]", item, rule)
 
 
 # --- The declaration of every key ------------------------------------------------------------
@@ -419,11 +468,13 @@ class KeySpec:
     parse: Callable[[Problems, str, Any], Any] = field(repr=False, compare=False)
     secret: bool = False
     attr: str = ""  # the `Settings` field it fills
+    deferrable: bool = False  # may be an Output of another resource (VpnLinkArgs)
 
 
 def setting(name: str, default: Any, kind: Kind, description: str, *, secret: bool = False) -> Any:
     """A `Settings` field read from config key `name` (`default` when unset)."""
-    return field(metadata={_SETTING: KeySpec(name, kind.type, default, description, kind.parse, secret)})
+    spec = KeySpec(name, kind.type, default, description, kind.parse, secret, deferrable=kind.deferrable)
+    return field(metadata={_SETTING: spec})
 
 
 def _profile_text(name: str) -> str:
@@ -452,14 +503,33 @@ class Settings:
         "10.10.0.0/16",
         cidr(AWS_VPC_PREFIXES),
         f"CIDR of the AWS VPC, /{AWS_VPC_PREFIXES.start} to /{AWS_VPC_PREFIXES.stop - 1}: the one created, "
-        "or the existing one's when `awsVpcId` is set. Not in 169.254.0.0/16.",
+        "or the existing one's when `awsVpcId` is set. Not in 169.254.0.0/16. The single-prefix form of "
+        "`awsCidrs`.",
+    )
+    aws_cidrs: tuple[IPv4Network, ...] = setting(
+        "awsCidrs",
+        [],
+        cidrs(AWS_PREFIXES),
+        "The prefixes reachable on the AWS side, when there are several: the existing VPC's CIDRs "
+        "(`awsVpcId`) or what lies behind the Transit Gateway (`awsTransitGatewayId`, required there). Each "
+        f"gets a route over both tunnels on the gateway and in every Alibaba route table; at most "
+        f"{ALI_ROUTE_ENTRIES_PER_TABLE}. Empty: `awsVpcCidr` alone.",
     )
     ali_vpc_cidr: IPv4Network = setting(
         "aliVpcCidr",
         "172.16.0.0/16",
         cidr(ALI_VPC_PREFIXES),
         f"CIDR of the Alibaba Cloud VPC, /{ALI_VPC_PREFIXES.start} to /{ALI_VPC_PREFIXES.stop - 1}; "
-        "must not overlap `awsVpcCidr` nor 169.254.0.0/16.",
+        "must not overlap `awsVpcCidr` nor 169.254.0.0/16. The single-prefix form of `aliCidrs`.",
+    )
+    ali_cidrs: tuple[IPv4Network, ...] = setting(
+        "aliCidrs",
+        [],
+        cidrs(ALI_PREFIXES),
+        "The prefixes reachable on the Alibaba side, when there are several (an existing VPC's CIDR and its "
+        "secondary CIDRs, `aliVpcId`): each is a static route of the VPN connection (or of the Transit Gateway "
+        f"route table) and is admitted by the security group, at most {AWS_STATIC_ROUTES_PER_VPN}. None may "
+        "overlap an AWS prefix. Empty: `aliVpcCidr` alone.",
     )
     ali_vswitch_cidr: IPv4Network = setting(
         "aliVswitchCidr",
@@ -475,6 +545,84 @@ class Settings:
         text(ALI_ZONE_PATTERN, "expected an Alibaba zone id such as cn-hangzhou-i, or empty", optional=True),
         "Alibaba zone of the vSwitch and the gateway ECS, e.g. cn-hangzhou-i; empty picks the first zone "
         "offering `ecsInstanceType` at the first deploy and keeps it. Required with `deletionProtection`.",
+    )
+    ali_vpc_id: str | None = setting(
+        "aliVpcId",
+        "",
+        text(
+            ALI_VPC_ID_PATTERN,
+            "expected an Alibaba VPC id such as vpc-bp1opxu1zkhn00gzv26cc, or empty",
+            optional=True,
+            deferrable=True,
+        ),
+        "Existing Alibaba VPC to attach instead of creating one: the gateway goes into `aliVswitchId`, or into "
+        "a new vSwitch `aliVswitchCidr` of it; routes to AWS go into `aliRouteTableIds`.",
+    )
+    ali_vswitch_id: str | None = setting(
+        "aliVswitchId",
+        "",
+        text(
+            ALI_VSWITCH_ID_PATTERN,
+            "expected an Alibaba vSwitch id such as vsw-bp1s5fnvk4gn2tws03624, or empty",
+            optional=True,
+            deferrable=True,
+        ),
+        "Existing vSwitch of `aliVpcId` for the gateway ECS (its zone is the vSwitch's; Alibaba assigns the "
+        "address); instead of `aliVswitchCidr`.",
+    )
+    ali_route_table_ids: tuple[str, ...] = setting(
+        "aliRouteTableIds",
+        [],
+        ids(ALI_ROUTE_TABLE_ID_PATTERN, "expected a route table id such as vtb-bp145q7glnuzdvzu2ctof"),
+        "Route tables of `aliVpcId` that get one route entry per AWS prefix to the gateway; empty: the VPC's "
+        "system route table. Only with `aliVpcId`.",
+    )
+    aws_vpc_id: str | None = setting(
+        "awsVpcId",
+        "",
+        text(
+            AWS_VPC_ID_PATTERN,
+            "expected an AWS VPC id such as vpc-0123456789abcdef0, or empty",
+            optional=True,
+            deferrable=True,
+        ),
+        "Existing AWS VPC to attach instead of creating one (needs `awsRouteTableIds`).",
+    )
+
+    aws_route_table_ids: tuple[str, ...] = setting(
+        "awsRouteTableIds",
+        [],
+        ids(AWS_ROUTE_TABLE_ID_PATTERN, "expected a route table id such as rtb-0123456789abcdef0"),
+        "Route tables of the existing AWS VPC (`awsVpcId`) that learn the Alibaba prefixes by route "
+        "propagation; at least one with `awsVpcId`, none without.",
+    )
+
+    aws_transit_gateway_id: str | None = setting(
+        "awsTransitGatewayId",
+        "",
+        text(
+            AWS_TRANSIT_GATEWAY_ID_PATTERN,
+            "expected a Transit Gateway id such as tgw-0123456789abcdef0, or empty",
+            optional=True,
+            deferrable=True,
+        ),
+        "Existing Transit Gateway to attach the VPN connection to, instead of a virtual private gateway: no AWS "
+        "VPC is created or attached (`awsVpcId`, `awsRouteTableIds` and `awsVpcCidr` do not apply); "
+        "`awsCidrs` names what lies behind it. The Alibaba prefixes become static routes to the VPN attachment "
+        "in `awsTransitGatewayRouteTableId`.",
+    )
+
+    aws_transit_gateway_route_table_id: str | None = setting(
+        "awsTransitGatewayRouteTableId",
+        "",
+        text(
+            AWS_TGW_ROUTE_TABLE_ID_PATTERN,
+            "expected a Transit Gateway route table id such as tgw-rtb-0123456789abcdef0, or empty",
+            optional=True,
+            deferrable=True,
+        ),
+        "Transit Gateway route table that gets the static routes to the Alibaba prefixes; empty: the Transit "
+        "Gateway's default association route table. Only with `awsTransitGatewayId`.",
     )
     tunnel1_inside_cidr: IPv4Network | None = setting(
         "tunnel1InsideCidr",
@@ -564,19 +712,6 @@ class Settings:
         FLAG,
         "After deploy, SSH to the gateway and fail `pulumi up` unless both tunnels are up (needs `sshAllowedCidrs`).",
     )
-    aws_vpc_id: str | None = setting(
-        "awsVpcId",
-        "",
-        text(AWS_VPC_ID_PATTERN, "expected an AWS VPC id such as vpc-0123456789abcdef0, or empty", optional=True),
-        "Existing AWS VPC to attach instead of creating one (needs `awsRouteTableIds`).",
-    )
-    aws_route_table_ids: tuple[str, ...] = setting(
-        "awsRouteTableIds",
-        [],
-        ids(AWS_ROUTE_TABLE_ID_PATTERN, "expected a route table id such as rtb-0123456789abcdef0"),
-        "Route tables of the existing AWS VPC (`awsVpcId`) that learn the Alibaba CIDR by route propagation; "
-        "at least one with `awsVpcId`, none without.",
-    )
     tunnel_log_retention_days: int = setting(
         "tunnelLogRetentionDays",
         30,
@@ -617,8 +752,36 @@ class Settings:
         return (self.tunnel1_preshared_key, self.tunnel2_preshared_key)
 
     @property
-    def ecs_private_ip(self) -> ipaddress.IPv4Address:
-        return gateway_private_ip(self.ali_vswitch_cidr)
+    def aws_prefixes(self) -> tuple[IPv4Network, ...]:
+        """Everything reachable on the AWS side: `awsCidrs`, or `awsVpcCidr` alone."""
+        return self.aws_cidrs or (self.aws_vpc_cidr,)
+
+    @property
+    def ali_prefixes(self) -> tuple[IPv4Network, ...]:
+        """Everything reachable on the Alibaba side: `aliCidrs`, or `aliVpcCidr` alone."""
+        return self.ali_cidrs or (self.ali_vpc_cidr,)
+
+    @property
+    def uses_transit_gateway(self) -> bool:
+        return self.aws_transit_gateway_id is not None
+
+    @property
+    def creates_aws_vpc(self) -> bool:
+        return self.aws_vpc_id is None and not self.uses_transit_gateway
+
+    @property
+    def creates_ali_vpc(self) -> bool:
+        return self.ali_vpc_id is None
+
+    @property
+    def creates_vswitch(self) -> bool:
+        return self.ali_vswitch_id is None
+
+    @property
+    def ecs_private_ip(self) -> ipaddress.IPv4Address | None:
+        """The gateway's fixed address in a vSwitch this link creates; None in an existing
+        vSwitch, where Alibaba assigns a free one (host .10 may be a workload's)."""
+        return gateway_private_ip(self.ali_vswitch_cidr) if self.creates_vswitch else None
 
     @property
     def aws_subnet_cidr(self) -> IPv4Network:
@@ -654,29 +817,174 @@ def _nets(*values: Any) -> bool:
     return all(isinstance(v, IPv4Network) for v in values)
 
 
-def _check_across(v: Mapping[str, Any], p: Problems) -> None:
-    """The rules that read more than one key (or a key beyond its own kind). `v` maps each key
-    to its parsed value: INVALID when its own parse failed, None when an optional key is unset."""
-    # The network rules, once the three networks are read.
-    networks = "aliVswitchCidr"
-    for key in ("awsVpcCidr", "aliVpcCidr"):
-        if _nets(v[key]) and v[key].overlaps(LINK_LOCAL):
+def _prefixes(v: Mapping[str, Any], list_key: str, single_key: str) -> list[tuple[str, Any]]:
+    """One side's prefixes with the key each comes from: `awsCidrs[1]`, or `awsVpcCidr`."""
+    listed = v[list_key]
+    if listed is INVALID:
+        return []
+    if listed:
+        return [(f"{list_key}[{i}]", net) for i, net in enumerate(listed)]
+    return [(single_key, v[single_key])]
+
+
+def _check_networks(v: Mapping[str, Any], p: Problems, given: Collection[str]) -> None:
+    """Prefixes, VPCs, vSwitch, route tables and the Transit Gateway."""
+    tgw = v["awsTransitGatewayId"] is not None
+    new_aws_vpc = v["awsVpcId"] is None and not tgw
+    new_ali_vpc = v["aliVpcId"] is None
+    networks = "awsTransitGatewayRouteTableId"  # these rules read every network key: report after it
+
+    for list_key, single_key in (("awsCidrs", "awsVpcCidr"), ("aliCidrs", "aliVpcCidr")):
+        if v[list_key] and list_key in given and single_key in given:
             p.add(
-                key,
-                str(v[key]),
-                "a VPC CIDR must not be inside 169.254.0.0/16 (link-local, used by the tunnels)",
+                list_key,
+                [str(n) for n in v[list_key]],
+                f"set either {single_key} (one prefix) or {list_key} (several), not both",
                 after=networks,
             )
-    aws_vpc, ali_vpc, vswitch = v["awsVpcCidr"], v["aliVpcCidr"], v["aliVswitchCidr"]
-    if _nets(aws_vpc, ali_vpc) and aws_vpc.overlaps(ali_vpc):
+    if tgw and "awsVpcCidr" in given:
         p.add(
-            "aliVpcCidr",
-            str(ali_vpc),
-            f"must not overlap awsVpcCidr {aws_vpc}: both sides would claim the same addresses",
+            "awsVpcCidr",
+            str(v["awsVpcCidr"]),
+            "does not apply with awsTransitGatewayId (no VPC is attached); list what lies behind it in awsCidrs",
             after=networks,
         )
-    if _nets(vswitch, ali_vpc) and not vswitch.subnet_of(ali_vpc):
-        p.add("aliVswitchCidr", str(vswitch), f"must be inside aliVpcCidr {ali_vpc}", after=networks)
+    if tgw and v["awsCidrs"] == ():
+        p.add(
+            "awsCidrs",
+            [],
+            "must list the prefixes behind the Transit Gateway (awsTransitGatewayId): "
+            "the Alibaba side routes exactly these to AWS",
+            after=networks,
+        )
+    aws, ali = _prefixes(v, "awsCidrs", "awsVpcCidr"), _prefixes(v, "aliCidrs", "aliVpcCidr")
+    if new_aws_vpc and len(aws) > 1:
+        p.add(
+            "awsCidrs",
+            [str(n) for _, n in aws],
+            "a new AWS VPC has one CIDR (awsVpcCidr); several prefixes need an existing VPC (awsVpcId) "
+            "or a Transit Gateway (awsTransitGatewayId)",
+            after=networks,
+        )
+    if new_ali_vpc and len(ali) > 1:
+        p.add(
+            "aliCidrs",
+            [str(n) for _, n in ali],
+            "a new Alibaba VPC has one CIDR (aliVpcCidr); several prefixes need an existing VPC (aliVpcId)",
+            after=networks,
+        )
+
+    for side in (aws, ali):
+        for i, (key, net) in enumerate(side):
+            if not _nets(net):
+                continue
+            if net.overlaps(LINK_LOCAL):
+                p.add(
+                    key, str(net), "must not be inside 169.254.0.0/16 (link-local, used by the tunnels)", after=networks
+                )
+            for other_key, other in side[:i]:
+                if _nets(other) and net.overlaps(other):
+                    p.add(key, str(net), f"overlaps {other_key} {other}: list each prefix once", after=networks)
+    for ali_key, ali_net in ali:
+        for aws_key, aws_net in aws:
+            if _nets(ali_net, aws_net) and ali_net.overlaps(aws_net):
+                p.add(
+                    ali_key,
+                    str(ali_net),
+                    f"must not overlap {aws_key} {aws_net}: both sides would claim the same addresses",
+                    after=networks,
+                )
+
+    # The gateway's vSwitch: a new one in the new VPC, or a new or existing one in an existing VPC.
+    vswitch, vswitch_id = v["aliVswitchCidr"], v["aliVswitchId"]
+    if vswitch_id is not None:
+        if new_ali_vpc:
+            p.add(
+                "aliVswitchId",
+                vswitch_id,
+                "only applies with aliVpcId (a new VPC gets its own vSwitch)",
+                after=networks,
+            )
+        if "aliVswitchCidr" in given:
+            p.add(
+                "aliVswitchCidr",
+                str(vswitch),
+                "set either aliVswitchId (an existing vSwitch) or aliVswitchCidr (a new one), not both",
+                after=networks,
+            )
+    elif new_ali_vpc:
+        ali_vpc = v["aliVpcCidr"]
+        if _nets(vswitch, ali_vpc) and not vswitch.subnet_of(ali_vpc):
+            p.add("aliVswitchCidr", str(vswitch), f"must be inside aliVpcCidr {ali_vpc}", after=networks)
+    elif _nets(vswitch):
+        for aws_key, aws_net in aws:
+            if _nets(aws_net) and vswitch.overlaps(aws_net):
+                p.add("aliVswitchCidr", str(vswitch), f"must not overlap {aws_key} {aws_net}", after=networks)
+    if new_ali_vpc and v["aliRouteTableIds"]:
+        p.add(
+            "aliRouteTableIds",
+            list(v["aliRouteTableIds"]),
+            "only applies with aliVpcId (a new VPC routes through its system route table)",
+            after=networks,
+        )
+
+    # The AWS end: a virtual private gateway in a new or existing VPC, or a Transit Gateway.
+    vpc_id, route_tables = v["awsVpcId"], v["awsRouteTableIds"]
+    if tgw:
+        for key in ("awsVpcId", "awsRouteTableIds"):
+            if v[key]:
+                p.add(
+                    key,
+                    _shown(v[key]),
+                    "does not apply with awsTransitGatewayId: the Transit Gateway routes to its own attachments "
+                    "(awsTransitGatewayRouteTableId), no virtual private gateway is attached to a VPC",
+                    after=networks,
+                )
+    else:
+        if vpc_id is None and route_tables:
+            p.add(
+                "awsRouteTableIds",
+                list(route_tables),
+                "only applies with awsVpcId (a new VPC gets its own route table)",
+                after=networks,
+            )
+        if vpc_id is not None and route_tables == ():
+            p.add(
+                "awsRouteTableIds",
+                [],
+                "must list at least one route table of awsVpcId, or traffic to Alibaba has no route",
+                after=networks,
+            )
+        if v["awsTransitGatewayRouteTableId"] is not None:
+            p.add(
+                "awsTransitGatewayRouteTableId",
+                v["awsTransitGatewayRouteTableId"],
+                "only applies with awsTransitGatewayId",
+                after=networks,
+            )
+
+    # The providers' limits, for this link's own entries.
+    if len(ali) > AWS_STATIC_ROUTES_PER_VPN and not tgw:
+        p.add(
+            "aliCidrs",
+            f"{len(ali)} prefixes",
+            f"a VPN connection holds at most {AWS_STATIC_ROUTES_PER_VPN} static routes (AWS Site-to-Site VPN quotas)",
+            after=networks,
+        )
+    if len(aws) > ALI_ROUTE_ENTRIES_PER_TABLE:
+        p.add(
+            "awsCidrs",
+            f"{len(aws)} prefixes",
+            f"an Alibaba route table holds at most {ALI_ROUTE_ENTRIES_PER_TABLE} custom route entries",
+            after=networks,
+        )
+
+
+def _check_across(v: Mapping[str, Any], p: Problems, given: Collection[str] = ()) -> None:
+    """The rules that read more than one key (or a key beyond its own kind). `v` maps each key
+    to its parsed value: INVALID when its own parse failed, None when an optional key is unset;
+    `given` names the keys set explicitly (not defaulted)."""
+    _check_networks(v, p, given)
 
     inside1, inside2 = v["tunnel1InsideCidr"], v["tunnel2InsideCidr"]
     if _nets(inside1, inside2) and inside1 == inside2:
@@ -685,6 +993,17 @@ def _check_across(v: Mapping[str, Any], p: Problems) -> None:
             str(inside2),
             "must differ from tunnel1InsideCidr: each tunnel needs its own /30",
             after="tunnel2InsideCidr",
+        )
+
+    ali = _prefixes(v, "aliCidrs", "aliVpcCidr")
+    rules = len(ali) + 2 * 2 + (len(v["sshAllowedCidrs"]) if v["sshAllowedCidrs"] is not INVALID else 0)
+    if rules > ALI_RULES_PER_SECURITY_GROUP:
+        p.add(
+            "aliCidrs",
+            f"{len(ali)} prefixes",
+            f"the gateway's security group would need {rules} rules (one per Alibaba prefix, four for IKE, one per "
+            f"sshAllowedCidrs); Alibaba allows {ALI_RULES_PER_SECURITY_GROUP}",
+            after="sshAllowedCidrs",
         )
 
     # Set, even if malformed: either way the public half is missing.
@@ -703,23 +1022,7 @@ def _check_across(v: Mapping[str, Any], p: Problems) -> None:
             after="verify",
         )
 
-    vpc_id, route_tables = v["awsVpcId"], v["awsRouteTableIds"]
-    if vpc_id is None and route_tables:
-        p.add(
-            "awsRouteTableIds",
-            list(route_tables),
-            "only applies with awsVpcId (a new VPC gets its own route table)",
-            after="awsRouteTableIds",
-        )
-    if vpc_id is not None and route_tables == ():
-        p.add(
-            "awsRouteTableIds",
-            [],
-            "must list at least one route table of awsVpcId, or traffic to Alibaba has no route",
-            after="awsRouteTableIds",
-        )
-
-    if v["deletionProtection"] is True and v["aliZoneId"] is None:
+    if v["deletionProtection"] is True and v["aliZoneId"] is None and v["aliVswitchId"] is None:
         p.add(
             "aliZoneId",
             "",
@@ -728,6 +1031,22 @@ def _check_across(v: Mapping[str, Any], p: Problems) -> None:
             "set it, e.g. `pulumi config set aliZoneId cn-hangzhou-i`",
             after="deletionProtection",
         )
+
+
+class _Deferred:
+    """What the rules across keys see for a value known only later (an Output)."""
+
+    def __repr__(self) -> str:  # pragma: no cover - trivial
+        return "DEFERRED"
+
+
+DEFERRED: Any = _Deferred()
+
+
+def _shown(value: Any) -> Any:
+    if value is DEFERRED:
+        return "(an Output)"
+    return list(value) if isinstance(value, tuple) else value
 
 
 def load_settings(raw: Mapping[str, Any], secret_keys: Collection[str] = ()) -> Settings:
@@ -757,19 +1076,48 @@ def load_settings(raw: Mapping[str, Any], secret_keys: Collection[str] = ()) -> 
                 f"{provider_key}: is not set; the provider needs a region, e.g. `pulumi config set {provider_key} <region>`"
             )
 
-    values = {}
-    for spec in KEYS:
-        value = given.get(spec.name)
-        values[spec.name] = spec.parse(p, spec.name, spec.default if value is None else value)
-    _check_across(values, p)
-    if p.lines:
-        raise SettingsError(p.lines)
-
     notes = tuple(
         f"{spec.name} is set in plain text; use `pulumi config set --secret {spec.name}`"
         for spec in KEYS
         if spec.secret and _as_str(given.get(spec.name)) and f"{NAMESPACE}:{spec.name}" not in secret_keys
     )
+    regions = {attr: _as_str(raw.get(key)) for key, attr in PROVIDER_KEYS.items()}
+    return build_settings(given, p, regions=regions, notes=notes)
+
+
+def build_settings(
+    given: Mapping[str, Any],
+    p: Problems | None = None,
+    *,
+    regions: Mapping[str, str] | None = None,
+    notes: tuple[str, ...] = (),
+) -> Settings:
+    """Validate the keys in `given` (by key name; every other key takes its default) into a
+    `Settings`, or raise `SettingsError` with every problem, those already in `p` included.
+
+    A value `p.deferred` recognises (an Output of another resource, from VpnLinkArgs) is kept
+    as it is for a key that may be deferred, and refused for any other: those decide which
+    resources exist or are compared with other keys, so they must be known now."""
+    p = p or Problems()
+    values: dict[str, Any] = {}
+    rules_see: dict[str, Any] = {}
+    for spec in KEYS:
+        value = given.get(spec.name)
+        if value is not None and p.deferred(value) and not spec.deferrable:
+            p.add(
+                spec.name,
+                "(an Output)",
+                "must be a plain value, known before anything is created: it decides which resources exist "
+                "and is checked against the other settings",
+            )
+            values[spec.name] = rules_see[spec.name] = INVALID
+            continue
+        parsed = spec.parse(p, spec.name, spec.default if value is None else value)
+        values[spec.name] = parsed
+        rules_see[spec.name] = DEFERRED if parsed is not None and p.deferred(parsed) else parsed
+    _check_across(rules_see, p, given=[name for name, value in given.items() if value is not None])
+    if p.lines:
+        raise SettingsError(p.lines)
     fields: dict[str, Any] = {spec.attr: values[spec.name] for spec in KEYS}
-    fields |= {attr: _as_str(raw.get(key)) for key, attr in PROVIDER_KEYS.items()}
+    fields |= dict(regions or {})
     return Settings(**fields, notes=notes)

@@ -41,7 +41,7 @@ def test_prod_psk_rotation_replaces_the_gateway_and_every_step_succeeds():
     assert steps.ops("link-gateway") == ["delete", "create"]
     # The route entry and the EIP association go first (delete-before-replace), and the
     # old instance can then be deleted: nothing is left half done.
-    for dependent in ("link-route-to-aws", "link-eip-assoc"):
+    for dependent in ("link-route-to-aws-10-20-0-0-16", "link-eip-assoc"):
         assert steps.ops(dependent) == ["delete", "create"]
         assert steps.index("delete", dependent) < steps.index("delete", "link-gateway")
         assert steps.index("create", dependent) > steps.index("create", "link-gateway")
@@ -62,7 +62,7 @@ def test_rollout_refuses_a_protected_gateway_replacement():
     steps = rollout.simulate(before, after)
     assert len(steps.problems) == 1
     assert "link-gateway: delete refused" in steps.problems[0]
-    assert "already deleted: link-route-to-aws, link-eip-assoc" in steps.problems[0]
+    assert "already deleted: link-route-to-aws-10-20-0-0-16, link-eip-assoc" in steps.problems[0]
 
 
 def test_key_pair_names_are_per_stack():
@@ -211,7 +211,7 @@ def test_rollout_cli_prints_the_steps_of_a_rotation(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() == ["update", "link-vpn", "(changed", "tunnel1PresharedKey,", "tunnel2PresharedKey)"]
     assert [line.split()[:2] for line in out[1:4]] == [
-        ["delete", "link-route-to-aws"],
+        ["delete", "link-route-to-aws-10-20-0-0-16"],
         ["delete", "link-eip-assoc"],
         ["delete", "link-gateway"],
     ]

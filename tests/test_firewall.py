@@ -22,15 +22,26 @@ def test_ike_only_from_the_two_aws_peers():
     assert "policy drop;" in rules.split("chain input")[1].split("}")[0]
 
 
-def test_forwards_only_between_the_vpcs():
+def test_forwards_only_between_the_two_sides_prefixes():
     forward = firewall.ruleset(gateway()).split("chain forward {")[1]
     assert "policy drop;" in forward
     accepts = [line.strip() for line in forward.splitlines() if line.strip().endswith("accept")]
     assert accepts == [
         "ct state established,related accept",
-        "ip saddr 172.16.0.0/16 ip daddr 10.10.0.0/16 accept",
-        "ip saddr 10.10.0.0/16 ip daddr 172.16.0.0/16 accept",
+        "ip saddr @ali_prefixes ip daddr @aws_prefixes accept",
+        "ip saddr @aws_prefixes ip daddr @ali_prefixes accept",
     ]
+
+
+def test_every_prefix_of_each_side_is_in_its_set():
+    gw = dataclasses.replace(
+        gateway(), aws_prefixes=("10.10.0.0/16", "10.20.0.0/16"), ali_prefixes=("172.16.0.0/16", "192.168.8.0/24")
+    )
+    rules = firewall.ruleset(gw)
+    sets = {name: rules.split(f"set {name} {{")[1].split("\n    }")[0] for name in ("aws_prefixes", "ali_prefixes")}
+    assert "elements = { 10.10.0.0/16, 10.20.0.0/16 }" in sets["aws_prefixes"]
+    assert "elements = { 172.16.0.0/16, 192.168.8.0/24 }" in sets["ali_prefixes"]
+    assert all("flags interval" in s for s in sets.values())
 
 
 def test_ssh_is_closed_unless_cidrs_are_allowed():
@@ -49,7 +60,10 @@ def test_the_table_is_replaced_whole_on_reload():
 @pytest.mark.skipif(shutil.which("nft") is None, reason="nft not installed (make deps)")
 def test_nft_accepts_the_ruleset(tmp_path):
     path = tmp_path / "firewall.nft"
-    path.write_text(firewall.ruleset(dataclasses.replace(gateway(), ssh_allowed_cidrs=("203.0.113.0/24",))))
+    gw = dataclasses.replace(
+        gateway(), ssh_allowed_cidrs=("203.0.113.0/24",), aws_prefixes=("10.10.0.0/16", "10.20.0.0/16")
+    )
+    path.write_text(firewall.ruleset(gw))
     out = subprocess.run(["nft", "--check", "-f", str(path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
 

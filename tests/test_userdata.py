@@ -27,8 +27,8 @@ def gateway(profile=MODERN) -> Gateway:
     return Gateway(
         eip="198.51.100.10",
         private_ip="172.16.1.10",
-        aws_vpc_cidr="10.10.0.0/16",
-        ali_vpc_cidr="172.16.0.0/16",
+        aws_prefixes=("10.10.0.0/16",),
+        ali_prefixes=("172.16.0.0/16",),
         crypto=profile,
         tunnels=(
             Tunnel(1, "192.0.2.10", "169.254.121.0/30", "169.254.121.2", "169.254.121.1", PSK1),

@@ -96,6 +96,10 @@ class CloudMocks(pulumi.runtime.Mocks):
                 outputs[f"tunnel{n}CgwInsideAddress"] = cgw
                 outputs[f"tunnel{n}PresharedKey"] = inputs.get(f"tunnel{n}PresharedKey") or _psk(f"{name}{n}")
             outputs["arn"] = f"arn:aws:ec2:{AWS_REGION_DEFAULT}:{ACCOUNT_ID}:vpn-connection/{rid}"
+            if inputs.get("transitGatewayId"):
+                outputs["transitGatewayAttachmentId"] = f"tgw-attach-{_hex(name, 17)}"
+        elif t == "aws:ec2transitgateway/route:Route":
+            rid = f"{inputs.get('transitGatewayRouteTableId')}_{inputs.get('destinationCidrBlock')}"
         elif t == "random:index/randomPassword:RandomPassword":
             outputs["result"] = _psk(name, int(inputs.get("length", 40)))
             outputs["bcryptHash"] = "$2a$10$" + _hex(name, 53)
@@ -137,6 +141,8 @@ class CloudMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         tok = args.token
+        if tok in LOOKUPS:
+            return LOOKUPS[tok](dict(args.args)), []
         if tok == "alicloud:index/getZones:getZones":
             zones = [
                 {
@@ -184,3 +190,101 @@ class CloudMocks(pulumi.runtime.Mocks):
                 "nameRegex": args.args.get("nameRegex"),
             }, []
         return {}, []
+
+
+# --- Existing resources a stack names by id: looked up, answered from the id alone ----------
+
+
+def existing_vpc(vpc_id: str) -> dict[str, Any]:
+    """An existing Alibaba VPC: its system route table derives from its id."""
+    return {
+        "id": vpc_id,
+        "vpcId": vpc_id,
+        "vpcName": "existing",
+        "cidrBlock": "172.16.0.0/12",
+        "secondaryCidrBlocks": [],
+        "userCidrs": [],
+        "routeTableId": f"vtb-{_hex(vpc_id + 'system', 21)}",
+        "routerId": f"vrt-{_hex(vpc_id, 21)}",
+        "vrouterId": f"vrt-{_hex(vpc_id, 21)}",
+        "vswitchIds": [],
+        "creationTime": "2025-01-01T00:00:00Z",
+        "description": "",
+        "dhcpOptionsSetId": "",
+        "dhcpOptionsSetStatus": "",
+        "dnsHostnameStatus": "DISABLED",
+        "ipv6CidrBlock": "",
+        "isDefault": False,
+        "regionId": "cn-hangzhou",
+        "resourceGroupId": "rg-default",
+        "status": "Available",
+        "tags": {},
+    }
+
+
+def existing_vswitch(vswitch_id: str) -> dict[str, Any]:
+    """An existing Alibaba vSwitch, in the mocks' zone."""
+    return {
+        "id": vswitch_id,
+        "vswitchId": vswitch_id,
+        "vswitchName": "existing",
+        "name": "existing",
+        "cidrBlock": "172.16.8.0/24",
+        "zoneId": ALI_ZONE,
+        "vpcId": "",
+        "availableIpAddressCount": 200,
+        "creationTime": "2025-01-01T00:00:00Z",
+        "description": "",
+        "enableIpv6": False,
+        "ipv6CidrBlock": "",
+        "isDefault": False,
+        "resourceGroupId": "rg-default",
+        "routeTableId": "",
+        "status": "Available",
+        "tags": {},
+    }
+
+
+def transit_gateway_route_table(tgw_id: str) -> str:
+    return f"tgw-rtb-{_hex(tgw_id + 'default', 17)}"
+
+
+def existing_transit_gateway(tgw_id: str) -> dict[str, Any]:
+    """An existing Transit Gateway: default association and propagation on, as AWS creates them."""
+    return {
+        "id": tgw_id,
+        "amazonSideAsn": 64512,
+        "arn": f"arn:aws:ec2:{AWS_REGION_DEFAULT}:{ACCOUNT_ID}:transit-gateway/{tgw_id}",
+        "associationDefaultRouteTableId": transit_gateway_route_table(tgw_id),
+        "propagationDefaultRouteTableId": transit_gateway_route_table(tgw_id),
+        "autoAcceptSharedAttachments": "disable",
+        "defaultRouteTableAssociation": "enable",
+        "defaultRouteTablePropagation": "enable",
+        "description": "",
+        "dnsSupport": "enable",
+        "encryptionSupport": "disable",
+        "multicastSupport": "disable",
+        "ownerId": ACCOUNT_ID,
+        "region": AWS_REGION_DEFAULT,
+        "securityGroupReferencingSupport": "disable",
+        "tags": {},
+        "transitGatewayCidrBlocks": [],
+        "vpnEcmpSupport": "enable",
+    }
+
+
+LOOKUPS = {
+    "alicloud:vpc/getNetworks:getNetworks": lambda a: {
+        "id": "vpcs",
+        "ids": list(a.get("ids") or []),
+        "names": [],
+        "vpcs": [existing_vpc(i) for i in a.get("ids") or []],
+    },
+    "alicloud:vpc/getSwitches:getSwitches": lambda a: {
+        "id": "vswitches",
+        "ids": list(a.get("ids") or []),
+        "names": [],
+        "vswitches": [existing_vswitch(i) for i in a.get("ids") or []],
+    },
+    "aws:ec2transitgateway/getTransitGateway:getTransitGateway": lambda a: existing_transit_gateway(a["id"]),
+}

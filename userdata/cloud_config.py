@@ -43,8 +43,8 @@ def link_env(gw: Gateway) -> str:
     """Shell-sourced facts shared by the updown and verify scripts (no secrets)."""
     mtu, mss = gw.crypto.vti_mtu_mss()
     values: dict[str, object] = {
-        "AWS_VPC_CIDR": gw.aws_vpc_cidr,
-        "ALI_VPC_CIDR": gw.ali_vpc_cidr,
+        "AWS_CIDRS": " ".join(gw.aws_prefixes),
+        "ALI_CIDRS": " ".join(gw.ali_prefixes),
         "CRYPTO_PROFILE": gw.crypto.name,
         "VTI_MTU": mtu,
         "TCP_MSS": mss,

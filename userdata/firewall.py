@@ -3,7 +3,7 @@
 Input: IKE/NAT-T (and raw ESP) only from the two AWS tunnel endpoints, SSH only from
 sshAllowedCidrs, the ICMP that path-MTU discovery and diagnostics need, DHCP renewals, and
 replies to what the host itself started (package installs, DNS). Forward: only between
-the two VPC CIDRs. Output is open except to the instance metadata service, which only root
+the Alibaba prefixes and the AWS prefixes. Output is open except to the instance metadata service, which only root
 (cloud-init) may reach: the user-data there holds the PSKs, and on images whose cloud-init
 is too old for metadata hardened mode it is served without a session token. The table is
 the project's own, replaced whole on every load, so nothing else's rules are touched.
@@ -32,6 +32,14 @@ def ruleset(gw: Gateway) -> str:
         f"        elements = {{ {peers} }}",
         "    }",
     ]
+    for set_name, prefixes in (("aws_prefixes", gw.aws_prefixes), ("ali_prefixes", gw.ali_prefixes)):
+        lines += [
+            f"    set {set_name} {{",
+            "        type ipv4_addr",
+            "        flags interval",
+            f"        elements = {{ {', '.join(prefixes)} }}",
+            "    }",
+        ]
     if gw.ssh_allowed_cidrs:
         lines += [
             "    set ssh_allowed {",
@@ -58,8 +66,8 @@ def ruleset(gw: Gateway) -> str:
         "    chain forward {",
         "        type filter hook forward priority filter; policy drop;",
         "        ct state established,related accept",
-        f"        ip saddr {gw.ali_vpc_cidr} ip daddr {gw.aws_vpc_cidr} accept",
-        f"        ip saddr {gw.aws_vpc_cidr} ip daddr {gw.ali_vpc_cidr} accept",
+        "        ip saddr @ali_prefixes ip daddr @aws_prefixes accept",
+        "        ip saddr @aws_prefixes ip daddr @ali_prefixes accept",
         "    }",
         "    chain output {",
         "        type filter hook output priority filter; policy accept;",

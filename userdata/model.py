@@ -52,9 +52,11 @@ class Gateway:
     """Everything the ECS's cloud-config depends on."""
 
     eip: str  # public address: our IKE identity
-    private_ip: str  # the ECS's only address: IKE binds here (1:1 NAT to the EIP)
-    aws_vpc_cidr: str
-    ali_vpc_cidr: str
+    # The ECS's only address, IKE binds here (1:1 NAT to the EIP); None when Alibaba assigns
+    # it (an existing vSwitch): charon then binds to the one address the ECS has.
+    private_ip: str | None
+    aws_prefixes: tuple[str, ...]  # reachable on the AWS side: routed over the tunnels
+    ali_prefixes: tuple[str, ...]  # reachable on the Alibaba side: forwarded to AWS
     crypto: CryptoProfile
     tunnels: tuple[Tunnel, Tunnel]
     ssh_allowed_cidrs: tuple[str, ...] = ()

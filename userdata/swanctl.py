@@ -67,7 +67,7 @@ def connection(gw: Gateway, t: Tunnel) -> dict:
     p = gw.crypto
     ike: dict = {
         "version": p.ike_version,
-        "local_addrs": gw.private_ip,
+        **({"local_addrs": gw.private_ip} if gw.private_ip else {}),
         "remote_addrs": t.outside_address,
         "proposals": p.ike_proposals(),
         "dpd_delay": _seconds(ECS_DPD_DELAY_S),

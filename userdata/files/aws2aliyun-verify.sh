@@ -2,7 +2,7 @@
 # aws2aliyun-verify [--wait SECONDS]: is the link up?
 #
 # Exits 0 only when both AWS tunnels are ESTABLISHED with exactly one IKE SA and one
-# CHILD_SA pair each, and both VTIs are up with their route. Otherwise prints one line per
+# CHILD_SA pair each, and both VTIs are up with a route to every AWS prefix. Otherwise prints one line per
 # problem, naming the tunnel, and exits 1. With --wait it retries until healthy or the
 # time is up (for `pulumi up`, right after boot).
 set -u
@@ -19,6 +19,7 @@ done
 
 # shellcheck source=/dev/null
 . "$LINK_ENV" || { echo "cannot read $LINK_ENV: cloud-init has not configured this host" >&2; exit 1; }
+read -r -a aws_prefixes <<<"$AWS_CIDRS"
 
 problems=()
 
@@ -41,8 +42,13 @@ check_tunnel() {
   fi
   if ! ip -o link show dev "$vti" 2>/dev/null | grep -q '[<,]UP[,>]'; then
     problems+=("$conn: VTI $vti is not up")
-  elif ! ip -o route show "$AWS_VPC_CIDR" dev "$vti" 2>/dev/null | grep -q .; then
-    problems+=("$conn: no route to $AWS_VPC_CIDR over $vti")
+  else
+    local cidr
+    for cidr in "${aws_prefixes[@]}"; do
+      if ! ip -o route show "$cidr" dev "$vti" 2>/dev/null | grep -q .; then
+        problems+=("$conn: no route to $cidr over $vti")
+      fi
+    done
   fi
 }
 
