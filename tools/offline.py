@@ -171,6 +171,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     "ignoreChanges": list(request.ignoreChanges),
                     "deleteBeforeReplace": request.deleteBeforeReplace,
                     "additionalSecretOutputs": sorted(secret_outputs),
+                    # the names this resource had before (pulumi.Alias(name=...)): no replacement
+                    "aliasNames": sorted(a.spec.name for a in request.aliases if a.HasField("spec") and a.spec.name),
                 },
             )
         )
