@@ -167,7 +167,9 @@ def create_vpn(
                 destination_cidr_block=str(prefix),
                 transit_gateway_attachment_id=connection.transit_gateway_attachment_id,
                 transit_gateway_route_table_id=route_table,
-                opts=opts,
+                # Every argument is ForceNew and a route table holds one route per destination:
+                # a new VPN attachment's route can only be created once the old one is gone.
+                opts=pulumi.ResourceOptions(parent=parent, delete_before_replace=True),
             )
     else:
         for i, prefix in enumerate(s.ali_prefixes):

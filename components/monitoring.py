@@ -70,7 +70,11 @@ def dashboard_body(region: str, tunnel_addresses: list[str]) -> str:
 
 
 def create(
-    name: str, s: Settings, tunnel_addresses: tuple[pulumi.Output[str], pulumi.Output[str]], parent: pulumi.Resource
+    name: str,
+    s: Settings,
+    region: pulumi.Input[str],
+    tunnel_addresses: tuple[pulumi.Output[str], pulumi.Output[str]],
+    parent: pulumi.Resource,
 ) -> Monitoring:
     opts = pulumi.ResourceOptions(parent=parent)
     topic = aws.sns.Topic(f"{name}-alarms", tags={"managed-by": "aws2aliyun-vpc"}, opts=opts)
@@ -87,13 +91,13 @@ def create(
     dashboard = aws.cloudwatch.Dashboard(
         f"{name}-dashboard",
         dashboard_name=stack_scoped(),  # unique per account: one per stack
-        dashboard_body=pulumi.Output.all(*tunnel_addresses).apply(lambda a: dashboard_body(s.aws_region, list(a))),
+        dashboard_body=pulumi.Output.all(region, *tunnel_addresses).apply(lambda a: dashboard_body(a[0], list(a[1:]))),
         opts=opts,
     )
     return Monitoring(topic=topic, alarms=alarms, dashboard=dashboard)
 
 
-def dashboard_url(region: str, dashboard_name: pulumi.Input[str]) -> pulumi.Output[str]:
+def dashboard_url(region: pulumi.Input[str], dashboard_name: pulumi.Input[str]) -> pulumi.Output[str]:
     return pulumi.Output.format(
         "https://{0}.console.aws.amazon.com/cloudwatch/home?region={0}#dashboards:name={1}", region, dashboard_name
     )

@@ -1,4 +1,8 @@
-"""The program `__main__.py` runs: read stack config, validate it, build one VpnLink, export."""
+"""The program `__main__.py` runs: read stack config, validate it, build one VpnLink, export.
+
+A thin caller of the component: each config key becomes the VpnLinkArgs field of the same
+name (snake_case), secrets as secret Outputs; the component validates them again, with the
+same rules (core.settings), as it does for any other program's arguments."""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ import pulumi
 from pulumi import runtime
 from pulumi.runtime import config as runtime_config
 
-from components.link import VpnLink, VpnLinkArgs
+from components.args import VpnLinkArgs
+from components.link import VpnLink
 from core.settings import KEYS, NAMESPACE, REQUIRED_PROVIDER_KEYS, Settings, SettingsError, load_settings
 
 LINK_NAME = "link"
@@ -48,11 +53,25 @@ def settings_or_error() -> Settings:
         raise pulumi.RunError(str(e)) from None
 
 
+def link_args(raw: dict[str, Any], secret_keys: set[str]) -> VpnLinkArgs:
+    """The stack's config as VpnLink arguments: every project key that is set, by its field
+    name; a secret key's value as a secret Output."""
+    args: dict[str, Any] = {}
+    for k in KEYS:
+        full = f"{NAMESPACE}:{k.name}"
+        if full in raw:
+            value = raw[full]
+            secret = (full in secret_keys or k.secret) and k.deferrable
+            args[k.arg] = pulumi.Output.secret(value) if secret else value
+    return VpnLinkArgs(**args)  # type: ignore[typeddict-item]  # built from KEYS, the fields' own source
+
+
 def main() -> VpnLink:
     settings = settings_or_error()
     for note in settings.notes:
         pulumi.log.warn(note)
-    link = VpnLink(LINK_NAME, VpnLinkArgs(settings=settings))
+    raw, secret_keys = stack_config()
+    link = VpnLink(LINK_NAME, link_args(raw, secret_keys))
     for key, value in link.outputs.items():
         pulumi.export(key, value)
     return link

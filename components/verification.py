@@ -29,14 +29,16 @@ def ssh_access(name: str, s: Settings, parent: pulumi.Resource) -> SshAccess:
     """The key pair for the ECS: the configured one, a generated one when verify needs a
     key and none was given (private key kept as a secret output), or none at all."""
     if s.ssh_public_key is not None:
-        private = pulumi.Output.secret(str(s.ssh_private_key)) if s.ssh_private_key is not None else None
+        private: pulumi.Output[str] | None = None
+        if s.ssh_private_key is not None:  # a string, or an Output of the caller's secret store
+            private = pulumi.Output.secret(pulumi.Output.from_input(s.ssh_private_key).apply(str))
         return SshAccess(public_key=s.ssh_public_key, private_key=private, generated_private_key=None)
     if not s.verify:
         return SshAccess(public_key=None, private_key=None, generated_private_key=None)
     # Alibaba key pairs import RSA keys.
     key = tls.PrivateKey(f"{name}-ssh-key", algorithm="RSA", rsa_bits=4096, opts=pulumi.ResourceOptions(parent=parent))
-    private = pulumi.Output.secret(key.private_key_openssh)
-    return SshAccess(public_key=key.public_key_openssh, private_key=private, generated_private_key=private)
+    generated: pulumi.Output[str] = pulumi.Output.secret(key.private_key_openssh)
+    return SshAccess(public_key=key.public_key_openssh, private_key=generated, generated_private_key=generated)
 
 
 def verify_link(

@@ -88,7 +88,7 @@ AWS_PREFIXES = range(8, 33)  # a prefix behind a side: any length (a /32 host ro
 ALI_PREFIXES = range(8, 33)
 ALI_VPC_PREFIXES = range(8, 29)
 AWS_VPC_PREFIXES = range(16, 29)
-# Provider limits this link's own resources must respect (FACTS.md "Prefixes and limits").
+# Provider limits this link's own resources must respect (docs/provider-facts-day-two.md, item 46).
 AWS_STATIC_ROUTES_PER_VPN = 100  # static routes of one VPN connection (AWS Site-to-Site VPN quotas)
 ALI_ROUTE_ENTRIES_PER_TABLE = 200  # custom route entries of one route table (Alibaba VPC quotas)
 ALI_RULES_PER_SECURITY_GROUP = 200  # rules of one security group (Alibaba ECS limits)
@@ -190,6 +190,8 @@ class Kind:
     # May the value be known only later (an id or a secret from another resource's Output)?
     # Kinds that decide which resources exist, or that rules compare, may not.
     deferrable: bool = False
+    # For an array: may its items be (a list of the caller's resource ids)?
+    items_deferrable: bool = False
 
 
 def _as_str(raw: Any) -> str:
@@ -391,6 +393,8 @@ SSH_PUBLIC_KEY = Kind("string", _ssh_public_key)
 
 
 def _ssh_private_key(p: Problems, key: str, raw: Any) -> Any:
+    if p.deferred(raw):
+        return raw
     value = _as_str(raw)
     if value == "":
         return None
@@ -400,7 +404,7 @@ def _ssh_private_key(p: Problems, key: str, raw: Any) -> Any:
     return Secret(value)
 
 
-SSH_PRIVATE_KEY = Kind("string", _ssh_private_key)
+SSH_PRIVATE_KEY = Kind("string", _ssh_private_key, deferrable=True)
 """A PEM/OpenSSH private key, as a `Secret`; None when empty."""
 
 
@@ -442,7 +446,7 @@ def ids(pattern: re.Pattern[str], rule: str) -> Kind:
         _check_ids(p, key, list(enumerate(items)), pattern, rule)
         return tuple(items)
 
-    return Kind("array", parse)
+    return Kind("array", parse, items_deferrable=True)
 
 
 def _check_ids(p: Problems, key: str, items: list[tuple[int, Any]], pattern: re.Pattern[str], rule: str) -> None:
@@ -469,11 +473,26 @@ class KeySpec:
     secret: bool = False
     attr: str = ""  # the `Settings` field it fills
     deferrable: bool = False  # may be an Output of another resource (VpnLinkArgs)
+    items_deferrable: bool = False  # an array whose items may be
+
+    @property
+    def arg(self) -> str:
+        """Its name among VpnLinkArgs (snake_case; the schema shows `name`)."""
+        return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", self.name).lower()
 
 
 def setting(name: str, default: Any, kind: Kind, description: str, *, secret: bool = False) -> Any:
     """A `Settings` field read from config key `name` (`default` when unset)."""
-    spec = KeySpec(name, kind.type, default, description, kind.parse, secret, deferrable=kind.deferrable)
+    spec = KeySpec(
+        name,
+        kind.type,
+        default,
+        description,
+        kind.parse,
+        secret,
+        deferrable=kind.deferrable,
+        items_deferrable=kind.items_deferrable,
+    )
     return field(metadata={_SETTING: spec})
 
 

@@ -243,3 +243,62 @@ def test_existing_stacks_get_the_per_stack_display_names_in_place():
     assert steps.problems == []
     assert {s.op for s in steps.steps} == {"update"}
     assert len(steps.steps) == len(old_names) + 1
+
+
+TGW_STACK = {"awsVpcCidr": None, "awsTransitGatewayId": "tgw-0123456789abcdef0", "awsCidrs": ["10.30.0.0/16"]}
+TGW_ROUTE = "aws:ec2transitgateway/route:Route"
+
+
+def test_a_replaced_transit_gateway_vpn_moves_its_routes_delete_first():
+    """Issue 12: a Transit Gateway route table holds one route per destination and every
+    argument of a route is ForceNew (docs/provider-facts-day-two.md item 43), so a new VPN
+    attachment's routes can only be created once the old ones are gone."""
+    before = fresh(**TGW_STACK)
+    after = fresh(**TGW_STACK, tunnel1InsideCidr="169.254.230.0/30")
+    assert all(r.options["deleteBeforeReplace"] for r in after.of_type(TGW_ROUTE))
+    steps = rollout.simulate(before, after)
+    assert steps.problems == []
+    route = "link-tgw-route-172-16-0-0-16"
+    assert steps.ops(route) == ["delete", "create"]
+    assert steps.index("delete", route) < steps.index("create", "link-vpn") < steps.index("create", route)
+
+
+def test_unpinning_an_inside_cidr_replaces_the_vpn_first_and_its_routes_delete_first():
+    """Unpinned, the connection is replaced create-before-delete (nothing collides), but its
+    new attachment's routes would collide with the old ones in the route table: only their
+    own delete-before-replace makes the step possible."""
+    before = fresh(**TGW_STACK, tunnel1InsideCidr="169.254.230.0/30")
+    after = fresh(**TGW_STACK)
+    assert after.one(VPN).options["deleteBeforeReplace"] is False
+    steps = rollout.simulate(before, after)
+    route = "link-tgw-route-172-16-0-0-16"
+    # (The mocks give the new connection its predecessor's outside addresses, which AWS does
+    # not: the security group rules to them would collide only here. Not this test's subject.)
+    assert [p for p in steps.problems if "link-sg-tunnel" not in p] == []
+    assert steps.ops(route) == ["delete", "create"]
+    for r in after.of_type(TGW_ROUTE):
+        r.options["deleteBeforeReplace"] = False
+    refused = rollout.simulate(before, after).problems
+    assert any(f"{route}: create refused while the old {route} exists" in p for p in refused), refused
+
+
+def test_adding_a_prefix_creates_its_routes_and_touches_no_other():
+    """Issue 12: resources per prefix are named by their prefix, so adding one is additive."""
+    base = {
+        "aliVpcCidr": None,
+        "aliVswitchCidr": "172.16.1.0/24",
+        "aliVpcId": "vpc-bp1opxu1zkhn00gzv26cc",
+        "awsVpcCidr": None,
+        "awsVpcId": "vpc-0123456789abcdef0",
+        "awsRouteTableIds": ["rtb-0123456789abcdef0"],
+    }
+    before = fresh(**base, aliCidrs=["172.16.0.0/16"], awsCidrs=["10.10.0.0/16"])
+    after = fresh(**base, aliCidrs=["172.16.0.0/16", "192.168.8.0/24"], awsCidrs=["10.10.0.0/16", "10.20.0.0/16"])
+    steps = rollout.simulate(before, after)
+    assert steps.problems == []
+    created = {s.name for s in steps.steps if s.op == "create"}
+    assert {"link-vpn-route-192-168-8-0-24", "link-sg-forward-ali-192-168-8-0-24"} <= created
+    # the existing routes and rules stay; the gateway is replaced (its user-data routes the new prefix)
+    for kept in ("link-vpn-route-172-16-0-0-16", "link-sg-forward-ali-172-16-0-0-16"):
+        assert steps.ops(kept) == [], kept
+    assert steps.ops("link-gateway") == ["delete", "create"]

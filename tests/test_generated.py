@@ -28,7 +28,8 @@ def test_readme_config_table_is_generated():
 
 
 def test_check_fails_on_a_hand_edit(tmp_path):
-    for name in ("README.md", "Pulumi.yaml"):
+    for name in ("README.md", "Pulumi.yaml", "components/args.py"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
         shutil.copy(ROOT / name, tmp_path / name)
     assert all(path.read_text() == text for path, text in schema.generated(tmp_path).items())
     readme = tmp_path / "README.md"

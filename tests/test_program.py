@@ -5,9 +5,9 @@ from __future__ import annotations
 import pulumi
 import yaml
 
-from components.link import TYPE_TOKEN, VpnLink, VpnLinkArgs
+from components.link import TYPE_TOKEN, VpnLink
+from components.program import link_args
 from core import paths
-from core.settings import load_settings
 from tests.conftest import dev_values, plan_for, stack_with
 from tools import offline
 
@@ -163,7 +163,7 @@ def test_component_outputs_are_secret_with_is_secret():
     seen: dict[str, bool] = {}
 
     async def program():
-        link = VpnLink("link", VpnLinkArgs(settings=load_settings(dev_values())))
+        link = VpnLink("link", link_args(dev_values(), set()))
         for key in ("tunnel1PresharedKey", "tunnel2PresharedKey", "eipAddress", "vpnConnectionId"):
             seen[key] = await link.outputs[key].is_secret()
         user_data = next(r for r in link._childResources if isinstance(r, pulumi.CustomResource) and r._type == ECS)  # type: ignore[attr-defined]

@@ -98,6 +98,12 @@ class CloudMocks(pulumi.runtime.Mocks):
             outputs["arn"] = f"arn:aws:ec2:{AWS_REGION_DEFAULT}:{ACCOUNT_ID}:vpn-connection/{rid}"
             if inputs.get("transitGatewayId"):
                 outputs["transitGatewayAttachmentId"] = f"tgw-attach-{_hex(name, 17)}"
+        elif t == "aws:ec2transitgateway/transitGateway:TransitGateway":
+            rid = f"tgw-{_hex(name, 17)}"
+            outputs["associationDefaultRouteTableId"] = transit_gateway_route_table(rid)
+            outputs["propagationDefaultRouteTableId"] = transit_gateway_route_table(rid)
+        elif t == "aws:ec2transitgateway/vpcAttachment:VpcAttachment":
+            rid = f"tgw-attach-{_hex(name, 17)}"
         elif t == "aws:ec2transitgateway/route:Route":
             rid = f"{inputs.get('transitGatewayRouteTableId')}_{inputs.get('destinationCidrBlock')}"
         elif t == "random:index/randomPassword:RandomPassword":
@@ -111,7 +117,7 @@ class CloudMocks(pulumi.runtime.Mocks):
             outputs["publicKeyOpenssh"] = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ" + _hex(name, 40) + "\n"
         elif t == "alicloud:vpc/network:Network":
             rid = f"vpc-{_hex(name, 21)}"
-            outputs["routeTableId"] = f"vtb-{_hex(name + 'rt', 21)}"
+            outputs["routeTableId"] = system_route_table(rid)
             outputs["routerId"] = f"vrt-{_hex(name + 'vrt', 21)}"
         elif t == "alicloud:vpc/switch:Switch":
             rid = f"vsw-{_hex(name, 21)}"
@@ -195,6 +201,12 @@ class CloudMocks(pulumi.runtime.Mocks):
 # --- Existing resources a stack names by id: looked up, answered from the id alone ----------
 
 
+def system_route_table(vpc_id: str) -> str:
+    """An Alibaba VPC's system route table, created with it: the same whether the VPC is a
+    resource of the plan or looked up by id."""
+    return f"vtb-{_hex(vpc_id + 'system', 21)}"
+
+
 def existing_vpc(vpc_id: str) -> dict[str, Any]:
     """An existing Alibaba VPC: its system route table derives from its id."""
     return {
@@ -204,7 +216,7 @@ def existing_vpc(vpc_id: str) -> dict[str, Any]:
         "cidrBlock": "172.16.0.0/12",
         "secondaryCidrBlocks": [],
         "userCidrs": [],
-        "routeTableId": f"vtb-{_hex(vpc_id + 'system', 21)}",
+        "routeTableId": system_route_table(vpc_id),
         "routerId": f"vrt-{_hex(vpc_id, 21)}",
         "vrouterId": f"vrt-{_hex(vpc_id, 21)}",
         "vswitchIds": [],
@@ -273,7 +285,20 @@ def existing_transit_gateway(tgw_id: str) -> dict[str, Any]:
     }
 
 
+def aws_region(_: dict[str, Any]) -> dict[str, Any]:
+    """The AWS provider's region: the stack's `aws:region`."""
+    region = pulumi.Config("aws").get("region") or AWS_REGION_DEFAULT
+    return {
+        "id": region,
+        "name": region,
+        "region": region,
+        "description": region,
+        "endpoint": f"ec2.{region}.amazonaws.com",
+    }
+
+
 LOOKUPS = {
+    "aws:index/getRegion:getRegion": aws_region,
     "alicloud:vpc/getNetworks:getNetworks": lambda a: {
         "id": "vpcs",
         "ids": list(a.get("ids") or []),

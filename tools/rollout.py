@@ -154,6 +154,14 @@ RULES: dict[str, ProviderRule] = {
         source=AWS + "vpnsite_connection_route.go",
         unique=lambda i: {("vpnRoute", i.get("vpnConnectionId"), i.get("destinationCidrBlock"))},
     ),
+    "aws:ec2transitgateway/route:Route": ProviderRule(
+        # no Update at all: every argument is ForceNew; the id is "<route table>_<destination>"
+        force_new=frozenset(
+            {"destinationCidrBlock", "transitGatewayAttachmentId", "transitGatewayRouteTableId", "blackhole"}
+        ),
+        source=AWS + "transitgateway_route.go",
+        unique=lambda i: {("tgwRoute", i.get("transitGatewayRouteTableId"), i.get("destinationCidrBlock"))},
+    ),
     "aws:ec2/customerGateway:CustomerGateway": ProviderRule(
         force_new=frozenset({"bgpAsn", "bgpAsnExtended", "certificateArn", "deviceName", "ipAddress", "type"}),
         source=AWS + "vpnsite_customer_gateway.go",

@@ -1,9 +1,11 @@
 """python -m tools.schema [--write | --check]: the files generated from the settings' declarations.
 
 Each config key is declared once, as a field of `core.settings.Settings` (its `KEYS`).
-From those this writes Pulumi.yaml (the `config:` schema: types, defaults, descriptions)
-and README.md's configuration table (between the config-table markers), so neither can
-drift; tests check both are equal to what this generates.
+From those this writes Pulumi.yaml (the `config:` schema: types, defaults, descriptions),
+README.md's configuration table (between the config-table markers) and
+components/args.py (`VpnLinkArgs`, the component's typed inputs, from which Pulumi infers
+the package schema other languages use), so none can drift; tests check all three are equal
+to what this generates.
 
 Without options it prints Pulumi.yaml; `--write` rewrites both files; `--check` exits 1
 naming the files that differ.
@@ -74,10 +76,61 @@ def with_config_table(readme: str) -> str:
     return readme[:start] + config_table() + readme[end + len(TABLE_END) :]
 
 
+ARGS_HEADER = '''"""`VpnLinkArgs`: the inputs of `aws2aliyun:index:VpnLink`, the component's public contract.
+
+Generated from core/settings.py by `python -m tools.schema --write`: edit the keys there. One
+field per stack config key, in snake_case (the package schema, and so TypeScript, Go, C# and
+YAML, name it as the key: `awsCidrs`), with the key's description and default. Every field is
+optional; `VpnLink` validates them all at once when it is constructed.
+
+Ids and secrets are `pulumi.Input`s: pass Outputs of your own resources (an existing VPC's id,
+route table ids, a Transit Gateway id, a PSK from a secret store). CIDRs, counts and choices
+are plain values: they decide which resources exist (a route per prefix) and are checked
+against each other (no overlaps) before anything is created, so they must be known when the
+program runs.
+"""
+
+# Not `from __future__ import annotations`: Pulumi's schema inference reads these types.
+from collections.abc import Sequence
+from typing import TypedDict
+
+import pulumi
+
+
+class VpnLinkArgs(TypedDict, total=False):
+    """The inputs of a VpnLink: every key of the stack config, each optional."""
+'''
+
+
+def _arg_type(k: KeySpec) -> str:
+    scalar = {"string": "str", "integer": "int", "boolean": "bool"}
+    if k.type == "array":
+        return "Sequence[pulumi.Input[str]]" if k.items_deferrable else "Sequence[str]"
+    return f"pulumi.Input[{scalar[k.type]}]" if k.deferrable else scalar[k.type]
+
+
+def args_module() -> str:
+    """components/args.py."""
+    lines = [ARGS_HEADER]
+    for k in KEYS:
+        doc = k.description + f" Default: {_default(k).replace('`', '')}."
+        if k.secret:
+            doc += " Secret."
+        doc = doc.replace("\\", "\\\\").replace('"""', "'''")
+        lines.append(f"    {k.arg}: {_arg_type(k)}")
+        lines.append(f'    """{doc}"""')
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def generated(root: Path = ROOT) -> dict[Path, str]:
     """Each generated file and the text it must hold."""
     readme = root / "README.md"
-    return {root / "Pulumi.yaml": render(), readme: with_config_table(readme.read_text())}
+    return {
+        root / "Pulumi.yaml": render(),
+        readme: with_config_table(readme.read_text()),
+        root / "components" / "args.py": args_module(),
+    }
 
 
 def main(argv: list[str]) -> int:
