@@ -77,3 +77,22 @@ def test_qemu_child_takes_the_lab_niceness_to_its_autogroup():
         env={**os.environ, "PYTHONPATH": str(Path(vm.__file__).parent.parent)},
     ).stdout
     assert out.strip().endswith("nice 19"), out
+
+
+def test_a_vm_is_reniced_autogroup_and_threads(tmp_path):
+    """VM.renice, as a niced boot's QEMU gets back to normal priority for the checks."""
+    machine = vm.VM(tmp_path, *(tmp_path / n for n in ("k", "i", "d", "s", "l")), "10.0.2.0/24", nice=19)
+    machine.proc = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        assert machine.renice(7) is True
+        assert os.getpriority(os.PRIO_PROCESS, machine.proc.pid) == 7 and machine.nice == 7
+        autogroup = Path(f"/proc/{machine.proc.pid}/autogroup")
+        if autogroup.exists():
+            assert autogroup.read_text().strip().endswith("nice 7")
+        if os.geteuid() == 0:  # lowering a niceness needs root
+            assert machine.renice(0) is True
+            assert os.getpriority(os.PRIO_PROCESS, machine.proc.pid) == 0
+    finally:
+        machine.proc.kill()
+        machine.proc.wait()
+    assert machine.renice(0) is False  # QEMU gone

@@ -223,6 +223,7 @@ class Rotation:
             s.opts.cpus,
             name="aws2aliyun-lab-gw1",
             netdevs=gateway_netdevs(self.mac, s.run_dir / VSWITCH_PORT),
+            nice=s.opts.boot_nice,
         )
 
     def modify_aws_tunnel(self, t, mark: int) -> float:
@@ -288,7 +289,8 @@ class Rotation:
                 self.s.say(f"new gateway: cloud-init {new_ci} ({vm.since_start():.0f}s after its VM start)")
             return None if vm.alive() else "dead"
 
-        t = poll.until(up, timeout)
+        # every 3 s: each look is a guest-exec in the booting VM and in the world VM
+        t = poll.until(up, timeout, interval=3.0)
         return t if isinstance(t, float) else None
 
     def psk_files(self, vm, new: LabInputs, old: LabInputs) -> tuple[bool, str, dict]:
@@ -399,6 +401,8 @@ class Rotation:
             return False, f"the new gateway VM did not boot: {e}\n" + self.context(None), {}
         s.ecs = vm
         mono_up = self.wait_new_up(vm, s.opts.boot_timeout_s)
+        if s.opts.boot_nice:
+            vm.renice(0)  # booted: what follows at normal priority
         up_s = {
             "rotation_to_established_s": round(mono_up - mono_mod1, 1) if mono_up else None,
             "rotation_replace_to_established_s": round(mono_up - mono_del, 1) if mono_up else None,
