@@ -154,7 +154,6 @@ def render(reports: Sequence[tuple[str, dict]], plot_path: str | None, command: 
         ("host_load_1m", "host load (1 min) at start"),
         ("qemu", "QEMU"),
         ("lab_runs_side_by_side", "lab runs on the machine at once"),
-        ("niced_lab_runs_beside", "niced (nice 19) unmeasured lab runs beside it"),
     ):
         out.append(f"| {label} | " + " | ".join(str(m.get(key, "unknown")) for m in machines) + " |")
     extra = [

@@ -62,15 +62,6 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--rebuild-image", action="store_true", help="rebuild the cached image first")
     r.add_argument("--memory", type=int, default=2048, help="VM memory in MiB")
     r.add_argument("--cpus", type=int, default=2, choices=(1, 2, 4), help="vCPUs per VM (default 2)")
-    r.add_argument(
-        "--boot-nice",
-        type=int,
-        default=0,
-        choices=range(20),
-        metavar="N",
-        help="niceness of the VMs while they boot (0-19; the checks run at normal priority), so that the boots "
-        "of this run yield to another run's measured checks (default 0)",
-    )
     sub.add_parser("image", help="build (or find) the cached image and print its path")
     sub.add_parser("mutations", help="list the fault-injection mutations")
     sub.add_parser("benchmarks", help="write BENCHMARKS.md and its plot from lab reports (see --help there)")
@@ -113,7 +104,6 @@ def main(argv: list[str] | None = None) -> int:
         rebuild_image=a.rebuild_image,
         memory_mb=a.memory,
         cpus=a.cpus,
-        boot_nice=a.boot_nice,
         faults=a.faults,
     )
     progress = Progress()

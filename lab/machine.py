@@ -13,8 +13,6 @@ from lab import REPO
 # How many lab runs shared the machine with this one (set by whoever started them side by
 # side, e.g. tests/test_lab.py); reports and BENCHMARKS.md show it next to the numbers.
 SIDE_BY_SIDE_ENV = "AWS2ALIYUN_LAB_SIDE_BY_SIDE"
-# How many niced (nice 19) unmeasured runs went beside this one at a time (0 or 1).
-NICED_BESIDE_ENV = "AWS2ALIYUN_LAB_NICED_BESIDE"
 
 
 def _first_line(cmd: list[str]) -> str | None:
@@ -57,7 +55,6 @@ def info() -> dict:
         "host_load_1m": round(os.getloadavg()[0], 2),
         "qemu": _first_line(["qemu-system-x86_64", "--version"]),
         "lab_runs_side_by_side": side_by_side(),
-        "niced_lab_runs_beside": niced_beside(),
         "git_commit": (commit + ("-dirty" if dirty else "")) if commit else None,
     }
 
@@ -67,10 +64,3 @@ def side_by_side() -> int:
         return max(1, int(os.environ.get(SIDE_BY_SIDE_ENV, "1")))
     except ValueError:
         return 1
-
-
-def niced_beside() -> int:
-    try:
-        return max(0, int(os.environ.get(NICED_BESIDE_ENV, "0")))
-    except ValueError:
-        return 0

@@ -19,8 +19,4 @@ class Options:
     rebuild_image: bool = False
     memory_mb: int = 2048
     cpus: int = 2
-    # Niceness of this run's VMs while they boot (the first boot, the reboot, a new gateway);
-    # every check runs at normal priority. tests/labjobs.py boots one profile niced so that
-    # its boots never disturb the other profile's measured checks.
-    boot_nice: int = 0
     faults: bool = True  # issue 4's fault and failover checks (`--no-faults` skips them)

@@ -108,14 +108,11 @@ class Lab:
             "only": list(self.o.only) or None,
             "machine": machine.info(),
             "faults": self.o.faults,
-            "boot_nice": self.o.boot_nice,
         }
         try:
             self._prepare()
             self._boot()
             boot = self._wait_for_link()
-            if self.o.boot_nice and self.vm:
-                self.vm.renice(0)  # booted: the checks at normal priority
             assert self.vm and self.inputs and self.topo and self.run_dir and self.image
             self.session = Session(
                 inputs=self.inputs,
@@ -242,7 +239,6 @@ class Lab:
             self.o.memory_mb,
             self.o.cpus,
             vswitch_ports=vswitch_ports(self.run_dir, self.wanted),
-            nice=self.o.boot_nice,
         )
         self.vm.start()
         try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import json
 import os
 import random
@@ -160,19 +159,18 @@ class GuestAgent:
             delay = min(delay * 1.5, 1.0)
 
 
-def _die_with_parent(extra_nice: int = 0) -> None:
+def _die_with_parent() -> None:
     """In the QEMU child (its own session): get SIGKILL when the lab process dies, even by
-    SIGKILL; and keep the lab's CPU priority, `extra_nice` lower. A new session is a new
-    scheduler autogroup (Linux's sched_autogroup), weighted by the group's nice value, not by
-    its processes' ones: a lab run started with `nice -n 19` would otherwise boot its VM at
-    full weight."""
+    SIGKILL; and keep the lab's CPU priority. A new session is a new scheduler autogroup
+    (Linux's sched_autogroup), weighted by the group's nice value, not by its processes'
+    ones: a lab run started with `nice -n 19` would otherwise boot its VM at full weight."""
     try:
         import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
         pass
-    niceness = os.nice(extra_nice) if extra_nice else os.nice(0)
+    niceness = os.nice(0)
     if niceness > 0:
         with contextlib.suppress(OSError):
             Path("/proc/self/autogroup").write_text(f"{niceness}\n")
@@ -246,12 +244,8 @@ class VM:
         name: str = "aws2aliyun-lab",
         netdevs: list[str] | None = None,
         vswitch_ports: tuple[Path, ...] = (),
-        nice: int = 0,
     ):
         self.name = name
-        # QEMU's niceness while it boots (`renice` sets another later): a boot beside another
-        # run's measured checks yields to them (tests/labjobs.py)
-        self.nice = nice
         self.run_dir = run_dir
         self.overlay = run_dir / "overlay.qcow2"
         self.qga_path = run_dir / "qga.sock"
@@ -349,22 +343,6 @@ class VM:
             with contextlib.suppress(OSError):
                 s.close()
 
-    def renice(self, nice: int) -> bool:
-        """QEMU's CPU priority from now on (its autogroup's and each of its threads'); False
-        when not permitted (lowering a niceness needs root) or QEMU is gone."""
-        if not self.proc or self.proc.poll() is not None:
-            return False
-        pid = self.proc.pid
-        try:
-            with contextlib.suppress(FileNotFoundError):  # no sched_autogroup in this kernel
-                Path(f"/proc/{pid}/autogroup").write_text(f"{nice}\n")
-            for tid in os.listdir(f"/proc/{pid}/task"):
-                os.setpriority(os.PRIO_PROCESS, int(tid), nice)
-        except (PermissionError, ProcessLookupError, FileNotFoundError):
-            return False
-        self.nice = nice
-        return True
-
     def set_link(self, netdev: str, up: bool) -> None:
         """A NIC's link up/down as QEMU sees it: down, nothing reaches it or leaves it."""
         self.qmp("set_link", {"name": netdev, "up": up})
@@ -383,7 +361,7 @@ class VM:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=functools.partial(_die_with_parent, self.nice),
+                preexec_fn=_die_with_parent,
             )
         self.started_at = time.monotonic()
 

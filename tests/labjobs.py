@@ -4,19 +4,18 @@ Two kinds of job. A *measured* run (a profile: every check, the fault checks' ou
 against their goals) and an *unmeasured* one (a mutation: only which checks fail matters,
 no timing). What loads a 2-core TCG machine is booting a VM and cloud-init's package
 install; what a measured run measures (dead-peer detection, the updown script) is CPU work
-in its guest too. A VM booting at full priority next to a failover pushed its uplink outage
-from 7.6 s to 10.8 s, past its goal. Booting VMs side by side gains nothing (it is
-CPU-bound: three mutation runs at once took 520-590 s against 490 s one after the other);
-fault phases side by side do (both profiles together about 1,300 s against 1,725 s).
+in its guest too. A VM booting next to a failover pushed its uplink outage from 7.6 s to
+10.8 s, past its goal; `nice` does not keep it off (a fault phase keeps a TCG guest busy
+enough that a niced VM beside it does not even boot); two fault phases side by side do not
+disturb each other.
 
-A fault-phase guest is mostly waiting: since the lab stopped polling `cloud-init status`
-and the AWS router stopped forking every second, one takes about half a core. So the
-measured runs go together at normal priority from the start, and the unmeasured ones, one
-at a time, at nice 19 beside them (their QEMU's autogroup niced too, lab.vm): they get what
-the measured guests leave, which is nothing while those boot and most of a core while they
-wait on timers. The registry's goals are asserted on the measured runs as ever, so a niced
-run that disturbed them would fail the test. Every run is told what shares the machine with
-it (lab.machine.SIDE_BY_SIDE_ENV, NICED_BESIDE_ENV) and its report says so.
+Booting VMs side by side gains nothing here: it is CPU-bound, and three mutation runs at
+once took 520-590 s against 490 s one after the other. Fault phases side by side do gain:
+both profiles together take about 1,300 s against 1,725 s one after the other.
+
+So: the unmeasured runs first, one at a time; then the measured runs, together (their boots
+overlap each other's boots, their fault phases each other's waits). Every run is told how
+many runs share the machine with it (lab.machine.SIDE_BY_SIDE_ENV) and its report says so.
 """
 
 from __future__ import annotations
@@ -34,14 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab import REPO
-from lab.machine import NICED_BESIDE_ENV, SIDE_BY_SIDE_ENV
+from lab.machine import SIDE_BY_SIDE_ENV
 
 TIMEOUT_S = 3600
-NICE = 19  # an unmeasured run's niceness: it takes only what the measured runs leave
-
-
-def _niced() -> None:
-    os.nice(NICE)
 
 
 @dataclass
@@ -101,23 +95,10 @@ class LabJobs:
         out, err, rep = (self.workdir / f"{name}.{x}" for x in ("out", "err", "json"))
         job = self.jobs[name]
         args = [*self.command, *job.args, "--report", str(rep)]
-        measured = sum(j.measured for j in self.jobs.values())
-        niced = sum(not j.measured for j in self.jobs.values())
-        env = {
-            **os.environ,
-            SIDE_BY_SIDE_ENV: str(measured if job.measured else measured + 1),
-            NICED_BESIDE_ENV: str(min(niced, 1) if job.measured else 0),
-        }
+        side = sum(j.measured for j in self.jobs.values()) if job.measured else 1
+        env = {**os.environ, SIDE_BY_SIDE_ENV: str(side)}
         with out.open("w") as o, err.open("w") as e:
-            p = subprocess.Popen(
-                args,
-                cwd=REPO,
-                stdout=o,
-                stderr=e,
-                text=True,
-                env=env,
-                preexec_fn=None if job.measured else _niced,
-            )
+            p = subprocess.Popen(args, cwd=REPO, stdout=o, stderr=e, text=True, env=env)
         return _Running(p, time.monotonic(), out, err, rep, args)
 
     def _finish(self, name: str, r: _Running) -> None:
@@ -138,14 +119,15 @@ class LabJobs:
                         r.popen.wait(60)
                     if r.popen.poll() is not None:
                         self._finish(name, running.pop(name))
-                for name in [n for n in pending if self.jobs[n].measured]:  # every measured run at once
-                    pending.remove(name)
-                    running[name] = self._launch(name)
                 unmeasured = [n for n in pending if not self.jobs[n].measured]
-                if unmeasured and not any(not self.jobs[n].measured for n in running):
-                    name = unmeasured[0]  # one at a time, niced
+                if unmeasured and not running:
+                    name = unmeasured[0]  # one at a time
                     pending.remove(name)
                     running[name] = self._launch(name)
+                elif not unmeasured and not any(not self.jobs[n].measured for n in running):
+                    for name in list(pending):  # every measured run at once
+                        pending.remove(name)
+                        running[name] = self._launch(name)
                 time.sleep(self.poll_s)
         except BaseException as e:  # a scheduler bug fails every waiting test, never hangs it
             for f in self.futures.values():

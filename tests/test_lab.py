@@ -7,9 +7,8 @@ every goal the registry declares (`lab.registry`, `lab.goals`); and the lab must
 deliberate breakage of the program (fault injection): a wrong mark, a wrong IKE identity, a
 missing MSS clamp each make the right check fail with a detail that names the cause.
 
-The five runs go side by side as `tests/labjobs.py` schedules them (both profiles together,
-the legacy one booting niced; the three mutations one after the other, niced, beside them);
-tests/conftest.py starts them at collection.
+The five runs go side by side as `tests/labjobs.py` schedules them (the three mutations one
+after the other, then both profiles together); tests/conftest.py starts them at collection.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ import pytest
 
 from lab import registry
 from lab.mutations import MUTATIONS
-from tests.labjobs import NICE, Job, LabJobs, Result
+from tests.labjobs import Job, LabJobs, Result
 
 pytestmark = pytest.mark.lab
 
@@ -38,10 +37,6 @@ DIAG_MARK = "--- diagnostics"
 # A directory to keep the two profiles' reports in (lab-modern.json, lab-legacy.json).
 KEEP_REPORTS_ENV = "AWS2ALIYUN_LAB_KEEP_REPORTS"
 
-# The profile whose boots (first boot, reboot, new gateway) yield to the other's measured
-# checks (tests/labjobs.py): the other boots at full speed while this one boots in what is left.
-BOOT_NICED = ("legacy",)
-
 # checks each fault-injection run needs: enough to see the fault and to show what still works
 MUTATION_CHECKS = {
     "wrong-mark": ("tunnels_established", "icmp_ali_to_aws", "icmp_aws_to_ali"),
@@ -52,10 +47,7 @@ MUTATION_CHECKS = {
 
 def jobs() -> dict[str, Job]:
     """Every lab run of this module: both profiles (measured), the mutations (unmeasured)."""
-    out = {
-        f"profile-{p}": Job(["--config-file", str(cfg), *(["--boot-nice", str(NICE)] if p in BOOT_NICED else [])])
-        for p, cfg in sorted(PROFILES.items())
-    }
+    out = {f"profile-{p}": Job(["--config-file", str(cfg)]) for p, cfg in sorted(PROFILES.items())}
     for name in sorted(MUTATIONS):
         out[f"mutation-{name}"] = Job(
             [

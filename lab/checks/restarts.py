@@ -86,8 +86,6 @@ def reboot_persistence(s: Session) -> Outcome:
         return False, bad, {}
     before = s.sh(f"cd {SEMS} && stat -c '%n %Y' * 2>&1 | sort", 30).out.strip()
     boot_before = s.sh("cat /proc/sys/kernel/random/boot_id", 15).out.strip()
-    if s.opts.boot_nice:
-        vm.renice(s.opts.boot_nice)  # the reboot is a boot: niced like the first one
     s.sh("(sleep 1; systemctl reboot) >/dev/null 2>&1 &", 15)
     t_mono = time.monotonic()
     time.sleep(15)
@@ -99,8 +97,6 @@ def reboot_persistence(s: Session) -> Outcome:
     agent_s = time.monotonic() - t_mono
     back = s.wait_both_up(300)
     back_s = time.monotonic() - t_mono if back is not None else None
-    if s.opts.boot_nice:
-        vm.renice(0)
     after = s.sh(f"cd {SEMS} && stat -c '%n %Y' * 2>&1 | sort", 30).out.strip()
     ci = s.sh(
         "cloud-init status 2>&1 | head -1; grep -c 'already ran' /var/log/cloud-init.log; "

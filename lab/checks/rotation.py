@@ -223,7 +223,6 @@ class Rotation:
             s.opts.cpus,
             name="aws2aliyun-lab-gw1",
             netdevs=gateway_netdevs(self.mac, s.run_dir / VSWITCH_PORT),
-            nice=s.opts.boot_nice,
         )
 
     def modify_aws_tunnel(self, t, mark: int) -> float:
@@ -401,8 +400,6 @@ class Rotation:
             return False, f"the new gateway VM did not boot: {e}\n" + self.context(None), {}
         s.ecs = vm
         mono_up = self.wait_new_up(vm, s.opts.boot_timeout_s)
-        if s.opts.boot_nice:
-            vm.renice(0)  # booted: what follows at normal priority
         up_s = {
             "rotation_to_established_s": round(mono_up - mono_mod1, 1) if mono_up else None,
             "rotation_replace_to_established_s": round(mono_up - mono_del, 1) if mono_up else None,
