@@ -13,13 +13,11 @@ timers: docs/lab-findings.md #12). Booting VMs side by side gains nothing (CPU-b
 mutation runs at once took 520-590 s against 490 s one after the other); fault phases side
 by side do (both profiles together about 1,300 s against 1,725 s one after the other).
 
-So: first `lead` unmeasured runs, one at a time (the quick tests run beside the first: a
-boot beside them is slow anyway, and the profiles' boots would be slowed by them); then the
-measured runs together (their boots overlap each other, their fault phases each other's
-waits); then, once no guarded run is left, the other unmeasured ones one at a time, beside
-the tail of the unguarded one (the legacy profile's last fault checks, which report numbers
-only). Every run is told how many runs share the machine with it
-(lab.machine.SIDE_BY_SIDE_ENV) and its report says so.
+So: the measured runs together first (their boots overlap each other and the quick tests,
+their fault phases each other's waits); then, once no guarded run is left, the unmeasured
+ones one at a time, beside the tail of the unguarded one (the legacy profile's last fault
+checks, which report numbers only). Every run is told how many runs share the machine with
+it (lab.machine.SIDE_BY_SIDE_ENV) and its report says so.
 """
 
 from __future__ import annotations
@@ -75,10 +73,8 @@ class LabJobs:
         workdir: Path | None = None,
         command: tuple[str, ...] = (sys.executable, "-m", "lab", "run"),
         poll_s: float = 2.0,
-        lead: int = 1,
     ):
         self.jobs = jobs
-        self.lead = lead  # unmeasured runs before the measured ones
         self.command = command
         self.poll_s = poll_s
         self.workdir = workdir
@@ -121,7 +117,6 @@ class LabJobs:
     def _schedule(self) -> None:
         pending = list(self.jobs)
         running: dict[str, _Running] = {}
-        leading = [n for n in pending if not self.jobs[n].measured][: self.lead]
         try:
             while (pending or running) and not self.stopping.is_set():
                 for name, r in list(running.items()):
@@ -130,17 +125,13 @@ class LabJobs:
                         r.popen.wait(60)
                     if r.popen.poll() is not None:
                         self._finish(name, running.pop(name))
-                lead_done = not any(n in pending or n in running for n in leading)
-                if lead_done:
-                    for name in [n for n in pending if self.jobs[n].measured]:  # every measured run at once
-                        pending.remove(name)
-                        running[name] = self._launch(name)
+                for name in [n for n in pending if self.jobs[n].measured]:  # every measured run at once
+                    pending.remove(name)
+                    running[name] = self._launch(name)
                 guarded = any(self.jobs[n].guarded for n in [*pending, *running])
                 unmeasured = [n for n in pending if not self.jobs[n].measured]
-                free = not any(not self.jobs[n].measured for n in running)
-                if unmeasured and free and (not lead_done or not guarded):
-                    # one at a time: the leading ones first, the others once no guarded run is left
-                    name = unmeasured[0]
+                if unmeasured and not guarded and not any(not self.jobs[n].measured for n in running):
+                    name = unmeasured[0]  # one at a time, once no guarded run is left
                     pending.remove(name)
                     running[name] = self._launch(name)
                 time.sleep(self.poll_s)

@@ -7,10 +7,9 @@ every goal the registry declares (`lab.registry`, `lab.goals`); and the lab must
 deliberate breakage of the program (fault injection): a wrong mark, a wrong IKE identity, a
 missing MSS clamp each make the right check fail with a detail that names the cause.
 
-The five runs go side by side as `tests/labjobs.py` schedules them (one mutation beside the
-quick tests, then both profiles together, then the other mutations one after the other beside
-the legacy profile's last fault checks, once the modern one is done); tests/conftest.py starts
-them at collection.
+The five runs go side by side as `tests/labjobs.py` schedules them (both profiles together,
+then the three mutations one after the other beside the legacy profile's last fault checks,
+once the modern one is done); tests/conftest.py starts them at collection.
 """
 
 from __future__ import annotations
