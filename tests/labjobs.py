@@ -1,23 +1,21 @@
 """Lab runs for the lab tests, side by side where that keeps their numbers sound.
 
-Three kinds of job. A *guarded* run (the modern profile: every check, the fault checks'
-outages against their goals) must have nothing heavy beside it while it measures; a
-*measured* one (the legacy profile: its fault checks run and report numbers, but IKEv1
-itself can lose probes, so they are not required) may; an *unmeasured* one (a mutation:
-only which checks fail matters, no timing) measures nothing. What loads a 2-core TCG
-machine is booting a VM and cloud-init's package install; what a measured run measures
-(dead-peer detection, the updown script) is CPU work in its guest too. A VM booting at full
-priority next to a failover pushed its uplink outage from 7.6 s to 10.8 s, past its goal; a
-niced one barely boots (a starved TCG guest spends what it gets on catching up with its
-timers: docs/lab-findings.md #12). Booting VMs side by side gains nothing (CPU-bound: three
-mutation runs at once took 520-590 s against 490 s one after the other); fault phases side
-by side do (both profiles together about 1,300 s against 1,725 s one after the other).
+Two kinds of job. A *measured* run (a profile: every check, the fault checks' outages
+against their goals) and an *unmeasured* one (a mutation: only which checks fail matters,
+no timing). What loads a 2-core TCG machine is booting a VM and cloud-init's package
+install; what a measured run measures (dead-peer detection, the updown script) is CPU work
+in its guest too. A VM booting next to a failover pushed its uplink outage from 7.6 s to
+10.8 s, past its goal; `nice` does not keep it off (a fault phase keeps a TCG guest busy
+enough that a niced VM beside it does not even boot); two fault phases side by side do not
+disturb each other.
 
-So: the measured runs together first (their boots overlap each other and the quick tests,
-their fault phases each other's waits); then, once no guarded run is left, the unmeasured
-ones one at a time, beside the tail of the unguarded one (the legacy profile's last fault
-checks, which report numbers only). Every run is told how many runs share the machine with
-it (lab.machine.SIDE_BY_SIDE_ENV) and its report says so.
+Booting VMs side by side gains nothing here: it is CPU-bound, and three mutation runs at
+once took 520-590 s against 490 s one after the other. Fault phases side by side do gain:
+both profiles together take about 1,300 s against 1,725 s one after the other.
+
+So: the unmeasured runs first, one at a time; then the measured runs, together (their boots
+overlap each other's boots, their fault phases each other's waits). Every run is told how
+many runs share the machine with it (lab.machine.SIDE_BY_SIDE_ENV) and its report says so.
 """
 
 from __future__ import annotations
@@ -51,9 +49,6 @@ class Result:
 class Job:
     args: list[str]  # of `python -m lab run`, without --report
     measured: bool = True
-    # nothing heavy beside it (its numbers are judged against goals); a measured run that is
-    # not guarded reports numbers only, and the unmeasured runs may start beside its tail
-    guarded: bool = False
 
 
 @dataclass
@@ -100,8 +95,7 @@ class LabJobs:
         out, err, rep = (self.workdir / f"{name}.{x}" for x in ("out", "err", "json"))
         job = self.jobs[name]
         args = [*self.command, *job.args, "--report", str(rep)]
-        measured = sum(j.measured for j in self.jobs.values())
-        side = measured if job.measured else 1 + sum(j.measured and not j.guarded for j in self.jobs.values())
+        side = sum(j.measured for j in self.jobs.values()) if job.measured else 1
         env = {**os.environ, SIDE_BY_SIDE_ENV: str(side)}
         with out.open("w") as o, err.open("w") as e:
             p = subprocess.Popen(args, cwd=REPO, stdout=o, stderr=e, text=True, env=env)
@@ -125,15 +119,15 @@ class LabJobs:
                         r.popen.wait(60)
                     if r.popen.poll() is not None:
                         self._finish(name, running.pop(name))
-                for name in [n for n in pending if self.jobs[n].measured]:  # every measured run at once
-                    pending.remove(name)
-                    running[name] = self._launch(name)
-                guarded = any(self.jobs[n].guarded for n in [*pending, *running])
                 unmeasured = [n for n in pending if not self.jobs[n].measured]
-                if unmeasured and not guarded and not any(not self.jobs[n].measured for n in running):
-                    name = unmeasured[0]  # one at a time, once no guarded run is left
+                if unmeasured and not running:
+                    name = unmeasured[0]  # one at a time
                     pending.remove(name)
                     running[name] = self._launch(name)
+                elif not unmeasured and not any(not self.jobs[n].measured for n in running):
+                    for name in list(pending):  # every measured run at once
+                        pending.remove(name)
+                        running[name] = self._launch(name)
                 time.sleep(self.poll_s)
         except BaseException as e:  # a scheduler bug fails every waiting test, never hangs it
             for f in self.futures.values():

@@ -7,9 +7,8 @@ every goal the registry declares (`lab.registry`, `lab.goals`); and the lab must
 deliberate breakage of the program (fault injection): a wrong mark, a wrong IKE identity, a
 missing MSS clamp each make the right check fail with a detail that names the cause.
 
-The five runs go side by side as `tests/labjobs.py` schedules them (both profiles together,
-then the three mutations one after the other beside the legacy profile's last fault checks,
-once the modern one is done); tests/conftest.py starts them at collection.
+The five runs go side by side as `tests/labjobs.py` schedules them (the three mutations one
+after the other, then both profiles together); tests/conftest.py starts them at collection.
 """
 
 from __future__ import annotations
@@ -48,10 +47,7 @@ MUTATION_CHECKS = {
 
 def jobs() -> dict[str, Job]:
     """Every lab run of this module: both profiles (measured), the mutations (unmeasured)."""
-    # modern's goals are required: nothing heavy beside it; legacy's fault checks report numbers only
-    out = {
-        f"profile-{p}": Job(["--config-file", str(cfg)], guarded=p == "modern") for p, cfg in sorted(PROFILES.items())
-    }
+    out = {f"profile-{p}": Job(["--config-file", str(cfg)]) for p, cfg in sorted(PROFILES.items())}
     for name in sorted(MUTATIONS):
         out[f"mutation-{name}"] = Job(
             [

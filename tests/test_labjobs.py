@@ -1,6 +1,6 @@
 """The lab tests' job queue (tests/labjobs.py) with stand-in jobs (quick: no VM): the
-measured runs together, then the unmeasured ones one at a time once the guarded run is done;
-and lab.vm's QEMU child carrying the lab's niceness over to its own session's autogroup."""
+unmeasured runs first, one at a time, then the measured ones together; and lab.vm's QEMU child
+carrying the lab's niceness over to its own session's autogroup."""
 
 from __future__ import annotations
 
@@ -28,15 +28,15 @@ sys.exit(int(sys.argv[1] == "0.1"))
 """
 
 
-def test_measured_runs_together_then_the_unmeasured_ones_after_the_guarded_one(tmp_path):
+def test_unmeasured_runs_one_at_a_time_then_the_measured_ones_together(tmp_path):
     script = tmp_path / "fake.py"
     script.write_text(FAKE)
     jobs = {
-        "a": Job(["0.6"], guarded=True),
-        "b": Job(["2.0"]),
+        "a": Job(["1.0"]),
+        "b": Job(["0.8"]),
         "c": Job(["0.1"], measured=False),
-        "d": Job(["0.3"], measured=False),
-        "e": Job(["0.2"], measured=False),
+        "d": Job(["0.6"], measured=False),
+        "e": Job(["0.4"], measured=False),
     }
     j = LabJobs(jobs, workdir=tmp_path, command=(sys.executable, str(script)), poll_s=0.05)
     try:
@@ -46,11 +46,11 @@ def test_measured_runs_together_then_the_unmeasured_ones_after_the_guarded_one(t
     t = {n: r.report for n, r in res.items()}
     assert all(v is not None for v in t.values())
     # ordering only, no timing: the machine may be busy
-    assert t["a"]["start"] < t["b"]["end"] and t["b"]["start"] < t["a"]["end"]  # measured: together
-    assert min(t[u]["start"] for u in "cde") >= t["a"]["end"]  # nothing beside the guarded run
+    unmeasured, measured = ("c", "d", "e"), ("a", "b")
     assert t["c"]["end"] <= t["d"]["start"] and t["d"]["end"] <= t["e"]["start"]  # one at a time, in order
-    assert t["c"]["start"] < t["b"]["end"]  # beside the unguarded run's tail, not after it
-    assert [t[n]["side"] for n in "abcde"] == ["2", "2", "2", "2", "2"]
+    assert max(t[m]["start"] for m in measured) < min(t[m]["end"] for m in measured)  # together
+    assert min(t[m]["start"] for m in measured) >= max(t[u]["end"] for u in unmeasured)  # nothing beside them
+    assert [t[n]["side"] for n in "abcde"] == ["2", "2", "1", "1", "1"]
     assert res["c"].proc.returncode == 1 and res["a"].proc.returncode == 0
     assert "checks" in res["a"].proc.stderr
 
