@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lab import REPO
 from lab.registry import CHECKS, FAULT_CHECKS
-from lab.report import Progress
+from lab.report import Progress, report_path
 
 
 def _sigterm(signum, frame):
@@ -35,8 +35,18 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--only", help=f"comma-separated checks to run (of: {', '.join(CHECKS)})")
     r.add_argument(
         "--mutate",
-        metavar="NAME",
-        help="FAULT INJECTION: break the rendered user-data on purpose (see `python -m lab mutations`)",
+        metavar="NAME[,NAME...]",
+        help="FAULT INJECTION: break the rendered user-data on purpose (see `python -m lab mutations`); "
+        "several run one after the other on one VM, each after the first by rewriting its files and "
+        "rebooting, each with its own checks (unless --only) and its own report (--report PATH "
+        "becomes PATH with the mutation's name before the suffix)",
+    )
+    r.add_argument(
+        "--pause-until",
+        type=Path,
+        metavar="PATH",
+        help="with several mutations: before each after the first, pause the VM, create PATH.paused "
+        "and go on once PATH exists (for a scheduler that runs other lab runs meanwhile)",
     )
     r.add_argument(
         "--no-faults",
@@ -92,11 +102,23 @@ def main(argv: list[str] | None = None) -> int:
     if not a.config_file.is_file():
         print(f"config file not found: {a.config_file}", file=sys.stderr)
         return 2
+    chain: tuple[str, ...] = ()
+    if a.mutate:
+        from lab.mutations import MutationError, parse_names
+
+        try:
+            chain = parse_names(a.mutate)
+        except MutationError as e:
+            p.error(str(e))
+    if a.pause_until and len(chain) < 2:
+        p.error("--pause-until needs several mutations (--mutate A,B,...)")
     opts = Options(
         config_file=a.config_file.resolve(),
         report_path=a.report,
         only=only,
-        mutate=a.mutate,
+        mutate=chain[0] if chain else None,
+        then_mutate=chain[1:],
+        pause_until=a.pause_until,
         plan_json=a.plan_json,
         bulk_mb=a.bulk_mb,
         boot_timeout_s=a.boot_timeout,
@@ -111,21 +133,22 @@ def main(argv: list[str] | None = None) -> int:
     old = signal.signal(signal.SIGTERM, _sigterm)
     interrupted = False
     try:
-        report = lab.run()
+        lab.run()
     except KeyboardInterrupt:
         interrupted = True
         lab.close()  # run()'s finally has already stopped QEMU; this makes sure of it
-        report = lab.report
-        report.error = "interrupted"
+        lab.report.error = "interrupted"
     finally:
         signal.signal(signal.SIGTERM, old)
-    if a.report:
-        report.write(a.report)
-    print(report.summary())
-    if a.report:
-        print(f"report: {a.report}")
+    for name, report in lab.reports:
+        path = report_path(a.report, name if chain[1:] else None)
+        if path:
+            report.write(path)
+        print(report.summary())
+        if path:
+            print(f"report: {path}")
     if interrupted:
         return 130
     if lab.abort_code:
         return lab.abort_code
-    return 0 if report.ok else 1
+    return 0 if all(r.ok for _, r in lab.reports) else 1

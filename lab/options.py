@@ -11,7 +11,11 @@ class Options:
     config_file: Path
     report_path: Path | None = None
     only: tuple[str, ...] = ()
-    mutate: str | None = None
+    mutate: str | None = None  # the run's mutation (of the first boot, with several)
+    then_mutate: tuple[str, ...] = ()  # further mutations on the same VM, each after a reboot
+    # with further mutations: pause the VM before each, create this path + ".paused" and go on
+    # once the path exists (a scheduler runs measured lab runs meanwhile; tests/labjobs.py)
+    pause_until: Path | None = None
     plan_json: Path | None = None
     bulk_mb: int = 20
     boot_timeout_s: int = 900

@@ -117,6 +117,14 @@ class Report:
         return head + "\n" + "\n".join(lines)
 
 
+def report_path(path: Path | None, mutation: str | None) -> Path | None:
+    """Where a run's report goes: PATH itself, or with several mutations PATH with the
+    mutation's name before its suffix (reports/m.json -> reports/m.wrong-mark.json)."""
+    if path is None or mutation is None:
+        return path
+    return path.with_name(f"{path.stem}.{mutation}{path.suffix}")
+
+
 class Progress:
     """Phase lines on stderr with the elapsed time since the lab started."""
 

@@ -6,13 +6,17 @@ running lab as a `lab.session.Session`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from lab import REPO, cloudinit, diagnostics, machine, mutations, peer, poll, registry, swan
@@ -82,13 +86,24 @@ def vswitch_ports(run_dir: Path, wanted: set[str]) -> tuple[Path, ...]:
     return (run_dir / VSWITCH_PORT,) if "psk_rotation" in wanted else ()
 
 
+def stages(opts: Options) -> list[Options]:
+    """What one `lab run` does, one entry per report: the run itself, or with several
+    mutations one run per mutation (on one VM), each with its own checks unless --only."""
+    names = (opts.mutate, *opts.then_mutate) if opts.mutate else ()
+    if len(names) < 2:
+        return [opts]
+    return [
+        dataclasses.replace(opts, mutate=n, then_mutate=(), only=opts.only or mutations.MUTATIONS[n].checks)
+        for n in names
+    ]
+
+
 class Lab:
     def __init__(self, opts: Options, progress: Progress | None = None):
-        self.o = opts
         self.p = progress or Progress()
-        all_checks = registry.CHECKS + (registry.FAULT_CHECKS if opts.faults else ())
-        self.wanted = set(opts.only) if opts.only else set(all_checks)
-        self.report = Report(expected=tuple(n for n in all_checks if n in self.wanted))
+        self.stages = stages(opts)
+        self.reports: list[tuple[str | None, Report]] = []  # (mutation, its report), in run order
+        self._begin(self.stages[0])
         self.vm: VM | None = None  # the world VM; its root namespace is the first ECS
         self.session: Session | None = None
         self.run_dir: Path | None = None
@@ -99,49 +114,123 @@ class Lab:
         self.abort_code: int | None = None
 
     # ------------------------------------------------------------------ orchestration
-    def run(self) -> Report:
-        r = self.report
-        r.config = {
-            **stack_profile(self.o.config_file),
-            "mutation": self.o.mutate,
-            "user_data_mutated": bool(self.o.mutate),
-            "only": list(self.o.only) or None,
+    def _begin(self, opts: Options) -> None:
+        """A new report for this run (or this mutation of it), with its options and checks."""
+        self.o = opts
+        all_checks = registry.CHECKS + (registry.FAULT_CHECKS if opts.faults else ())
+        self.wanted = set(opts.only) if opts.only else set(all_checks)
+        self.report = Report(expected=tuple(n for n in all_checks if n in self.wanted))
+        self.report.config = {
+            **stack_profile(opts.config_file),
+            "mutation": opts.mutate,
+            "user_data_mutated": bool(opts.mutate),
+            "only": list(opts.only) or None,
             "machine": machine.info(),
-            "faults": self.o.faults,
+            "faults": opts.faults,
         }
+        self.reports.append((opts.mutate, self.report))
+        self.began = self.p.elapsed()
+
+    def _finish_report(self) -> None:
+        self.p.end()
+        self.report.metrics["phases_s"] = dict(self.p.phases)
+        self.report.metrics["total_s"] = round(self.p.elapsed() - self.began, 1)
+        self.p.phases = {}
+
+    def run(self) -> Report:
+        """Every stage in order; returns the last report (all are in `reports`)."""
         try:
             self._prepare()
             self._boot()
             boot = self._wait_for_link()
-            assert self.vm and self.inputs and self.topo and self.run_dir and self.image
-            self.session = Session(
-                inputs=self.inputs,
-                topo=self.topo,
-                user_data=self.user_data,
-                world=self.vm,
-                run_dir=self.run_dir,
-                image=self.image,
-                report=r,
-                progress=self.p,
-                opts=self.o,
-                boot=boot,
-            )
-            self._run_checks(self.session)
+            self.report.config["mutation_applied"] = "by cloud-init, at the VM's first boot" if self.o.mutate else None
+            self._check(boot)
+            for stage in self.stages[1:]:
+                self._next_mutation(stage)
         except LabAbortError as e:
-            r.error = str(e)
+            self.report.error = str(e)
             self.abort_code = e.exit_code
             self.p.say(f"ABORT: {e}")
         except Exception:  # a bug or an unexpected host failure: still report and clean up
-            r.error = "lab error:\n" + traceback.format_exc()
+            self.report.error = "lab error:\n" + traceback.format_exc()
             self.abort_code = 3
-            self.p.say(r.error)
+            self.p.say(self.report.error)
         finally:
             self.p.phase("cleanup", "stopping QEMU, removing temporary files")
             self.close()
-            self.p.end()
-            r.metrics["phases_s"] = dict(self.p.phases)
-            r.metrics["total_s"] = round(self.p.elapsed(), 1)
-        return r
+            self._finish_report()
+        return self.report
+
+    def _check(self, boot: BootFacts) -> None:
+        assert self.vm and self.inputs and self.topo and self.run_dir and self.image
+        self.session = Session(
+            inputs=self.inputs,
+            topo=self.topo,
+            user_data=self.user_data,
+            world=self.vm,
+            run_dir=self.run_dir,
+            image=self.image,
+            report=self.report,
+            progress=self.p,
+            opts=self.o,
+            boot=boot,
+        )
+        self._run_checks(self.session)
+
+    def _next_mutation(self, opts: Options) -> None:
+        """The next mutation on the same VM: its files written, the VM rebooted, its checks."""
+        assert self.vm and self.inputs and opts.mutate
+        before, previous, first = self.user_data, self.o.mutate, self.report
+        self._finish_report()
+        self._begin(opts)
+        r = self.report
+        for key in ("plan_source", "plan", "topology", "image"):  # the same plan, image and VM
+            r.config[key] = first.config.get(key)
+        r.metrics["image_cached"] = first.metrics.get("image_cached")
+        self.user_data = self._mutated(self.inputs.user_data, opts.mutate)
+        r.config["verify_script"] = verify_script_path(self.user_data)
+        self.p.phase("rewrite", f"FAULT INJECTION: user-data mutated ({opts.mutate}); its files written on the ECS")
+        try:
+            files = mutations.changed_files(before, self.user_data)
+        except mutations.MutationError as e:
+            raise LabAbortError(str(e), exit_code=2) from None
+        for f in files:
+            res = self.vm.sh(
+                f'p={shlex.quote(f["path"])}; cat > "$p.new" && chown {shlex.quote(f["owner"])} "$p.new" '
+                f'&& chmod {shlex.quote(f["permissions"])} "$p.new" && mv "$p.new" "$p"',
+                30,
+                stdin=f["content"].encode(),
+            )
+            if not res.ok:
+                raise LabAbortError(f"writing {f['path']} on the ECS failed: {res.text()}")
+        self.vm.sh("sync", 60)
+        r.config["mutation_applied"] = (
+            f"on the VM of the mutation before ({previous}): the {len(files)} file(s) its user-data writes "
+            f"differently ({', '.join(f['path'] for f in files)}) rewritten, then the VM rebooted"
+        )
+        if opts.pause_until:
+            self._pause_until(opts.pause_until)
+        self.p.phase("reboot", "rebooting the VM (the world's namespaces and the ECS start afresh)")
+        t0 = time.monotonic()
+        try:
+            t = self.vm.reboot(timeout=opts.boot_timeout_s)
+        except Exception as e:
+            raise LabAbortError(f"reboot: {e}") from None
+        r.metrics["reboot_to_agent_s"] = round(t, 1)
+        self._wait_lab_boot()
+        boot = self._wait_for_link(since=lambda: time.monotonic() - t0)
+        self._check(boot)
+
+    def _pause_until(self, path: Path) -> None:
+        """Pause the VM until `path` exists (a scheduler's go), announcing it with path.paused."""
+        assert self.vm
+        if path.exists():
+            return
+        self.p.phase("pause", f"VM paused until {path} exists")
+        self.vm.pause()
+        Path(f"{path}.paused").touch()
+        poll.until(path.exists, timeout=float("inf"), interval=2.0)
+        self.vm.resume()
 
     def close(self) -> None:
         for extra in self.session.extra_vms if self.session else ():
@@ -176,14 +265,7 @@ class Lab:
         r.config["user_data_sha256"] = hashlib.sha256(original.encode()).hexdigest()
         r.config["user_data_bytes"] = len(original.encode())
         if self.o.mutate:
-            try:
-                self.user_data = mutations.apply(self.o.mutate, original, i)
-            except mutations.MutationError as e:
-                raise LabAbortError(str(e), exit_code=2) from None
-            r.config["fault_injection"] = (
-                f"user-data deliberately mutated ({self.o.mutate}): " + mutations.MUTATIONS[self.o.mutate].description
-            )
-            r.config["mutated_user_data_sha256"] = hashlib.sha256(self.user_data.encode()).hexdigest()
+            self.user_data = self._mutated(original, self.o.mutate)
             self.p.say(f"FAULT INJECTION: user-data mutated ({self.o.mutate})")
         self.topo = plan_topology(i)
         r.config["plan"] = i.summary()
@@ -208,6 +290,22 @@ class Lab:
         (self.run_dir / "owner.pid").write_text(f"{os.getpid()}\n")
         write_seed(self.run_dir, self.user_data, i.hostname)
         self._write_labcfg(self.run_dir / "labcfg.tar")
+
+    def _mutated(self, original: str, name: str) -> str:
+        """The user-data with this mutation, said in the report (with the plan's facts)."""
+        assert self.inputs
+        r = self.report
+        r.config["user_data_sha256"] = hashlib.sha256(original.encode()).hexdigest()
+        r.config["user_data_bytes"] = len(original.encode())
+        try:
+            text = mutations.apply(name, original, self.inputs)
+        except mutations.MutationError as e:
+            raise LabAbortError(str(e), exit_code=2) from None
+        r.config["fault_injection"] = (
+            f"user-data deliberately mutated ({name}): " + mutations.MUTATIONS[name].description
+        )
+        r.config["mutated_user_data_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+        return text
 
     def _write_labcfg(self, path: Path) -> None:
         assert self.inputs and self.topo
@@ -247,6 +345,10 @@ class Lab:
             raise LabAbortError(f"boot: {e}") from None
         self.report.metrics["boot_to_agent_s"] = round(t, 1)
         self.p.say(f"guest agent up {t:.0f}s after VM start")
+        self._wait_lab_boot()
+
+    def _wait_lab_boot(self) -> None:
+        assert self.vm
         vm = self.vm
 
         def settled() -> ExecResult | None:
@@ -264,9 +366,11 @@ class Lab:
             )
 
     # ------------------------------------------------------------------ waiting
-    def _wait_for_link(self) -> BootFacts:
+    def _wait_for_link(self, since: Callable[[], float] | None = None) -> BootFacts:
+        """cloud-init done, then both tunnels up; times `since` the VM's start (or a reboot)."""
         assert self.vm and self.inputs
         vm, i = self.vm, self.inputs
+        since = since or vm.since_start
         self.p.phase("cloud-init", "waiting for cloud-init (packages from Debian's registry) and both tunnels")
         # cloud-init's own JSON status files, whether strongSwan is installed yet, the ECS's SAs
         script = (
@@ -292,10 +396,10 @@ class Lab:
             sas = swan.parse_pretty(sas_text)
             for t in i.tunnels:
                 if t.number not in facts.tunnel_up_s and swan.established(sas, t.outside_address):
-                    facts.tunnel_up_s[t.number] = vm.since_start()
-                    self.p.say(f"tunnel{t.number} ESTABLISHED {facts.tunnel_up_s[t.number]:.0f}s after VM start")
+                    facts.tunnel_up_s[t.number] = since()
+                    self.p.say(f"tunnel{t.number} ESTABLISHED {facts.tunnel_up_s[t.number]:.0f}s after VM (re)start")
             if facts.cloud_init_status in cloudinit.TERMINAL and facts.cloud_init_done_s is None:
-                facts.cloud_init_done_s = vm.since_start()
+                facts.cloud_init_done_s = since()
             if not vm.alive():
                 raise LabAbortError("QEMU exited during boot:\n" + vm.tail_file(vm.console, 40))
             return facts.cloud_init_done_s is not None

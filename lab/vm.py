@@ -391,10 +391,10 @@ class VM:
             f"guest agent did not answer within {timeout:.0f}s; console:\n" + self.tail_file(self.console, 40)
         )
 
-    def sh(self, script: str, timeout: float = 60) -> ExecResult:
+    def sh(self, script: str, timeout: float = 60, stdin: bytes | None = None) -> ExecResult:
         for attempt in (1, 2):
             try:
-                return self.agent.sh(script, timeout=timeout)
+                return self.agent.sh(script, timeout=timeout, stdin=stdin)
             except (OSError, TimeoutError, ConnectionError) as e:
                 if attempt == 2 or not self.alive():
                     return ExecResult(None, "", f"guest agent error: {e}", 0.0, timed_out=True)
@@ -403,6 +403,25 @@ class VM:
             except GuestError as e:
                 return ExecResult(None, "", f"guest agent error: {e}", 0.0)
         raise AssertionError("unreachable")
+
+    def reboot(self, timeout: float) -> float:
+        """Reboot the guest (systemd's clean reboot) and wait for its agent again: the
+        seconds from the reboot command to the agent's answer."""
+        self.sh("(sleep 1; systemctl reboot) >/dev/null 2>&1 &", 15)
+        t0 = time.monotonic()
+        time.sleep(15)  # the old agent must be gone before asking again
+        self.agent.close()
+        self.wait_agent(timeout=timeout)
+        return time.monotonic() - t0
+
+    def pause(self) -> None:
+        """Stop the guest's CPUs and clocks (QMP `stop`): it costs the host nothing and,
+        resumed, sees no time pass (the lab's whole world is in it)."""
+        self.agent.close()
+        self.qmp("stop")
+
+    def resume(self) -> None:
+        self.qmp("cont")
 
     @staticmethod
     def tail_file(path: Path, n: int) -> str:

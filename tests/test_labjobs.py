@@ -1,5 +1,6 @@
 """The lab tests' job queue (tests/labjobs.py) with stand-in jobs (quick: no VM): the
-unmeasured runs first, one at a time, then the measured ones together; and lab.vm's QEMU child
+unmeasured runs first, one at a time, then the measured ones together; a holding run paused
+while the measured ones run, until those it waits for have ended; and lab.vm's QEMU child
 carrying the lab's niceness over to its own session's autogroup."""
 
 from __future__ import annotations
@@ -53,6 +54,61 @@ def test_unmeasured_runs_one_at_a_time_then_the_measured_ones_together(tmp_path)
     assert [t[n]["side"] for n in "abcde"] == ["2", "2", "1", "1", "1"]
     assert res["c"].proc.returncode == 1 and res["a"].proc.returncode == 0
     assert "checks" in res["a"].proc.stderr
+
+
+# A stand-in for `python -m lab run --mutate A,B,... --pause-until GO`: SECONDS of work,
+# then it holds (GO.paused) until GO exists, then SECONDS more.
+HOLDING = r"""
+import json, os, sys, time
+from pathlib import Path
+seconds, report = float(sys.argv[1]), sys.argv[3]
+go = Path(sys.argv[sys.argv.index("--pause-until") + 1]) if "--pause-until" in sys.argv else None
+t0 = time.time()
+time.sleep(seconds)
+paused = time.time()
+if go:
+    Path(f"{go}.paused").touch()
+    while not go.exists():
+        time.sleep(0.02)
+resumed = time.time()
+time.sleep(seconds)
+json.dump({"start": t0, "paused": paused, "resumed": resumed, "end": time.time(), "held": bool(go)}, open(report, "w"))
+"""
+
+
+def test_a_holding_run_pauses_while_the_measured_ones_run_and_resumes_after_those_it_waits_for(tmp_path):
+    script = tmp_path / "fake.py"
+    script.write_text(HOLDING)
+    jobs = {
+        "modern": Job(["0.3"]),
+        "legacy": Job(["0.8"]),
+        "mutations": Job(["0.3"], measured=False, resume_after=("modern", "not-selected")),
+    }
+    j = LabJobs(jobs, workdir=tmp_path, command=(sys.executable, str(script)), poll_s=0.05)
+    try:
+        t = {n: j.result(n).report for n in jobs}
+    finally:
+        j.close()
+    held, modern, legacy = t["mutations"], t["modern"], t["legacy"]
+    assert held["held"] and not modern["held"]  # only the holding job is given --pause-until
+    assert held["paused"] <= min(modern["start"], legacy["start"])  # the measured runs start once it holds
+    assert held["resumed"] >= modern["end"]  # it goes on after the one it waits for
+    assert held["resumed"] < legacy["end"]  # not after the one it does not wait for
+
+
+def test_a_job_that_waits_for_no_selected_job_does_not_hold(tmp_path):
+    script = tmp_path / "fake.py"
+    script.write_text(HOLDING)
+    j = LabJobs(
+        {"mutations": Job(["0.1"], measured=False, resume_after=("modern",))},
+        workdir=tmp_path,
+        command=(sys.executable, str(script)),
+        poll_s=0.05,
+    )
+    try:
+        assert j.result("mutations").report["held"] is False
+    finally:
+        j.close()
 
 
 @pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="no sched_autogroup in this kernel")

@@ -86,15 +86,11 @@ def reboot_persistence(s: Session) -> Outcome:
         return False, bad, {}
     before = s.sh(f"cd {SEMS} && stat -c '%n %Y' * 2>&1 | sort", 30).out.strip()
     boot_before = s.sh("cat /proc/sys/kernel/random/boot_id", 15).out.strip()
-    s.sh("(sleep 1; systemctl reboot) >/dev/null 2>&1 &", 15)
     t_mono = time.monotonic()
-    time.sleep(15)
-    vm.agent.close()
     try:
-        vm.wait_agent(timeout=300)
+        agent_s = vm.reboot(timeout=300)
     except Exception as e:
         return False, f"the VM did not come back after the reboot: {e}", {}
-    agent_s = time.monotonic() - t_mono
     back = s.wait_both_up(300)
     back_s = time.monotonic() - t_mono if back is not None else None
     after = s.sh(f"cd {SEMS} && stat -c '%n %Y' * 2>&1 | sort", 30).out.strip()
