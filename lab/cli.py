@@ -72,6 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--rebuild-image", action="store_true", help="rebuild the cached image first")
     r.add_argument("--memory", type=int, default=2048, help="VM memory in MiB")
     r.add_argument("--cpus", type=int, default=2, choices=(1, 2, 4), help="vCPUs per VM (default 2)")
+    r.add_argument(
+        "--goals-done",
+        type=Path,
+        metavar="PATH",
+        help="create PATH once every check with goals has run (for a scheduler that keeps the machine "
+        "quiet until then)",
+    )
     sub.add_parser("image", help="build (or find) the cached image and print its path")
     sub.add_parser("mutations", help="list the fault-injection mutations")
     sub.add_parser("benchmarks", help="write BENCHMARKS.md and its plot from lab reports (see --help there)")
@@ -119,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         mutate=chain[0] if chain else None,
         then_mutate=chain[1:],
         pause_until=a.pause_until,
+        goals_done=a.goals_done,
         plan_json=a.plan_json,
         bulk_mb=a.bulk_mb,
         boot_timeout_s=a.boot_timeout,

@@ -19,9 +19,11 @@ many runs share the machine with it (lab.machine.SIDE_BY_SIDE_ENV) and its repor
 
 An unmeasured run may hold (`Job.resume_after`): the mutations share one VM (`--mutate
 A,B,C`), and after the first one it pauses that VM (`--pause-until`: QEMU stopped, no CPU)
-until the measured runs it names have ended; the measured runs start as soon as it holds.
-The modern profile, whose outages have goals, ends before the legacy one; the mutations'
-reboots then run beside the legacy profile's last checks (its numbers have no goals).
+until every check with goals of the measured runs it names has run (`--goals-done`, or the
+run's end); the measured runs start as soon as it holds. Only the modern profile's checks
+have goals, and its last one with goals comes before `psk_rotation` (a boot of its own): the
+mutations' reboots run beside the two rotations and the legacy profile's last fault checks,
+whose numbers are reported, not judged.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ class Result:
 class Job:
     args: list[str]  # of `python -m lab run`, without --report
     measured: bool = True
-    # (unmeasured runs) hold with `--pause-until` until these jobs have ended, when they run
+    # (unmeasured runs) hold with `--pause-until` until these jobs' checks with goals have run
     resume_after: tuple[str, ...] = ()
 
 
@@ -106,6 +108,14 @@ class LabJobs:
     def _waits_for(self, name: str) -> list[str]:
         return [n for n in self.jobs[name].resume_after if n in self.jobs]
 
+    def _goals_done_path(self, name: str) -> Path:
+        """The path a measured job creates once its checks with goals have run (`--goals-done`)."""
+        assert self.workdir is not None
+        return self.workdir / f"{name}.goals-done"
+
+    def _goals_done(self, name: str) -> bool:
+        return self.futures[name].done() or self._goals_done_path(name).exists()
+
     def _holding(self, name: str) -> bool:
         """Paused until its go (it said so with the go path's `.paused`)."""
         return bool(self._waits_for(name)) and Path(f"{self._go(name)}.paused").exists() and not self._go(name).exists()
@@ -117,6 +127,8 @@ class LabJobs:
         args = [*self.command, *job.args, "--report", str(rep)]
         if self._waits_for(name):
             args += ["--pause-until", str(self._go(name))]
+        if any(name in self._waits_for(other) for other in self.jobs):
+            args += ["--goals-done", str(self._goals_done_path(name))]
         side = sum(j.measured for j in self.jobs.values()) if job.measured else 1
         env = {**os.environ, SIDE_BY_SIDE_ENV: str(side)}
         with out.open("w") as o, err.open("w") as e:
@@ -142,7 +154,7 @@ class LabJobs:
                     if r.popen.poll() is not None:
                         self._finish(name, running.pop(name))
                 for name in running:  # a holding job goes on once what it waits for has ended
-                    if self._holding(name) and all(self.futures[n].done() for n in self._waits_for(name)):
+                    if self._holding(name) and all(self._goals_done(n) for n in self._waits_for(name)):
                         self._go(name).touch()
                 unmeasured = [n for n in pending if not self.jobs[n].measured]
                 busy = [n for n in running if not self.jobs[n].measured and not self._holding(n)]

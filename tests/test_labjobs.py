@@ -56,32 +56,42 @@ def test_unmeasured_runs_one_at_a_time_then_the_measured_ones_together(tmp_path)
     assert "checks" in res["a"].proc.stderr
 
 
-# A stand-in for `python -m lab run --mutate A,B,... --pause-until GO`: SECONDS of work,
-# then it holds (GO.paused) until GO exists, then SECONDS more.
+# A stand-in for `python -m lab run --mutate A,B,... --pause-until GO` and for a measured run
+# with `--goals-done DONE`: SECONDS of work; then DONE is created, or it holds (GO.paused)
+# until GO exists; then SECONDS more.
 HOLDING = r"""
 import json, os, sys, time
 from pathlib import Path
+def arg(name):
+    return Path(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else None
 seconds, report = float(sys.argv[1]), sys.argv[3]
-go = Path(sys.argv[sys.argv.index("--pause-until") + 1]) if "--pause-until" in sys.argv else None
+go, done = arg("--pause-until"), arg("--goals-done")
 t0 = time.time()
 time.sleep(seconds)
 paused = time.time()
+if done:
+    done.touch()
 if go:
     Path(f"{go}.paused").touch()
     while not go.exists():
         time.sleep(0.02)
 resumed = time.time()
 time.sleep(seconds)
-json.dump({"start": t0, "paused": paused, "resumed": resumed, "end": time.time(), "held": bool(go)}, open(report, "w"))
+json.dump(
+    {"start": t0, "paused": paused, "resumed": resumed, "end": time.time(), "held": bool(go), "done": bool(done)},
+    open(report, "w"),
+)
 """
 
 
 def test_a_holding_run_pauses_while_the_measured_ones_run_and_resumes_after_those_it_waits_for(tmp_path):
+    """It resumes once the job it waits for says its checks with goals have run (here half
+    way through that job: `paused` is when the fake created its --goals-done path)."""
     script = tmp_path / "fake.py"
     script.write_text(HOLDING)
     jobs = {
         "modern": Job(["0.3"]),
-        "legacy": Job(["0.8"]),
+        "legacy": Job(["1.5"]),
         "mutations": Job(["0.3"], measured=False, resume_after=("modern", "not-selected")),
     }
     j = LabJobs(jobs, workdir=tmp_path, command=(sys.executable, str(script)), poll_s=0.05)
@@ -91,8 +101,9 @@ def test_a_holding_run_pauses_while_the_measured_ones_run_and_resumes_after_thos
         j.close()
     held, modern, legacy = t["mutations"], t["modern"], t["legacy"]
     assert held["held"] and not modern["held"]  # only the holding job is given --pause-until
+    assert modern["done"] and not legacy["done"]  # and only the awaited one --goals-done
     assert held["paused"] <= min(modern["start"], legacy["start"])  # the measured runs start once it holds
-    assert held["resumed"] >= modern["end"]  # it goes on after the one it waits for
+    assert held["resumed"] >= modern["paused"]  # it goes on once the awaited checks have run
     assert held["resumed"] < legacy["end"]  # not after the one it does not wait for
 
 
