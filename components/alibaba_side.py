@@ -102,10 +102,14 @@ def image_options(s: Settings) -> tuple[list[str], list[str]]:
       `ecsImage` to a current id is also the way out when Alibaba has retired the image a
       stack was created from (docs/provider-facts-day-two.md).
 
+    A new vSwitch (another VPC, an existing vSwitch) is a new instance too: the provider
+    would move it in place (ModifyInstanceVpcAttribute, the instance stopped), and the old
+    vSwitch and security group cannot be deleted while it is in them (item 49).
+
     Returns the instance's `(replace_on_changes, ignore_changes)`."""
     if s.image_is_alias:
-        return ["userData"], ["imageId"]
-    return ["userData", "imageId"], []
+        return ["userData", "vswitchId"], ["imageId"]
+    return ["userData", "imageId", "vswitchId"], []
 
 
 def existing_vpc_route_table(vpc_id: pulumi.Input[str]) -> pulumi.Output[str]:

@@ -152,6 +152,10 @@ def create_vpn(
             # pinned, a replacement made before the old connection is deleted would collide with
             # the old one still holding it (docs/provider-facts-day-two.md).
             delete_before_replace=any(c is not None for c in s.tunnel_inside_cidrs),
+            # Moving between a virtual private gateway and a Transit Gateway is a new connection:
+            # AWS modifies one in place only once its static routes are deleted, which one
+            # `pulumi up` cannot do first (docs/provider-facts-day-two.md item 48).
+            replace_on_changes=["vpnGatewayId", "transitGatewayId"],
         ),
         **tunnel_options(s, log_group.arn),
     )

@@ -200,7 +200,7 @@ def test_pinning_an_image_id_replaces_the_gateway_and_never_re_images_it():
     """Item 9: the way out when Alibaba has retired the image a stack was created from."""
     before, after = plan_for(ecsImage="m-bp1aaaaaaaaaaaaaaaaa"), plan_for(ecsImage="m-bp1bbbbbbbbbbbbbbbbb")
     assert after.one(ECS).options["ignoreChanges"] == []
-    assert after.one(ECS).options["replaceOnChanges"] == ["userData", "imageId"]
+    assert after.one(ECS).options["replaceOnChanges"] == ["userData", "imageId", "vswitchId"]
     steps = rollout.simulate(before, after)
     assert steps.problems == [] and steps.ops("link-gateway") == ["delete", "create"]
 
@@ -272,9 +272,9 @@ def test_unpinning_an_inside_cidr_replaces_the_vpn_first_and_its_routes_delete_f
     assert after.one(VPN).options["deleteBeforeReplace"] is False
     steps = rollout.simulate(before, after)
     route = "link-tgw-route-172-16-0-0-16"
-    # (The mocks give the new connection its predecessor's outside addresses, which AWS does
-    # not: the security group rules to them would collide only here. Not this test's subject.)
-    assert [p for p in steps.problems if "link-sg-tunnel" not in p] == []
+    # (The mocks give the new connection its predecessor's outside addresses; the rollout
+    # knows they are new on AWS, so the security group rules to them do not collide.)
+    assert steps.problems == []
     assert steps.ops(route) == ["delete", "create"]
     for r in after.of_type(TGW_ROUTE):
         r.options["deleteBeforeReplace"] = False
@@ -302,3 +302,58 @@ def test_adding_a_prefix_creates_its_routes_and_touches_no_other():
     for kept in ("link-vpn-route-172-16-0-0-16", "link-sg-forward-ali-172-16-0-0-16"):
         assert steps.ops(kept) == [], kept
     assert steps.ops("link-gateway") == ["delete", "create"]
+
+
+# The three network moves a user makes once: the providers' rules decide each step's order.
+EXISTING_ALI_VPC = {"aliVpcCidr": None, "aliVpcId": "vpc-bp1opxu1zkhn00gzv26cc", "aliCidrs": ["172.16.0.0/16"]}
+VSWITCH = "alicloud:vpc/switch:Switch"
+
+
+def test_moving_from_a_virtual_private_gateway_to_a_transit_gateway_is_a_new_connection():
+    """AWS modifies a connection's target gateway in place only once its static routes are
+    gone (API_ModifyVpnConnection), which one `pulumi up` cannot do first: the connection is
+    replaced, create-before-delete, and the old one goes last with its routes."""
+    before, after = fresh(), fresh(**TGW_STACK)
+    assert set(after.one(VPN).options["replaceOnChanges"]) == {"vpnGatewayId", "transitGatewayId"}
+    steps = rollout.simulate(before, after)
+    assert steps.problems == []
+    assert steps.ops("link-vpn") == ["create", "delete"]
+    route = "link-tgw-route-172-16-0-0-16"
+    assert steps.index("create", "link-vpn") < steps.index("create", route)
+    assert steps.index("delete", "link-vpn-route-172-16-0-0-16") > steps.index("create", route)
+    assert steps.ops("link-gateway") == ["delete", "create"], "new tunnel addresses: new user-data"
+    # the way it would fail: the in-place ModifyVpnConnection, static routes still there
+    after.one(VPN).options["replaceOnChanges"] = []
+    refused = rollout.simulate(before, after).problems
+    assert any("link-vpn: update refused" in p and "link-vpn-route-172-16-0-0-16" in p for p in refused), refused
+
+
+def test_moving_the_gateway_into_an_existing_vpc_replaces_it_before_its_vswitch_and_group_go():
+    """A security group's and a vSwitch's vpcId are ForceNew, and Alibaba refuses to delete
+    either while an instance is in it: the gateway is replaced with its vSwitch (deleted
+    first, as its dependent) and the old security group goes once the old gateway is gone."""
+    before = fresh()
+    after = fresh(**EXISTING_ALI_VPC, aliVswitchCidr="172.16.1.0/24")
+    steps = rollout.simulate(before, after)
+    assert steps.problems == []
+    assert steps.ops("link-ali-vswitch") == ["delete", "create"]
+    assert steps.ops("link-ali-sg") == ["create", "delete"]
+    assert steps.index("delete", "link-gateway") < steps.index("delete", "link-ali-vswitch")
+    assert steps.index("delete", "link-gateway") < steps.index("delete", "link-ali-sg")
+    assert steps.ops("link-ali-vpc") == ["delete"]
+    # the way it would fail: the gateway moved in place stays in the old vSwitch and group
+    after.one(ECS).options["replaceOnChanges"] = ["userData"]
+    refused = rollout.simulate(before, after).problems
+    assert any("link-ali-vswitch: delete refused: link-gateway still in it" in p for p in refused), refused
+    assert any("link-ali-sg: delete refused: link-gateway still in it" in p for p in refused), refused
+
+
+def test_moving_the_gateway_into_an_existing_vswitch_replaces_it_and_then_drops_the_old_one():
+    before = fresh(**EXISTING_ALI_VPC, aliVswitchCidr="172.16.1.0/24")
+    after = fresh(**EXISTING_ALI_VPC, aliVswitchCidr=None, aliVswitchId="vsw-bp1s5fnvk4gn2tws03624")
+    assert after.one(ECS).input("privateIp") is None, "Alibaba assigns the address in a vSwitch of the user's"
+    steps = rollout.simulate(before, after)
+    assert steps.problems == []
+    assert steps.ops("link-gateway") == ["delete", "create"]
+    assert steps.steps[-1].op == "delete" and steps.steps[-1].name == "link-ali-vswitch"
+    assert not after.of_type(VSWITCH)

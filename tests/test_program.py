@@ -232,7 +232,7 @@ def test_bad_settings_under_pulumi_are_a_run_error_before_any_resource():
 
 def test_new_user_data_replaces_the_ecs_and_image_drift_is_ignored(dev_plan):
     ecs = dev_plan.one(ECS)
-    assert ecs.options["replaceOnChanges"] == ["userData"], "cloud-init runs user-data once: replace, not reboot"
+    assert ecs.options["replaceOnChanges"] == ["userData", "vswitchId"], "cloud-init runs user-data once: replace"
     assert ecs.options["deleteBeforeReplace"] is True, "the fixed private IP must be freed first"
     assert ecs.options["ignoreChanges"] == ["imageId"], "a newer image must not re-image the disk"
 

@@ -14,7 +14,10 @@ order over two offline plans, before and after a change:
   replacements);
 - create-before-delete (Pulumi's default): the new resource is created while the old one still
   exists, so anything that must be unique collides; delete-before-replace: the dependents to
-  be replaced are deleted first, then the resource, then it and its dependents are created.
+  be replaced are deleted first, then the resource, then it and its dependents are created;
+- a delete is refused while a live resource still sits in the deleted one (`held_by`: an
+  instance in a vSwitch or a security group), and an update when the provider's API refuses
+  it given what else is live (`refuses_update`: a VPN connection's static routes).
 
 `python -m tools.rollout --stack prod --set tunnel1PresharedKey=... --set ...` prints the
 steps and every step the real providers would refuse. Exit 1 when one would fail.
@@ -34,6 +37,8 @@ from core.settings import NAMESPACE, SettingsError, load_settings
 from tools import offline, stackfile
 
 Inputs = Mapping[str, Any]
+INSTANCE = "alicloud:ecs/instance:Instance"
+VPN_ROUTE = "aws:ec2/vpnConnectionRoute:VpnConnectionRoute"
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,11 @@ class ProviderRule:
     unique: Callable[[Inputs], set[tuple[Any, ...]]] = lambda _i: set()
     # Why the provider's Delete is refused for these inputs, or None.
     refuses_delete: Callable[[Inputs], str | None] = lambda _i: None
+    # (type, input): a live resource of that type whose input holds this one's id blocks its delete.
+    held_by: frozenset[tuple[str, str]] = frozenset()
+    # Why an in-place update from these inputs to those is refused while these resources are
+    # live (the resource's own id first), or None.
+    refuses_update: Callable[[Inputs, Inputs, str, list[offline.Resource]], str | None] = lambda _o, _n, _id, _l: None
 
 
 def _pinned_inside_cidrs(i: Inputs) -> set[tuple[Any, ...]]:
@@ -57,6 +67,21 @@ def _pinned_inside_cidrs(i: Inputs) -> set[tuple[Any, ...]]:
 
 ALICLOUD = "aliyun/terraform-provider-alicloud 1.289 alicloud/"
 AWS = "hashicorp/terraform-provider-aws internal/service/ec2/"
+
+
+def _vgw_to_tgw_with_routes(old: Inputs, new: Inputs, vpn_id: str, live: list[offline.Resource]) -> str | None:
+    """ModifyVpnConnection from a virtual private gateway with static routes to a Transit
+    Gateway: AWS requires the static routes deleted first (API_ModifyVpnConnection)."""
+    if not (old.get("vpnGatewayId") and new.get("transitGatewayId") and not old.get("transitGatewayId")):
+        return None
+    routes = sorted(r.name for r in live if r.type == VPN_ROUTE and _plain(r.inputs.get("vpnConnectionId")) == vpn_id)
+    if not routes:
+        return None
+    return (
+        "ModifyVpnConnection from a virtual private gateway to a Transit Gateway is refused while the "
+        f"connection has static routes ({', '.join(routes)}): AWS requires them deleted first"
+    )
+
 
 RULES: dict[str, ProviderRule] = {
     "alicloud:ecs/instance:Instance": ProviderRule(
@@ -84,8 +109,15 @@ RULES: dict[str, ProviderRule] = {
     ),
     "alicloud:vpc/switch:Switch": ProviderRule(
         force_new=frozenset({"zoneId", "availabilityZone", "cidrBlock", "vpcId", "ipv6CidrBlockMask"}),
-        source=ALICLOUD + "resource_alicloud_vswitch.go",
+        source=ALICLOUD + "resource_alicloud_vswitch.go; DeleteVSwitch: DependencyViolation while instances are in it",
         unique=lambda i: {("vswitchCidr", i.get("vpcId"), i.get("cidrBlock"))},
+        held_by=frozenset({(INSTANCE, "vswitchId")}),
+    ),
+    "alicloud:ecs/securityGroup:SecurityGroup": ProviderRule(
+        force_new=frozenset({"vpcId", "securityGroupType"}),
+        source=ALICLOUD
+        + "resource_alicloud_security_group.go; DeleteSecurityGroup: DependencyViolation while instances are in it",
+        held_by=frozenset({(INSTANCE, "securityGroups")}),
     ),
     "alicloud:ecs/ecsKeyPair:EcsKeyPair": ProviderRule(
         force_new=frozenset({"keyPairName", "keyNamePrefix", "keyFile", "keyName"}),
@@ -146,8 +178,9 @@ RULES: dict[str, ProviderRule] = {
                 "tunnel2InsideIpv6Cidr",
             }
         ),
-        source=AWS + "vpnsite_connection.go (schema; resourceVPNConnectionUpdate)",
+        source=AWS + "vpnsite_connection.go (schema; resourceVPNConnectionUpdate); API_ModifyVpnConnection",
         unique=_pinned_inside_cidrs,
+        refuses_update=_vgw_to_tgw_with_routes,
     ),
     "aws:ec2/vpnConnectionRoute:VpnConnectionRoute": ProviderRule(
         force_new=frozenset({"vpnConnectionId", "destinationCidrBlock"}),
@@ -313,7 +346,9 @@ def simulate(before: offline.Plan, after: offline.Plan) -> Rollout:
     order = _topological(new)
     by_urn = {r.urn: r for r in new}
     done: set[str] = set()
-    alive = {urn: old[urn] for urn in order if urn in old}
+    # every old resource lives until deleted: the replaced ones and the ones no longer declared
+    # (deleted last) too
+    alive = dict(old)
 
     def dependents(urn: str) -> list[str]:
         """Replaced resources depending on `urn`, directly or not, dependents first."""
@@ -327,9 +362,21 @@ def simulate(before: offline.Plan, after: offline.Plan) -> Rollout:
                     frontier.append(u)
         return sorted(found, key=order.index, reverse=True)
 
+    def holders(urn: str, rule: ProviderRule) -> list[str]:
+        """Live resources sitting in the one to delete (their input holds its id)."""
+        me = old[urn].id
+        return sorted(
+            r.name
+            for r in alive.values()
+            if r.urn != urn and any(r.type == t and me in _strings(r.inputs.get(key)) for t, key in rule.held_by)
+        )
+
     def delete(urn: str, why: str) -> None:
         rule = RULES.get(old[urn].type)
         refused = rule.refuses_delete(old[urn].inputs) if rule else None
+        held = holders(urn, rule) if rule else []
+        if held and not refused:
+            refused = f"{', '.join(held)} still in it"
         if refused:
             gone = [s.name for s in rollout.steps if s.op == "delete"]
             rollout.problems.append(
@@ -339,11 +386,15 @@ def simulate(before: offline.Plan, after: offline.Plan) -> Rollout:
         rollout.steps.append(Step("delete", urn, why))
         alive.pop(urn, None)
 
+    # ids and computed outputs of the replaced resources: new values on the cloud, though the
+    # mocks give a replacement its predecessor's (same name, same id, same tunnel addresses)
+    renewed = set().union(*(_volatile(old[u]) for u in replace)) if replace else set()
+
     def create(urn: str, why: str) -> None:
         r = by_urn[urn]
         rule = RULES.get(r.type)
         if rule is not None:
-            mine = rule.unique(_plain(r.inputs))
+            mine = {key for key in rule.unique(_plain(r.inputs)) if not _carries(list(key), renewed)}
             for other in alive.values():
                 if other.type == r.type:
                     clash = mine & rule.unique(_plain(other.inputs))
@@ -361,6 +412,16 @@ def simulate(before: offline.Plan, after: offline.Plan) -> Rollout:
             create(urn, "new")
             done.add(urn)
         elif urn in update:
+            rule = RULES.get(old[urn].type)
+            refused = (
+                rule.refuses_update(
+                    _plain(old[urn].inputs), _plain(by_urn[urn].inputs), old[urn].id, list(alive.values())
+                )
+                if rule
+                else None
+            )
+            if refused:
+                rollout.problems.append(f"{old[urn].name}: update refused: {refused} ({rule.source if rule else ''})")
             rollout.steps.append(Step("update", urn, update[urn]))
             done.add(urn)
         elif urn in replace:
