@@ -136,8 +136,23 @@ def test_baseline_aws_end_speaks_ikev1_with_the_seeds_proposal():
     assert "version = 1" in conf
     assert "proposals = aes128-sha1-modp1024" in conf
     assert "esp_proposals = aes128-sha1-modp1024" in conf
-    assert "dpd_timeout = 30s" in conf and "dpd_action = clear" in conf
     assert t.preshared_key == inputs.tunnels[0].preshared_key
+
+
+@pytest.mark.parametrize("dpd", [30, 40])
+def test_baseline_aws_end_keeps_the_stacks_dead_peer_detection(dpd):
+    """The AWS end's DPD is the AWS side's setting: the baseline's downlink is measured
+    against the same AWS end as ours, so a stack's non-default timeout compares fairly."""
+    import dataclasses
+
+    from lab import baseline
+
+    inputs, _ = _baseline_inputs()
+    ours = dataclasses.replace(inputs.tunnels[0], dpd_timeout_s=dpd, dpd_timeout_action="restart")
+    t = baseline.aws_tunnel(ours)
+    assert (t.dpd_timeout_s, t.dpd_timeout_action) == (dpd, "restart")
+    conf = peer.swanctl_conf(t, inputs.eip, 100)
+    assert f"dpd_timeout = {dpd}s" in conf and "dpd_action = restart" in conf
 
 
 def test_baseline_ratio():
