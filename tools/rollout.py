@@ -412,16 +412,16 @@ def simulate(before: offline.Plan, after: offline.Plan) -> Rollout:
             create(urn, "new")
             done.add(urn)
         elif urn in update:
-            rule = RULES.get(old[urn].type)
+            known = RULES.get(old[urn].type)
             refused = (
-                rule.refuses_update(
+                known.refuses_update(
                     _plain(old[urn].inputs), _plain(by_urn[urn].inputs), old[urn].id, list(alive.values())
                 )
-                if rule
+                if known
                 else None
             )
-            if refused:
-                rollout.problems.append(f"{old[urn].name}: update refused: {refused} ({rule.source if rule else ''})")
+            if refused and known:
+                rollout.problems.append(f"{old[urn].name}: update refused: {refused} ({known.source})")
             rollout.steps.append(Step("update", urn, update[urn]))
             done.add(urn)
         elif urn in replace:
