@@ -116,10 +116,12 @@ def path_analysis(s: Session) -> str:
     """Routes and marks along the path (ECS VTIs vs xfrm marks, AWS router's choice)."""
     t = s.topo
     res = s.sh(
-        f"echo '## ECS route to the AWS VPC'; ip route show {t.aws_vpc_cidr}; "
-        f"ip route get {t.awshost_ip} from {t.alihost_ip} iif eth0 2>&1; "
-        "echo '## ECS VTIs'; ip -d link show type vti; echo '## ECS xfrm policy'; ip xfrm policy; "
-        "echo '## awsrouter'; ip -n awsrouter route; tail -n 3 /run/lab/log/awsrouter.log",
+        "echo '## ECS routes to the AWS prefixes'; "
+        + "".join(f"ip route show {p}; " for p in t.aws_prefixes)
+        + f"ip route get {t.awshost_ip} from {t.alihost_ip} iif eth0 2>&1; "
+        + "echo '## ECS VTIs'; ip -d link show type vti; echo '## ECS xfrm policy'; ip xfrm policy; "
+        + "echo '## awsrouter'; ip -n awsrouter route; tail -n 3 /run/lab/log/awsrouter.log; "
+        + "echo '## alirouter'; ip -n alirouter route",
         30,
     ).out
     vti_part = res.split("## ECS VTIs", 1)[1].split("## ECS xfrm policy", 1)[0] if "## ECS VTIs" in res else ""
@@ -143,7 +145,7 @@ def path_analysis(s: Session) -> str:
 def fault_context(s: Session) -> str:
     """What an engineer looks at first after a failover problem."""
     return s.sh(
-        f"echo '## ECS route to the AWS VPC'; ip route show {s.topo.aws_vpc_cidr}; "
+        f"echo '## ECS route to the first AWS prefix'; ip route show {s.topo.aws_prefixes[0]}; "
         "echo '## ECS SAs'; swanctl --list-sas 2>&1 | grep -v \"^plugin '\" | head -30; "
         "echo '## updown log'; journalctl -t aws2aliyun-updown --no-pager -n 12 2>&1; "
         "echo '## ECS charon (last lines)'; journalctl -u strongswan --no-pager -n 25 2>&1; "

@@ -29,6 +29,7 @@ ALI_ROUTE_ENTRY = "alicloud:vpc/routeEntry:RouteEntry"
 AWS_VPC = "aws:ec2/vpc:Vpc"
 VPN_CONNECTION = "aws:ec2/vpnConnection:VpnConnection"
 VPN_CONNECTION_ROUTE = "aws:ec2/vpnConnectionRoute:VpnConnectionRoute"
+TGW_ROUTE = "aws:ec2transitgateway/route:Route"
 REMOTE_COMMAND = "command:remote:Command"
 
 SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 - what tools.plan writes without --show-secrets
@@ -73,11 +74,9 @@ class LabInputs:
     private_ip: str
     hostname: str
     eip: str
-    ali_vpc_cidr: str
     vswitch_cidr: str
-    aws_vpc_cidr: str
-    route_entry_cidr: str
-    aws_routes_to_ali: tuple[str, ...]
+    aws_prefixes: tuple[str, ...]  # what the Alibaba route entries send to the ECS, in plan order
+    ali_prefixes: tuple[str, ...]  # what AWS routes into the VPN (its static routes), in plan order
     tunnels: tuple[Tunnel, ...]
     defaulted: tuple[str, ...] = field(default=())
     verify_commands: tuple[str, ...] = field(default=())  # pulumi-command `create`s, when planned
@@ -87,11 +86,9 @@ class LabInputs:
         return {
             "ecs_private_ip": self.private_ip,
             "eip": self.eip,
-            "ali_vpc_cidr": self.ali_vpc_cidr,
             "vswitch_cidr": self.vswitch_cidr,
-            "aws_vpc_cidr": self.aws_vpc_cidr,
-            "route_entry": f"{self.route_entry_cidr} -> ECS",
-            "aws_static_routes": list(self.aws_routes_to_ali),
+            "route_entries_to_ecs": list(self.aws_prefixes),
+            "aws_static_routes": list(self.ali_prefixes),
             "tunnels": [
                 {
                     "number": t.number,
@@ -237,43 +234,119 @@ def _tunnel(vpn: dict, n: int, problems: list[str], defaulted: list[str]) -> Tun
     return t
 
 
+def _unique(items: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def _aws_prefixes(resources: list[dict], ecs_id: str | None, problems: list[str]) -> tuple[str, ...]:
+    """The AWS prefixes: the destinations of the Alibaba route entries whose next hop is the
+    ECS, in plan order. The lab models one route table, so every table must send the same."""
+    entries = [
+        r
+        for r in resources
+        if r.get("type") == ALI_ROUTE_ENTRY and ecs_id and (r.get("inputs") or {}).get("nexthopId") == ecs_id
+    ]
+    if not entries:
+        problems.append(
+            f"plan has no {ALI_ROUTE_ENTRY} with nexthopId = the ECS's id ({ecs_id!r}); "
+            "the lab needs one per AWS prefix"
+        )
+        return ()
+    by_table: dict[str, list[str]] = {}
+    for r in entries:
+        dest = _get(r, "inputs", "destinationCidrblock", problems)
+        if dest is not None:
+            what = f"{ALI_ROUTE_ENTRY} {r.get('name')!r} destinationCidrblock"
+            by_table.setdefault(str((r.get("inputs") or {}).get("routeTableId")), []).append(
+                _cidr(dest, what, problems)
+            )
+    if not by_table:
+        return ()
+    (first, prefixes), *others = by_table.items()
+    for table, dests in by_table.items():
+        twice = sorted({d for d in dests if dests.count(d) > 1})
+        if twice:
+            problems.append(f"route table {table} has more than one route entry to the ECS for {', '.join(twice)}")
+    for table, dests in others:
+        if set(dests) != set(prefixes):
+            problems.append(
+                f"route table {table} sends {', '.join(dests)} to the ECS but route table {first} sends "
+                f"{', '.join(prefixes)}: the lab models one route table, so every table must send the same prefixes"
+            )
+    return _unique(prefixes)
+
+
+def _ali_prefixes(resources: list[dict], vpn: dict, problems: list[str]) -> tuple[str, ...]:
+    """The Alibaba prefixes: the destinations AWS routes into this VPN connection (its static
+    routes, or the Transit Gateway's routes to its attachment), in plan order."""
+    attachment = (vpn.get("outputs") or {}).get("transitGatewayAttachmentId")
+    routes = [
+        r
+        for r in resources
+        if (r.get("type") == VPN_CONNECTION_ROUTE and (r.get("inputs") or {}).get("vpnConnectionId") == vpn.get("id"))
+        or (
+            r.get("type") == TGW_ROUTE
+            and attachment
+            and (r.get("inputs") or {}).get("transitGatewayAttachmentId") == attachment
+        )
+    ]
+    if not routes:
+        problems.append(
+            f"plan has no {VPN_CONNECTION_ROUTE} of the VPN connection ({vpn.get('id')!r}) and no {TGW_ROUTE} "
+            "to its attachment: AWS would route nothing to the Alibaba side"
+        )
+        return ()
+    prefixes = []
+    for r in routes:
+        dest = _get(r, "inputs", "destinationCidrBlock", problems)
+        if dest is not None:
+            prefixes.append(_cidr(dest, f"{r.get('type')} {r.get('name')!r} destinationCidrBlock", problems))
+    twice = sorted({d for d in prefixes if prefixes.count(d) > 1})
+    if twice:
+        problems.append(f"AWS routes {', '.join(twice)} into the VPN connection more than once")
+    return _unique(prefixes)
+
+
+def _created_vpc_problems(resources: list[dict], rtype: str, prefixes: tuple[str, ...], routed: str) -> list[str]:
+    """When the plan creates the VPC (it has exactly one CIDR), the routed prefixes are that CIDR."""
+    problems: list[str] = []
+    vpcs = [r for r in resources if r.get("type") == rtype]
+    if len(vpcs) > 1:
+        problems.append(f"plan has {len(vpcs)} resources of type {rtype}, the lab models at most one")
+    for vpc in vpcs[:1]:
+        cidr = _get(vpc, "inputs", "cidrBlock", problems)
+        if cidr is not None and prefixes and prefixes != (_cidr(cidr, f"{rtype} cidrBlock", problems),):
+            problems.append(
+                f"{routed} {', '.join(prefixes)}, not the created VPC's CIDR {cidr} "
+                f"({rtype}; a created VPC has exactly one CIDR)"
+            )
+    return problems
+
+
 def from_plan(plan: dict) -> LabInputs:
-    """Pick the lab's inputs out of a plan JSON; PlanError lists every problem at once."""
+    """Pick the lab's inputs out of a plan JSON; PlanError lists every problem at once.
+
+    The prefixes are what the plan routes: the AWS ones from the Alibaba route entries to the
+    ECS, the Alibaba ones from AWS's routes into the VPN connection. A VPC the plan creates is
+    checked against them; an existing one is not in the plan."""
     problems: list[str] = []
     defaulted: list[str] = []
     resources = plan.get("resources") or []
     ecs = _one(resources, ECS_INSTANCE, problems)
     eip = _one(resources, EIP, problems)
-    ali_vpc = _one(resources, ALI_VPC, problems)
     vsw = _one(resources, ALI_VSWITCH, problems)
-    aws_vpc = _one(resources, AWS_VPC, problems)
     vpn = _one(resources, VPN_CONNECTION, problems)
 
     user_data = _get(ecs, "inputs", "userData", problems)
     private_ip = _get(ecs, "inputs", "privateIp", problems)
     hostname = (ecs.get("inputs") or {}).get("hostName") or "ecs-aws2aliyun"
     eip_addr = _get(eip, "outputs", "ipAddress", problems)
-    ali_cidr = _get(ali_vpc, "inputs", "cidrBlock", problems)
     vsw_cidr = _get(vsw, "inputs", "cidrBlock", problems)
-    aws_cidr = _get(aws_vpc, "inputs", "cidrBlock", problems)
 
-    route_cidr = None
-    ecs_id = ecs.get("id")
-    entries = [r for r in resources if r.get("type") == ALI_ROUTE_ENTRY]
-    to_ecs = [r for r in entries if ecs_id and (r.get("inputs") or {}).get("nexthopId") == ecs_id]
-    if len(to_ecs) != 1:
-        problems.append(
-            f"plan has {len(to_ecs)} {ALI_ROUTE_ENTRY} with nexthopId = the ECS's id "
-            f"({ecs_id!r}); the lab needs exactly one"
-        )
-    else:
-        route_cidr = _get(to_ecs[0], "inputs", "destinationCidrblock", problems)
-
-    aws_routes = tuple(
-        str((r.get("inputs") or {}).get("destinationCidrBlock"))
-        for r in resources
-        if r.get("type") == VPN_CONNECTION_ROUTE and (r.get("inputs") or {}).get("destinationCidrBlock")
-    )
+    aws_prefixes = _aws_prefixes(resources, ecs.get("id"), problems)
+    ali_prefixes = _ali_prefixes(resources, vpn, problems) if vpn else ()
+    problems += _created_vpc_problems(resources, AWS_VPC, aws_prefixes, "the Alibaba route entries to the ECS are for")
+    problems += _created_vpc_problems(resources, ALI_VPC, ali_prefixes, "AWS routes into the VPN")
 
     tunnels = tuple(t for t in (_tunnel(vpn, n, problems, defaulted) for n in (1, 2)) if t) if vpn else ()
     verify_commands = tuple(
@@ -292,11 +365,9 @@ def from_plan(plan: dict) -> LabInputs:
         private_ip=_addr(private_ip, "privateIp", problems),
         hostname=str(hostname),
         eip=_addr(eip_addr, "EIP ipAddress", problems),
-        ali_vpc_cidr=_cidr(ali_cidr, "Alibaba VPC cidrBlock", problems),
         vswitch_cidr=_cidr(vsw_cidr, "vSwitch cidrBlock", problems),
-        aws_vpc_cidr=_cidr(aws_cidr, "AWS VPC cidrBlock", problems),
-        route_entry_cidr=_cidr(route_cidr, "route entry destinationCidrblock", problems),
-        aws_routes_to_ali=aws_routes or (),
+        aws_prefixes=aws_prefixes,
+        ali_prefixes=ali_prefixes,
         tunnels=tunnels,
         defaulted=tuple(defaulted),
         verify_commands=verify_commands,
@@ -314,12 +385,16 @@ def consistency_problems(i: LabInputs) -> list[str]:
     addr = ipaddress.ip_address
     if addr(i.private_ip) not in net(i.vswitch_cidr):
         problems.append(f"ECS privateIp {i.private_ip} is not in the vSwitch {i.vswitch_cidr}")
-    if not ipaddress.IPv4Network(i.vswitch_cidr).subnet_of(ipaddress.IPv4Network(i.ali_vpc_cidr)):
-        problems.append(f"vSwitch {i.vswitch_cidr} is not inside the Alibaba VPC {i.ali_vpc_cidr}")
-    if net(i.route_entry_cidr) != net(i.aws_vpc_cidr):
-        problems.append(f"route entry to the ECS is for {i.route_entry_cidr}, not the AWS VPC {i.aws_vpc_cidr}")
-    if net(i.ali_vpc_cidr).overlaps(net(i.aws_vpc_cidr)):
-        problems.append(f"Alibaba VPC {i.ali_vpc_cidr} overlaps the AWS VPC {i.aws_vpc_cidr}")
+    vsw = ipaddress.IPv4Network(i.vswitch_cidr)
+    if not any(vsw.subnet_of(ipaddress.IPv4Network(p)) for p in i.ali_prefixes):
+        problems.append(
+            f"vSwitch {i.vswitch_cidr} is inside none of the Alibaba prefixes AWS routes into the VPN "
+            f"({', '.join(i.ali_prefixes)}): replies to the gateway's own vSwitch would not come back"
+        )
+    for ali in i.ali_prefixes:
+        for aws in i.aws_prefixes:
+            if net(ali).overlaps(net(aws)):
+                problems.append(f"Alibaba prefix {ali} overlaps the AWS prefix {aws}")
     if len(i.tunnels) != 2:
         problems.append(f"the VPN connection has {len(i.tunnels)} usable tunnels, expected 2")
     elif i.tunnels[0].outside_address == i.tunnels[1].outside_address:

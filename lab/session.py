@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lab import poll, swan
+from lab import poll, swan, topology
 from lab.blackhole import Blackhole
 from lab.probes import Probes
 
@@ -75,6 +75,24 @@ class LinkState:
             and swan.preferred_tunnel(self.ecs_routes) == 1
             and self.aws_via == 1
         )
+
+
+def pairs_command(kind: str, pairs: list[tuple[str, str, str, str, int]], options: str) -> str:
+    """guest/probe.py `pairs KIND` for every (client ns, client ip, server ns, server ip, port)."""
+    specs = " ".join(f"--pair {','.join(map(str, p))}" for p in pairs)
+    return f"{PROBE} pairs {kind} {specs} {options}"
+
+
+def parse_pairs(out: str, count: int, context: str = "") -> list[dict]:
+    """The `pairs` command's JSON list (its last line), one result per pair; when it has no
+    such list, every pair's result is {"ok": False, "error": ...}."""
+    try:
+        results = json.loads(out.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        results = None
+    if isinstance(results, list) and len(results) == count and all(isinstance(r, dict) for r in results):
+        return results
+    return [{"ok": False, "error": f"probe failed: {context or out[-1500:]}"} for _ in range(count)]
 
 
 def _json_list(text: str) -> list[dict]:
@@ -153,6 +171,14 @@ class Session:
         except (IndexError, ValueError):
             return {"ok": False, "error": "probe failed: " + res.text()[-1500:]}
 
+    def probe_pairs(
+        self, kind: str, pairs: list[tuple[str, str, str, str, int]], options: str, timeout: float = 90
+    ) -> list[dict]:
+        """guest/probe.py `pairs` (ping, tcp, udp): every (client ns, client ip, server ns,
+        server ip, port) at once in one guest process; a result per pair, in order."""
+        res = self.sh(pairs_command(kind, pairs, options), timeout=timeout)
+        return parse_pairs(res.out, len(pairs), res.text()[-1500:])
+
     def now(self) -> float:
         """The world VM's wall clock (every fault instant and probe is timed by it)."""
         out = self.sh("date +%s.%N", 15).out.strip()
@@ -170,12 +196,14 @@ class Session:
         self.progress.say(msg)
 
     # ------------------------------------------------------------------ hosts and addresses
+    def pairs(self, direction: str) -> list[tuple[str, str, str, str]]:
+        """(client ns, client ip, server ns, server ip) of every Alibaba host x every AWS
+        host, for ali_to_aws / aws_to_ali (topology.pairs); alihost and awshost first."""
+        return topology.pairs(self.topo, direction)
+
     def hosts(self, direction: str) -> tuple[str, str, str, str]:
-        """(client ns, client ip, server ns, server ip) for ali_to_aws / aws_to_ali."""
-        t = self.topo
-        ali, aws = ("alihost", t.alihost_ip), ("awshost", t.awshost_ip)
-        src, dst = (ali, aws) if direction == "ali_to_aws" else (aws, ali)
-        return src[0], src[1], dst[0], dst[1]
+        """The first pair: alihost and awshost (the bulk transfer's and the fault probes' hosts)."""
+        return self.pairs(direction)[0]
 
     def addr(self, n: int) -> str:
         """Tunnel n's AWS outside address."""
@@ -188,9 +216,9 @@ class Session:
     def peer_sas(self, n: int) -> list[dict]:
         return swan.parse_pretty(self.peer_sh(n, "swanctl --list-sas --pretty 2>&1", 30).out)
 
-    def ecs_routes(self) -> list[dict]:
-        """The ECS's routes to the AWS VPC (`ip -j route`)."""
-        out = self.ecs_sh(f"ip -j route show {self.topo.aws_vpc_cidr}", 15).out
+    def ecs_routes(self, prefix: str | None = None) -> list[dict]:
+        """The ECS's routes to an AWS prefix, the first by default (`ip -j route`)."""
+        out = self.ecs_sh(f"ip -j route show {prefix or self.topo.aws_prefixes[0]}", 15).out
         try:
             return json.loads(out or "[]")
         except ValueError:
@@ -205,7 +233,7 @@ class Session:
 
     def aws_route_tunnel(self) -> int | None:
         """Which tunnel the AWS router sends the Alibaba side to (from its route's next hop)."""
-        out = self.sh(f"ip -j -n awsrouter route show {self.topo.aws_routes_to_ali[0]}", 15).out
+        out = self.sh(f"ip -j -n awsrouter route show {self.topo.ali_prefixes[0]}", 15).out
         try:
             gateways = {r.get("gateway") for r in json.loads(out or "[]")}
         except ValueError:
@@ -214,15 +242,16 @@ class Session:
 
     def look(self) -> LinkState:
         """Both ends' state in one guest call per VM (a poll runs it every 2 s, and each
-        guest-exec costs CPU in a TCG guest): the ECS's SAs and routes to the AWS VPC, each
-        AWS end's xfrm state count, the AWS router's next hop to the Alibaba side."""
+        guest-exec costs CPU in a TCG guest): the ECS's SAs and routes to the first AWS prefix,
+        each AWS end's xfrm state count, the AWS router's next hop to the first Alibaba prefix
+        (guest/awsrouter-monitor.sh moves every Alibaba prefix at once)."""
         nums = " ".join(str(t.number) for t in self.inputs.tunnels)
         world = (
             f'for n in {nums}; do echo "xfrm $n $(ip -n aws$n xfrm state count)"; done; '
-            f"echo '=== awsrouter'; ip -j -n awsrouter route show {self.topo.aws_routes_to_ali[0]}; "
+            f"echo '=== awsrouter'; ip -j -n awsrouter route show {self.topo.ali_prefixes[0]}; "
         )
         ecs = (
-            f"echo '=== routes'; ip -j route show {self.topo.aws_vpc_cidr}; "
+            f"echo '=== routes'; ip -j route show {self.topo.aws_prefixes[0]}; "
             "echo '=== sas'; swanctl --list-sas --pretty 2>&1"
         )
         if self.ecs is self.world:

@@ -2,13 +2,20 @@
 
     awshost --- awsrouter ==(transit)== aws1 / aws2 --- internet --- alirouter --- vSwitch
     (AWS VPC)   (VPC router: one         (AWS-like      (bridge)    (1:1 NAT EIP,   |- ECS eth0
-                healthy tunnel)           endpoints)                 route entry,   |  (root ns)
-                                                                     DHCP, NAT to   |- alihost
+    awshost2 ---  healthy tunnel)         endpoints)                 route entries, |  (root ns)
+    (2nd AWS prefix)                                                 DHCP, NAT to   |- alihost
                                                                      QEMU user net)
+                                                                         |--- alihost2 (2nd
+                                                                              Alibaba prefix)
 
 The root namespace is the ECS; every other box is a network namespace. The ECS's NIC and
 the Alibaba router's vSwitch port are two QEMU NICs on one QEMU hub, so the ECS has a real
 virtio NIC named eth0, addressed by DHCP like on Alibaba Cloud.
+
+Each side has one host per prefix the plan routes: awshost in the first AWS prefix and
+alihost on the vSwitch (in the Alibaba prefix that holds it); every other prefix gets a host
+on a small subnet of its own behind its side's router (`HostNet`), as a subnet or vSwitch
+in a VPC's secondary CIDR sits behind the VPC's router.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ TRANSIT_CANDIDATES = ("10.255.250.0/24", "192.168.250.0/24", "172.31.250.0/24", 
 # Addresses the lab must never use: package downloads leave the VM from this range.
 FORBIDDEN = ("203.0.113.0/24",)
 PEER_MARKS = (100, 200)
+HOST_NET_PREFIXLEN = 28  # an extra host's subnet inside its prefix (the prefix itself when smaller)
 
 
 def gateway_mac(k: int) -> str:
@@ -53,6 +61,27 @@ class PeerNet:
 
 
 @dataclass(frozen=True)
+class HostNet:
+    """A host for a prefix beyond its side's first: namespace `ns` on a link of its own to
+    its side's router, `subnet` (inside `prefix`) addressed router_ip / host_ip."""
+
+    ns: str
+    prefix: str
+    subnet: str
+    router_ip: str
+    host_ip: str
+
+    @property
+    def prefixlen(self) -> int:
+        return ipaddress.ip_network(self.subnet).prefixlen
+
+    @property
+    def router_if(self) -> str:
+        """The router's end of the link (the host's end is its eth0)."""
+        return f"h-{self.ns}"
+
+
+@dataclass(frozen=True)
 class Topology:
     ecs_mac: str
     ali_lan_mac: str
@@ -61,17 +90,17 @@ class Topology:
     vswitch_cidr: str
     vswitch_gw: str
     alihost_ip: str
-    ali_vpc_cidr: str
-    route_entry_cidr: str
+    ali_prefixes: tuple[str, ...]  # routed by AWS into the VPN
+    ali_host_nets: tuple[HostNet, ...]  # the Alibaba prefixes without the vSwitch
     eip: str
     slirp_net: str
     slirp_addr: str
     slirp_gw: str
     slirp_dns: str
-    aws_vpc_cidr: str
+    aws_prefixes: tuple[str, ...]  # routed by the Alibaba route entries to the ECS
     awsrouter_ip: str
     awshost_ip: str
-    aws_routes_to_ali: tuple[str, ...]
+    aws_host_nets: tuple[HostNet, ...]  # the AWS prefixes after the first
     peers: tuple[PeerNet, ...]
     host_mtu: int = HOST_MTU
 
@@ -80,13 +109,20 @@ class Topology:
         return ipaddress.ip_network(self.vswitch_cidr).prefixlen
 
     @property
-    def aws_prefix(self) -> int:
-        return ipaddress.ip_network(self.aws_vpc_cidr).prefixlen
+    def aws_prefixlen(self) -> int:
+        """awshost's link: the whole first AWS prefix."""
+        return ipaddress.ip_network(self.aws_prefixes[0]).prefixlen
+
+    def ali_hosts(self) -> tuple[tuple[str, str], ...]:
+        """(namespace, address) of every Alibaba host, alihost (on the vSwitch) first."""
+        return (("alihost", self.alihost_ip), *((h.ns, h.host_ip) for h in self.ali_host_nets))
+
+    def aws_hosts(self) -> tuple[tuple[str, str], ...]:
+        """(namespace, address) of every AWS host, awshost (the first AWS prefix) first."""
+        return (("awshost", self.awshost_ip), *((h.ns, h.host_ip) for h in self.aws_host_nets))
 
     def summary(self) -> dict:
-        d = asdict(self)
-        d["peers"] = [asdict(p) for p in self.peers]
-        return d
+        return asdict(self)
 
 
 class TopologyError(ValueError):
@@ -114,10 +150,37 @@ def aws_vti_mtu(t: Tunnel) -> int:
     return min(mtus) if mtus else 1422
 
 
+def host_net(ns: str, prefix: str, avoid: list[ipaddress.IPv4Network]) -> HostNet:
+    """An extra host's subnet: the first /28 of `prefix` (the prefix itself when smaller)
+    clear of `avoid` (the lab's and the plan's other addresses); the router gets its first
+    address, the host its tenth (its last in a smaller subnet)."""
+    p = ipaddress.IPv4Network(prefix)
+    for sub in p.subnets(new_prefix=max(p.prefixlen, HOST_NET_PREFIXLEN)):
+        hosts = list(sub.hosts())
+        if len(hosts) >= 2 and not any(sub.overlaps(a) for a in avoid):
+            return HostNet(ns, str(p), str(sub), str(hosts[0]), str(hosts[min(9, len(hosts) - 1)]))
+    raise TopologyError(f"no subnet of {prefix} for {ns} clear of the lab's addresses")
+
+
+def host_nets(side: str, prefixes: list[str], avoid: list[ipaddress.IPv4Network]) -> tuple[HostNet, ...]:
+    """One HostNet per prefix, namespaces {side}host2, {side}host3, ... in prefix order."""
+    return tuple(host_net(f"{side}host{k}", p, avoid) for k, p in enumerate(prefixes, 2))
+
+
+def pairs(t: Topology, direction: str) -> list[tuple[str, str, str, str]]:
+    """(client ns, client ip, server ns, server ip) of every Alibaba host x every AWS host,
+    clients on the side `direction` starts from (ali_to_aws / aws_to_ali); alihost and
+    awshost first."""
+    if direction not in ("ali_to_aws", "aws_to_ali"):
+        raise ValueError(f"direction {direction!r} is neither ali_to_aws nor aws_to_ali")
+    clients, servers = (t.ali_hosts(), t.aws_hosts()) if direction == "ali_to_aws" else (t.aws_hosts(), t.ali_hosts())
+    return [(cns, cip, sns, sip) for cns, cip in clients for sns, sip in servers]
+
+
 def plan_topology(i: LabInputs) -> Topology:
     net, addr = ipaddress.IPv4Network, ipaddress.ip_address  # the lab is IPv4 (the plan validates it)
     vsw = net(i.vswitch_cidr)
-    aws = net(i.aws_vpc_cidr)
+    aws = net(i.aws_prefixes[0])
     # Alibaba's vSwitch gateway is the third address from the top (x.x.x.253 in a /24).
     gw = vsw.broadcast_address - 2
     hosts = [h for h in vsw.hosts() if h not in (addr(i.private_ip), gw)]
@@ -126,13 +189,13 @@ def plan_topology(i: LabInputs) -> Topology:
     alihost = hosts[9]
     aws_hosts = list(_first_hosts(aws, 12))
     if len(aws_hosts) < 11:
-        raise TopologyError(f"AWS VPC {aws} is too small for the lab")
+        raise TopologyError(f"AWS prefix {aws} is too small for the lab")
 
-    taken = [net(c) for c in (i.ali_vpc_cidr, i.aws_vpc_cidr, *FORBIDDEN)]
+    taken = [net(c) for c in (*i.ali_prefixes, *i.aws_prefixes, *FORBIDDEN)]
     taken += [net(t.inside_cidr) for t in i.tunnels]
-    taken += [net(f"{a}/32") for a in (i.eip, *(t.outside_address for t in i.tunnels))]
-    slirp = _free(SLIRP_CANDIDATES, taken, "QEMU user-net")
-    transit = _free(TRANSIT_CANDIDATES, [*taken, slirp], "transit")
+    public = [net(f"{a}/32") for a in (i.eip, *(t.outside_address for t in i.tunnels))]
+    slirp = _free(SLIRP_CANDIDATES, taken + public, "QEMU user-net")
+    transit = _free(TRANSIT_CANDIDATES, [*taken, *public, slirp], "transit")
     transit30 = list(transit.subnets(new_prefix=30))
     peers = []
     for t, mark, tn in zip(i.tunnels, PEER_MARKS, transit30, strict=False):
@@ -150,6 +213,8 @@ def plan_topology(i: LabInputs) -> Topology:
                 transit_router=str(th[1]),
             )
         )
+    # the extra hosts' subnets lie inside plan prefixes: clear of everything else there
+    avoid = [vsw, *public, *(net(c) for c in FORBIDDEN), *(net(t.inside_cidr) for t in i.tunnels)]
     return Topology(
         ecs_mac=ECS_MAC,
         ali_lan_mac=ALI_LAN_MAC,
@@ -158,17 +223,17 @@ def plan_topology(i: LabInputs) -> Topology:
         vswitch_cidr=str(vsw),
         vswitch_gw=str(gw),
         alihost_ip=str(alihost),
-        ali_vpc_cidr=i.ali_vpc_cidr,
-        route_entry_cidr=i.route_entry_cidr,
+        ali_prefixes=i.ali_prefixes,
+        ali_host_nets=host_nets("ali", [p for p in i.ali_prefixes if not vsw.subnet_of(net(p))], avoid),
         eip=i.eip,
         slirp_net=str(slirp),
         slirp_addr=str(slirp.network_address + 15),
         slirp_gw=str(slirp.network_address + 2),
         slirp_dns=str(slirp.network_address + 3),
-        aws_vpc_cidr=str(aws),
+        aws_prefixes=i.aws_prefixes,
         awsrouter_ip=str(aws_hosts[0]),
         awshost_ip=str(aws_hosts[9]),
-        aws_routes_to_ali=i.aws_routes_to_ali or (i.ali_vpc_cidr,),
+        aws_host_nets=host_nets("aws", list(i.aws_prefixes[1:]), avoid),
         peers=tuple(peers),
     )
 
@@ -178,6 +243,11 @@ def _first_hosts(n: ipaddress.IPv4Network, count: int):
         if k >= count:
             return
         yield h
+
+
+def _host_nets_env(nets: tuple[HostNet, ...]) -> str:
+    """`NS,ROUTER_IF,ROUTER_IP,HOST_IP,PREFIXLEN` per extra host, space-separated (guest/boot.sh)."""
+    return " ".join(f"{h.ns},{h.router_if},{h.router_ip},{h.host_ip},{h.prefixlen}" for h in nets)
 
 
 def render_env(t: Topology) -> str:
@@ -192,18 +262,18 @@ def render_env(t: Topology) -> str:
         "VSW_NETMASK": str(ipaddress.ip_network(t.vswitch_cidr).netmask),
         "VSW_GW": t.vswitch_gw,
         "ALIHOST_IP": t.alihost_ip,
-        "ALI_VPC_CIDR": t.ali_vpc_cidr,
-        "ROUTE_ENTRY_CIDR": t.route_entry_cidr,
+        "ALI_PREFIXES": " ".join(t.ali_prefixes),
+        "ALI_HOST_NETS": _host_nets_env(t.ali_host_nets),
         "EIP": t.eip,
         "SLIRP_ADDR": t.slirp_addr,
         "SLIRP_PREFIX": ipaddress.ip_network(t.slirp_net).prefixlen,
         "SLIRP_GW": t.slirp_gw,
         "SLIRP_DNS": t.slirp_dns,
-        "AWS_VPC_CIDR": t.aws_vpc_cidr,
-        "AWS_PREFIX": t.aws_prefix,
+        "AWS_PREFIXES": " ".join(t.aws_prefixes),
+        "AWS_PREFIXLEN": t.aws_prefixlen,
         "AWSRTR_IP": t.awsrouter_ip,
         "AWSHOST_IP": t.awshost_ip,
-        "AWS_ROUTES_TO_ALI": " ".join(t.aws_routes_to_ali),
+        "AWS_HOST_NETS": _host_nets_env(t.aws_host_nets),
         "HOST_MTU": t.host_mtu,
     }
     for p in t.peers:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import pytest
 
@@ -124,7 +125,11 @@ def make_plan(profile: str = "modern") -> dict:
                 "re",
                 {"destinationCidrblock": "10.10.0.0/16", "nexthopId": "i-gw"},
             ),
-            res("aws:ec2/vpnConnectionRoute:VpnConnectionRoute", "vr", {"destinationCidrBlock": "172.16.0.0/16"}),
+            res(
+                "aws:ec2/vpnConnectionRoute:VpnConnectionRoute",
+                "vr",
+                {"destinationCidrBlock": "172.16.0.0/16", "vpnConnectionId": "vpn-id"},
+            ),
             res("aws:ec2/vpnConnection:VpnConnection", "vpn", vpn_inputs(profile), {**vpn_inputs(profile), **outs}),
         ],
         "outputs": {},
@@ -174,19 +179,19 @@ def test_from_plan_reads_everything():
     assert i.user_data == USER_DATA
     assert [t.outside_address for t in i.tunnels] == ["192.0.2.10", "192.0.2.20"]
     assert i.tunnels[0].phase2_encryption == ("AES256-GCM-16",)
-    assert i.aws_routes_to_ali == ("172.16.0.0/16",)
+    assert i.ali_prefixes == ("172.16.0.0/16",) and i.aws_prefixes == ("10.10.0.0/16",)
     assert "tunnel1ReplayWindowSize" in i.defaulted  # AWS's default, recorded
 
 
 def test_from_plan_reports_every_problem_at_once():
     plan = make_plan()
-    plan["resources"] = [r for r in plan["resources"] if r["type"] != "aws:ec2/vpc:Vpc"]
+    plan["resources"] = [r for r in plan["resources"] if r["type"] != "alicloud:vpc/routeEntry:RouteEntry"]
     ecs = plan["resources"][0]
     del ecs["inputs"]["privateIp"]
     with pytest.raises(PlanError) as e:
         from_plan(plan)
     text = str(e.value)
-    assert "aws:ec2/vpc:Vpc" in text and "privateIp" in text
+    assert "alicloud:vpc/routeEntry:RouteEntry" in text and "privateIp" in text
 
 
 def test_from_plan_rejects_redacted_secrets_and_bad_route_entry():
@@ -197,7 +202,9 @@ def test_from_plan_rejects_redacted_secrets_and_bad_route_entry():
         from_plan(plan)
     plan = make_plan()
     plan["resources"][5]["inputs"]["destinationCidrblock"] = "10.99.0.0/16"
-    with pytest.raises(PlanError, match="route entry"):
+    with pytest.raises(
+        PlanError, match=re.escape("route entries to the ECS are for 10.99.0.0/16, not the created VPC")
+    ):
         from_plan(plan)
 
 

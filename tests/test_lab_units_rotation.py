@@ -97,11 +97,9 @@ def _inputs(psks: tuple[str, str], user_data: str | None = None) -> LabInputs:
         private_ip="172.16.1.10",
         hostname="gw",
         eip="198.51.100.10",
-        ali_vpc_cidr="172.16.0.0/16",
         vswitch_cidr="172.16.1.0/24",
-        aws_vpc_cidr="10.10.0.0/16",
-        route_entry_cidr="10.10.0.0/16",
-        aws_routes_to_ali=("172.16.0.0/16",),
+        aws_prefixes=("10.10.0.0/16",),
+        ali_prefixes=("172.16.0.0/16",),
         tunnels=(_tunnel(1, psks[0]), _tunnel(2, psks[1])),
     )
 

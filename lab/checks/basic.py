@@ -204,17 +204,21 @@ def settle_single_pair(s: Session, timeout: float = 60) -> tuple[bool, str, dict
 
 
 def routes_prefer_tunnel1(s: Session) -> Outcome:
-    """Both tunnels up: the ECS routes the AWS VPC through each tunnel's VTI with that
-    tunnel's metric from the user-data's link.env, the lowest through tunnel 1 (`ip -j route`)."""
+    """Both tunnels up: the ECS routes each AWS prefix through each tunnel's VTI with that
+    tunnel's metric from the user-data's link.env, the lowest through tunnel 1 (`ip -j route`).
+    Metrics: the first prefix's routes and preferred tunnel."""
     env = link_env(s.user_data)
     want = {int(env[f"TUNNEL{t.number}_METRIC"]): env[f"TUNNEL{t.number}_VTI"] for t in s.inputs.tunnels}
-    routes = s.ecs_routes()
-    got = {int(r.get("metric", 0)): r.get("dev") for r in routes}
-    preferred = swan.preferred_tunnel(routes)
-    shown = [f"dev {d} metric {m}" for m, d in sorted(got.items())]
-    metrics = {"routes": shown, "preferred_tunnel": preferred}
-    ok = got == want and preferred == 1
-    detail = f"ECS routes to {s.topo.aws_vpc_cidr}: {', '.join(shown) or 'none'}" + (
-        ", tunnel 1 preferred" if ok else f" (want {', '.join(f'dev {d} metric {m}' for m, d in sorted(want.items()))})"
-    )
-    return ok, detail, metrics
+    wanted = ", ".join(f"dev {d} metric {m}" for m, d in sorted(want.items()))
+    oks, lines, firsts = [], [], []
+    for prefix in s.topo.aws_prefixes:
+        routes = s.ecs_routes(prefix)
+        got = {int(r.get("metric", 0)): r.get("dev") for r in routes}
+        preferred = swan.preferred_tunnel(routes)
+        shown = [f"dev {d} metric {m}" for m, d in sorted(got.items())]
+        ok = got == want and preferred == 1
+        oks.append(ok)
+        firsts.append({"routes": shown, "preferred_tunnel": preferred})
+        verdict = ", tunnel 1 preferred" if ok else f" (want {wanted})"
+        lines.append(f"ECS routes to {prefix}: {', '.join(shown) or 'none'}{verdict}")
+    return all(oks), "; ".join(lines), firsts[0]

@@ -1,9 +1,9 @@
 #!/bin/sh
 # alieip.sh detach|attach
-# The ECS's EIP association (the 1:1 NAT) and its route entry (AWS CIDR -> the ECS) in the
-# Alibaba router. `pulumi up` deletes both before it deletes a replaced ECS and creates them
-# again once the new instance exists (lab/rotation.py). Detached, the route entry's prefix is
-# a blackhole: the VPC has no route for it (nothing leaks to QEMU's user network).
+# The ECS's EIP association (the 1:1 NAT) and its route entries (each AWS prefix -> the ECS)
+# in the Alibaba router. `pulumi up` deletes them before it deletes a replaced ECS and creates
+# them again once the new instance exists (lab/checks/rotation.py). Detached, the route entries'
+# prefixes are blackholes: the VPC has no route for them (nothing leaks to QEMU's user network).
 set -eu
 . /run/lab/lab.env
 NFT="ip netns exec alirouter chroot /opt/labroot nft"
@@ -12,18 +12,18 @@ case $1 in
 detach)
   for h in $(handles prerouting "dnat to $PRIVATE_IP"); do $NFT delete rule ip lab_nat prerouting handle "$h"; done
   for h in $(handles postrouting "snat to $EIP"); do $NFT delete rule ip lab_nat postrouting handle "$h"; done
-  ip -n alirouter route replace blackhole "$ROUTE_ENTRY_CIDR"
+  for r in $AWS_PREFIXES; do ip -n alirouter route replace blackhole "$r"; done
   ;;
 attach)
   [ -n "$(handles prerouting "dnat to $PRIVATE_IP")" ] ||
     $NFT add rule ip lab_nat prerouting iifname '"inet0"' ip daddr "$EIP" counter dnat to "$PRIVATE_IP"
   [ -n "$(handles postrouting "snat to $EIP")" ] ||
     $NFT insert rule ip lab_nat postrouting oifname '"inet0"' ip saddr "$PRIVATE_IP" counter snat to "$EIP"
-  ip -n alirouter route replace "$ROUTE_ENTRY_CIDR" via "$PRIVATE_IP" dev vsw0
+  for r in $AWS_PREFIXES; do ip -n alirouter route replace "$r" via "$PRIVATE_IP" dev vsw0; done
   ;;
 *)
   echo "usage: $0 detach|attach" >&2
   exit 2
   ;;
 esac
-echo "EIP association and route entry: $1 done"
+echo "EIP association and route entries: $1 done"

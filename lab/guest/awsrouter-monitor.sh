@@ -1,5 +1,5 @@
 #!/bin/bash
-# The AWS VPC router: send traffic for the Alibaba side down one healthy tunnel (tunnel 1
+# The AWS VPC router: send traffic for every Alibaba prefix down one healthy tunnel (tunnel 1
 # preferred, tunnel 2 when 1 has no SA pair), accept from both (plain forwarding).
 #
 # It looks again whenever an AWS end's SAs change (`ip xfrm monitor`: SA added, deleted,
@@ -17,8 +17,8 @@ evaluate() {
   if healthy 1; then want=1; elif healthy 2; then want=2; else want=1; fi
   if [ "$want" != "$current" ]; then
     eval "via=\$AWS${want}_TRANSIT"
-    for r in $AWS_ROUTES_TO_ALI; do ip -n awsrouter route replace "$r" via "$via"; done
-    echo "$(date +%T) awsrouter: traffic to $AWS_ROUTES_TO_ALI now via tunnel $want"
+    for r in $ALI_PREFIXES; do ip -n awsrouter route replace "$r" via "$via"; done
+    echo "$(date +%T) awsrouter: traffic to $ALI_PREFIXES now via tunnel $want"
     current=$want
   fi
 }

@@ -23,15 +23,31 @@ wait_nic() {
   nic_by_mac "$1"
 }
 sys() { ns=$1; shift; ip netns exec "$ns" sysctl -qw "$@"; }
+new_ns() {
+  ip netns add "$1"
+  ip -n "$1" link set lo up
+  sys "$1" net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+}
+# host_nets ROUTER_NS "NS,ROUTER_IF,ROUTER_IP,HOST_IP,PREFIXLEN ...": a host per extra prefix,
+# on a link of its own to its side's router (MTU 1500, default route via the router).
+host_nets() {
+  rns=$1
+  for h in $2; do
+    old_ifs=$IFS; IFS=,; set -- $h; IFS=$old_ifs
+    new_ns "$1"
+    ip -n "$rns" link add "$2" type veth peer name eth0 netns "$1"
+    ip -n "$rns" addr add "$3/$5" dev "$2"
+    ip -n "$rns" link set "$2" up
+    ip -n "$1" addr add "$4/$5" dev eth0
+    ip -n "$1" link set eth0 mtu "$HOST_MTU" up
+    ip -n "$1" route add default via "$3"
+  done
+}
 
 modprobe -a ip_vti esp4 xfrm_user xfrm4_tunnel bridge veth nf_tables nft_chain_nat nf_nat 2>/dev/null || true
 
 ecs=$(wait_nic "$ECS_MAC"); lan=$(wait_nic "$ALI_LAN_MAC"); wan=$(wait_nic "$ALI_WAN_MAC")
-for ns in alirouter alihost internet aws1 aws2 awsrouter awshost; do
-  ip netns add "$ns"
-  ip -n "$ns" link set lo up
-  sys "$ns" net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
-done
+for ns in alirouter alihost internet aws1 aws2 awsrouter awshost; do new_ns "$ns"; done
 
 # --- Alibaba VPC: router (vSwitch gateway, route entry, EIP 1:1 NAT, NAT to QEMU's net)
 ip link set "$lan" netns alirouter && ip -n alirouter link set "$lan" name lan0
@@ -51,6 +67,9 @@ ip -n alihost addr add "$ALIHOST_IP/$VSW_PREFIX" dev eth0
 ip -n alihost link set eth0 mtu "$HOST_MTU" up
 ip -n alihost route add default via "$VSW_GW"
 sys alihost net.ipv4.conf.all.accept_redirects=0 net.ipv4.conf.eth0.accept_redirects=0
+# the Alibaba prefixes without the vSwitch (a secondary CIDR's vSwitch behind the VPC's router);
+# the ECS replies to them via its default route, the vSwitch gateway
+host_nets alirouter "$ALI_HOST_NETS"
 # the VPC's way out (package registry) through QEMU user networking
 $R addr add "$SLIRP_ADDR/$SLIRP_PREFIX" dev wan0
 $R link set wan0 up
@@ -65,20 +84,21 @@ $R addr add "$EIP/32" dev inet0
 $R link set inet0 up
 $R route add "$AWS1_ADDR/32" dev inet0
 $R route add "$AWS2_ADDR/32" dev inet0
-# the route entry: AWS VPC CIDR -> the ECS
-$R route add "$ROUTE_ENTRY_CIDR" via "$PRIVATE_IP" dev vsw0
+# the route entries: each AWS prefix -> the ECS
+for r in $AWS_PREFIXES; do $R route add "$r" via "$PRIVATE_IP" dev vsw0; done
 sed -e "s|@EIP@|$EIP|g" -e "s|@PRIVATE_IP@|$PRIVATE_IP|g" /run/lab/alirouter.nft |
   ip netns exec alirouter chroot "$LABROOT" nft -f -
 /bin/sh /run/lab/alidhcp.sh start "$ECS_MAC"
 
-# --- AWS: two tunnel endpoints, a VPC router behind them, a host in the VPC
+# --- AWS: two tunnel endpoints, a VPC router behind them, a host in each AWS prefix
 A="ip -n awsrouter"
 $A link add vpc0 type veth peer name eth0 netns awshost
-$A addr add "$AWSRTR_IP/$AWS_PREFIX" dev vpc0
+$A addr add "$AWSRTR_IP/$AWS_PREFIXLEN" dev vpc0
 $A link set vpc0 up
-ip -n awshost addr add "$AWSHOST_IP/$AWS_PREFIX" dev eth0
+ip -n awshost addr add "$AWSHOST_IP/$AWS_PREFIXLEN" dev eth0
 ip -n awshost link set eth0 mtu "$HOST_MTU" up
 ip -n awshost route add default via "$AWSRTR_IP"
+host_nets awsrouter "$AWS_HOST_NETS"
 sys awsrouter net.ipv4.ip_forward=1
 for n in 1 2; do
   eval "addr=\$AWS${n}_ADDR vgw=\$AWS${n}_VGW_INSIDE prefix=\$AWS${n}_INSIDE_PREFIX mark=\$AWS${n}_MARK"
@@ -93,17 +113,18 @@ for n in 1 2; do
   $P addr add "$vgw/$prefix" dev vti0
   $P link set vti0 mtu "$mtu" up
   sys "aws$n" net.ipv4.ip_forward=1 net.ipv4.conf.vti0.disable_policy=1 net.ipv4.conf.vti0.rp_filter=0
-  for r in $AWS_ROUTES_TO_ALI; do $P route add "$r" dev vti0; done
+  # traffic selectors 0.0.0.0/0, as AWS: every Alibaba prefix the VPN routes goes into the VTI
+  for r in $ALI_PREFIXES; do $P route add "$r" dev vti0; done
   $P link add vgw0 type veth peer name "t$n" netns awsrouter
   $P addr add "$transit/30" dev vgw0
   $P link set vgw0 up
   $A addr add "$transit_rtr/30" dev "t$n"
   $A link set "t$n" up
-  $P route add "$AWS_VPC_CIDR" via "$transit_rtr"
+  for r in $AWS_PREFIXES; do $P route add "$r" via "$transit_rtr"; done
   # AWS VPN does not do path-MTU discovery: no "fragmentation needed" comes back.
   ip netns exec "aws$n" chroot "$LABROOT" nft -f - </run/lab/awspeer.nft
 done
-for r in $AWS_ROUTES_TO_ALI; do $A route add "$r" via "$AWS1_TRANSIT"; done
+for r in $ALI_PREFIXES; do $A route add "$r" via "$AWS1_TRANSIT"; done
 
 set +x
 for n in 1 2; do /bin/sh /run/lab/peer.sh start "$n"; done

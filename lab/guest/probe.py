@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """Traffic probes between the lab's namespaces (runs in the VM's root namespace).
 
-Each top-level command prints one JSON object on stdout. Servers run in one namespace
-and clients in another through `ip netns exec`; the coordinator never sends traffic itself.
+Each top-level command prints one JSON line on stdout; the coordinator never sends traffic
+itself. `pairs` runs ping/tcp/udp for several host pairs at once in one process: each pair's
+thread moves itself into the server's namespace to listen and then into the client's (setns
+is per thread), so no further Python starts (each costs about a second of CPU in a TCG guest).
+`bulk` runs its server and client as processes of their own through `ip netns exec`.
 """
 
 import argparse
 import contextlib
+import ctypes
 import hashlib
 import json
 import os
@@ -14,9 +18,11 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 ME = os.path.abspath(__file__)
+CLONE_NEWNET = 0x40000000
 
 
 def ns_cmd(ns, *argv):
@@ -28,13 +34,43 @@ def out(obj):
     sys.stdout.flush()
 
 
+def enter_netns(ns):
+    """Move the calling thread (only it, and what it starts) into `ip netns` namespace ns."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns into {ns}: {os.strerror(err)}")
+    finally:
+        os.close(fd)
+
+
 # --------------------------------------------------------------------------- servers
-def serve_tcp(a):
+def tcp_listener(bind, port, timeout):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((a.bind, a.port))
+    s.bind((bind, port))
     s.listen(1)
-    s.settimeout(a.timeout)
+    s.settimeout(timeout)
+    return s
+
+
+def echo_digest(conn, peer):
+    """Read to EOF, answer with what arrived: the client's address, byte count and sha256."""
+    h, n = hashlib.sha256(), 0
+    while True:
+        b = conn.recv(65536)
+        if not b:
+            break
+        h.update(b)
+        n += len(b)
+    conn.sendall(json.dumps({"peer": peer[0], "bytes": n, "sha256": h.hexdigest()}).encode())
+
+
+def serve_tcp(a):
+    """Stream the number of deterministic bytes the client asks for (`SEND N`)."""
+    s = tcp_listener(a.bind, a.port, a.timeout)
     print("READY", flush=True)
     try:
         conn, peer = s.accept()
@@ -43,39 +79,34 @@ def serve_tcp(a):
         return
     conn.settimeout(a.timeout)
     with conn:
-        if a.mode == "echo":
-            h, n = hashlib.sha256(), 0
-            while True:
-                b = conn.recv(65536)
-                if not b:
-                    break
-                h.update(b)
-                n += len(b)
-            conn.sendall(json.dumps({"peer": peer[0], "bytes": n, "sha256": h.hexdigest()}).encode())
-        else:  # send: stream N deterministic bytes
-            line = b""
-            while not line.endswith(b"\n"):
-                chunk = conn.recv(64)
-                if not chunk:
-                    return
-                line += chunk
-            total = int(line.split()[1])
-            block = hashlib.sha256(b"lab").digest() * 2048  # 64 KiB
-            sent = 0
-            while sent < total:
-                piece = block[: min(len(block), total - sent)]
-                conn.sendall(piece)
-                sent += len(piece)
-            conn.shutdown(socket.SHUT_WR)
-            conn.recv(1)
+        line = b""
+        while not line.endswith(b"\n"):
+            chunk = conn.recv(64)
+            if not chunk:
+                return
+            line += chunk
+        total = int(line.split()[1])
+        block = hashlib.sha256(b"lab").digest() * 2048  # 64 KiB
+        sent = 0
+        while sent < total:
+            piece = block[: min(len(block), total - sent)]
+            conn.sendall(piece)
+            sent += len(piece)
+        conn.shutdown(socket.SHUT_WR)
+        conn.recv(1)
     print(json.dumps({"served": peer[0]}), flush=True)
 
 
-def serve_udp(a):
+def udp_listener(bind, port, timeout):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((a.bind, a.port))
-    s.settimeout(a.timeout)
-    print("READY", flush=True)
+    s.bind((bind, port))
+    s.settimeout(timeout)
+    return s
+
+
+def udp_echo(s):
+    """Echo each datagram prefixed with its source address until END (or the timeout); the
+    sources seen."""
     seen = set()
     try:
         while True:
@@ -86,15 +117,15 @@ def serve_udp(a):
             s.sendto(peer[0].encode() + b"|" + data, peer)
     except TimeoutError:
         pass
-    print(json.dumps({"peers": sorted(seen)}), flush=True)
+    return sorted(seen)
 
 
 # --------------------------------------------------------------------------- clients
-def client_tcp(a):
-    payload = os.urandom(a.bytes)
+def tcp_client(server, port, nbytes, timeout):
+    payload = os.urandom(nbytes)
     t0 = time.monotonic()
     try:
-        s = socket.create_connection((a.server, a.port), timeout=a.timeout)
+        s = socket.create_connection((server, port), timeout=timeout)
         s.sendall(payload)
         s.shutdown(socket.SHUT_WR)
         reply = b""
@@ -106,9 +137,9 @@ def client_tcp(a):
         s.close()
         r = json.loads(reply.decode())
         ok = r["bytes"] == len(payload) and r["sha256"] == hashlib.sha256(payload).hexdigest()
-        out({"ok": ok, "sent": len(payload), "server_saw": r, "seconds": round(time.monotonic() - t0, 3)})
+        return {"ok": ok, "sent": len(payload), "server_saw": r, "seconds": round(time.monotonic() - t0, 3)}
     except (OSError, ValueError) as e:
-        out({"ok": False, "error": f"{type(e).__name__}: {e}", "seconds": round(time.monotonic() - t0, 3)})
+        return {"ok": False, "error": f"{type(e).__name__}: {e}", "seconds": round(time.monotonic() - t0, 3)}
 
 
 def client_bulk(a):
@@ -162,15 +193,15 @@ def client_bulk(a):
     )
 
 
-def client_udp(a):
+def udp_client(server, port, count):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(1.0)
     sizes = [64, 512, 1000, 1200]
     ok_n, seen = 0, set()
-    for k in range(a.count):
+    for k in range(count):
         body = f"{k}:".encode() + os.urandom(sizes[k % len(sizes)])
         try:
-            s.sendto(body, (a.server, a.port))
+            s.sendto(body, (server, port))
             deadline = time.monotonic() + 1.0
             while time.monotonic() < deadline:
                 data, _ = s.recvfrom(65535)
@@ -182,8 +213,8 @@ def client_udp(a):
         except (TimeoutError, OSError):
             pass
     with contextlib.suppress(OSError):
-        s.sendto(b"END", (a.server, a.port))
-    out({"sent": a.count, "echoed": ok_n, "server_saw": sorted(seen)})
+        s.sendto(b"END", (server, port))
+    return {"sent": count, "echoed": ok_n, "server_saw": sorted(seen)}
 
 
 # --------------------------------------------------------------------------- coordinators
@@ -215,54 +246,28 @@ def run_client(ns, argv, timeout):
         return {"ok": False, "error": f"client failed: {r.stdout[-300:]} {r.stderr[-500:]}"}
 
 
-def cmd_ping(a):
+def ping(dst, count, size):
+    """ping's summary, from the calling thread's namespace."""
     r = subprocess.run(
-        ns_cmd(a.src_ns, "ping", "-n", "-c", str(a.count), "-i", "0.3", "-W", "2", "-s", str(a.size), a.dst),
+        ["ping", "-n", "-c", str(count), "-i", "0.3", "-W", "2", "-s", str(size), dst],
         capture_output=True,
         text=True,
-        timeout=a.count * 3 + 10,
+        timeout=count * 3 + 10,
     )
     m = re.search(r"(\d+) packets transmitted, (\d+) received", r.stdout)
     rtt = re.search(r"= [\d.]+/([\d.]+)/", r.stdout)
-    out(
-        {
-            "transmitted": int(m.group(1)) if m else 0,
-            "received": int(m.group(2)) if m else 0,
-            "rtt_avg_ms": float(rtt.group(1)) if rtt else None,
-            "output": r.stdout[-600:] + r.stderr[-300:],
-        }
-    )
-
-
-def cmd_tcp(a):
-    srv = start_server(
-        a.server_ns,
-        ["serve-tcp", "--bind", a.server, "--port", str(a.port), "--mode", "echo", "--timeout", str(a.timeout)],
-    )
-    res = run_client(
-        a.client_ns,
-        [
-            "client-tcp",
-            "--server",
-            a.server,
-            "--port",
-            str(a.port),
-            "--bytes",
-            str(a.bytes),
-            "--timeout",
-            str(a.timeout),
-        ],
-        a.timeout + 10,
-    )
-    srv.kill()
-    stop_server(srv)
-    out(res)
+    return {
+        "transmitted": int(m.group(1)) if m else 0,
+        "received": int(m.group(2)) if m else 0,
+        "rtt_avg_ms": float(rtt.group(1)) if rtt else None,
+        "output": r.stdout[-600:] + r.stderr[-300:],
+    }
 
 
 def cmd_bulk(a):
     srv = start_server(
         a.server_ns,
-        ["serve-tcp", "--bind", a.server, "--port", str(a.port), "--mode", "send", "--timeout", str(a.timeout)],
+        ["serve-tcp", "--bind", a.server, "--port", str(a.port), "--timeout", str(a.timeout)],
     )
     res = run_client(
         a.client_ns,
@@ -290,17 +295,66 @@ def cmd_bulk(a):
     out(res)
 
 
-def cmd_udp(a):
-    srv = start_server(
-        a.server_ns, ["serve-udp", "--bind", a.server, "--port", str(a.port), "--timeout", str(a.timeout)]
-    )
-    res = run_client(
-        a.client_ns,
-        ["client-udp", "--server", a.server, "--port", str(a.port), "--count", str(a.count)],
-        a.count * 2 + 10,
-    )
-    res["server"] = stop_server(srv)
-    out(res)
+# --------------------------------------------------------------------------- pairs at once
+def pair_ping(p, a):
+    enter_netns(p["client_ns"])
+    return ping(p["server"], a.count, a.size)
+
+
+def pair_tcp(p, a):
+    enter_netns(p["server_ns"])
+    srv = tcp_listener(p["server"], p["port"], a.timeout)
+
+    def serve():
+        with contextlib.suppress(OSError), srv:
+            conn, peer = srv.accept()
+            conn.settimeout(a.timeout)
+            with conn:
+                echo_digest(conn, peer)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    enter_netns(p["client_ns"])
+    res = tcp_client(p["server"], p["port"], a.bytes, a.timeout)
+    t.join(5)
+    return res
+
+
+def pair_udp(p, a):
+    enter_netns(p["server_ns"])
+    srv = udp_listener(p["server"], p["port"], a.timeout)
+    seen = []
+    t = threading.Thread(target=lambda: seen.extend(udp_echo(srv)), daemon=True)
+    t.start()
+    enter_netns(p["client_ns"])
+    res = udp_client(p["server"], p["port"], a.count)
+    t.join(5)
+    srv.close()
+    res["server"] = {"peers": seen}
+    return res
+
+
+def cmd_pairs(a):
+    """One result per --pair (CLIENT_NS,CLIENT,SERVER_NS,SERVER,PORT), all run at once."""
+    run = {"ping": pair_ping, "tcp": pair_tcp, "udp": pair_udp}[a.kind]
+    keys = ("client_ns", "client", "server_ns", "server", "port")
+    pairs = [dict(zip(keys, spec.split(","), strict=True)) for spec in a.pair]
+    for p in pairs:
+        p["port"] = int(p["port"])
+    results = [{"ok": False, "error": "did not finish"} for _ in pairs]
+
+    def one(k):
+        try:
+            results[k] = run(pairs[k], a)
+        except Exception as e:  # any failure is this pair's result
+            results[k] = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+
+    threads = [threading.Thread(target=one, args=(k,), daemon=True) for k in range(len(pairs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(a.timeout + 30)
+    out(results)
 
 
 def cmd_natt(a):
@@ -360,43 +414,29 @@ def main():
     s = sub.add_parser("serve-tcp")
     s.add_argument("--bind")
     s.add_argument("--port", type=int)
-    s.add_argument("--mode")
     s.add_argument("--timeout", type=float, default=60)
-    s = sub.add_parser("serve-udp")
-    s.add_argument("--bind")
-    s.add_argument("--port", type=int)
-    s.add_argument("--timeout", type=float, default=60)
-    s = sub.add_parser("client-tcp")
-    s.add_argument("--server")
-    s.add_argument("--port", type=int)
-    s.add_argument("--bytes", type=int)
-    s.add_argument("--timeout", type=float, default=30)
     s = sub.add_parser("client-bulk")
     s.add_argument("--server")
     s.add_argument("--port", type=int)
     s.add_argument("--bytes", type=int)
     s.add_argument("--stall", type=float, default=20)
     s.add_argument("--timeout", type=float, default=180)
-    s = sub.add_parser("client-udp")
-    s.add_argument("--server")
-    s.add_argument("--port", type=int)
-    s.add_argument("--count", type=int)
-    s = sub.add_parser("ping")
-    s.add_argument("src_ns")
-    s.add_argument("dst")
+    s = sub.add_parser("bulk")
+    s.add_argument("client_ns")
+    s.add_argument("client")
+    s.add_argument("server_ns")
+    s.add_argument("server")
+    s.add_argument("--port", type=int, default=5003)
+    s.add_argument("--bytes", type=int, default=65536)
+    s.add_argument("--timeout", type=float, default=30)
+    s.add_argument("--stall", type=float, default=20)
+    s = sub.add_parser("pairs")
+    s.add_argument("kind", choices=("ping", "tcp", "udp"))
+    s.add_argument("--pair", action="append", default=[])
     s.add_argument("--count", type=int, default=5)
     s.add_argument("--size", type=int, default=56)
-    for name in ("tcp", "bulk", "udp"):
-        s = sub.add_parser(name)
-        s.add_argument("client_ns")
-        s.add_argument("client")
-        s.add_argument("server_ns")
-        s.add_argument("server")
-        s.add_argument("--port", type=int, default=5001)
-        s.add_argument("--bytes", type=int, default=65536)
-        s.add_argument("--count", type=int, default=20)
-        s.add_argument("--timeout", type=float, default=30)
-        s.add_argument("--stall", type=float, default=20)
+    s.add_argument("--bytes", type=int, default=65536)
+    s.add_argument("--timeout", type=float, default=30)
     s = sub.add_parser("natt")
     s.add_argument("capture_ns")
     s.add_argument("iface")
@@ -405,14 +445,9 @@ def main():
     a = p.parse_args()
     {
         "serve-tcp": serve_tcp,
-        "serve-udp": serve_udp,
-        "client-tcp": client_tcp,
         "client-bulk": client_bulk,
-        "client-udp": client_udp,
-        "ping": cmd_ping,
-        "tcp": cmd_tcp,
         "bulk": cmd_bulk,
-        "udp": cmd_udp,
+        "pairs": cmd_pairs,
         "natt": cmd_natt,
     }[a.cmd](a)
 
