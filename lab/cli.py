@@ -79,13 +79,6 @@ def main(argv: list[str] | None = None) -> int:
         help="create PATH once every check with goals has run (for a scheduler that keeps the machine "
         "quiet until then)",
     )
-    r.add_argument(
-        "--booted",
-        type=Path,
-        metavar="PATH",
-        help="create PATH once the VM has booted and the link is up (for a scheduler that starts other "
-        "lab runs once this one's heavy part is over)",
-    )
     sub.add_parser("image", help="build (or find) the cached image and print its path")
     sub.add_parser("mutations", help="list the fault-injection mutations")
     sub.add_parser("benchmarks", help="write BENCHMARKS.md and its plot from lab reports (see --help there)")
@@ -134,7 +127,6 @@ def main(argv: list[str] | None = None) -> int:
         then_mutate=chain[1:],
         pause_until=a.pause_until,
         goals_done=a.goals_done,
-        booted=a.booted,
         plan_json=a.plan_json,
         bulk_mb=a.bulk_mb,
         boot_timeout_s=a.boot_timeout,

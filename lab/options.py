@@ -19,9 +19,6 @@ class Options:
     # create this path once every check with goals has run (the run's timing-sensitive part is
     # over: a scheduler may load the machine again; tests/labjobs.py)
     goals_done: Path | None = None
-    # create this path once the VM has booted and the link is up: the run's heavy part (the boot
-    # and cloud-init's package install) is over, its checks are light (tests/labjobs.py)
-    booted: Path | None = None
     plan_json: Path | None = None
     bulk_mb: int = 20
     boot_timeout_s: int = 900

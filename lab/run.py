@@ -143,9 +143,6 @@ class Lab:
             self._prepare()
             self._boot()
             boot = self._wait_for_link()
-            if self.o.booted:
-                self.o.booted.touch()
-                self.p.say(f"booted ({self.o.booted} created)")
             self.report.config["mutation_applied"] = "by cloud-init, at the VM's first boot" if self.o.mutate else None
             self._check(boot)
             for stage in self.stages[1:]:

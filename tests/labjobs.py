@@ -14,9 +14,7 @@ once took 520-590 s against 490 s one after the other. Fault phases side by side
 both profiles together take about 1,300 s against 1,725 s one after the other.
 
 So: the unmeasured runs first, one at a time; then the measured runs, together (their boots
-overlap each other's boots, their fault phases each other's waits). An unmeasured run's heavy
-part is its boot: once it says it has booted (`--booted`), the next run may start beside its
-checks, which are light and measure no time. Every run is told how
+overlap each other's boots, their fault phases each other's waits). Every run is told how
 many runs share the machine with it (lab.machine.SIDE_BY_SIDE_ENV) and its report says so.
 
 An unmeasured run may hold (`Job.resume_after`): the mutations share one VM (`--mutate
@@ -110,11 +108,6 @@ class LabJobs:
     def _waits_for(self, name: str) -> list[str]:
         return [n for n in self.jobs[name].resume_after if n in self.jobs]
 
-    def _booted(self, name: str) -> bool:
-        """The job's VM has booted: what is left of its run is light (`--booted`)."""
-        assert self.workdir is not None
-        return (self.workdir / f"{name}.booted").exists()
-
     def _goals_done_path(self, name: str) -> Path:
         """The path a measured job creates once its checks with goals have run (`--goals-done`)."""
         assert self.workdir is not None
@@ -132,8 +125,6 @@ class LabJobs:
         out, err, rep = (self.workdir / f"{name}.{x}" for x in ("out", "err", "json"))
         job = self.jobs[name]
         args = [*self.command, *job.args, "--report", str(rep)]
-        if not job.measured:
-            args += ["--booted", str(self.workdir / f"{name}.booted")]
         if self._waits_for(name):
             args += ["--pause-until", str(self._go(name))]
         if any(name in self._waits_for(other) for other in self.jobs):
@@ -166,7 +157,7 @@ class LabJobs:
                     if self._holding(name) and all(self._goals_done(n) for n in self._waits_for(name)):
                         self._go(name).touch()
                 unmeasured = [n for n in pending if not self.jobs[n].measured]
-                busy = [n for n in running if not self.jobs[n].measured and not self._booted(n)]
+                busy = [n for n in running if not self.jobs[n].measured and not self._holding(n)]
                 if unmeasured and not busy:
                     name = unmeasured[0]  # one at a time
                     pending.remove(name)

@@ -8,8 +8,7 @@ deliberate breakage of the program (fault injection): a wrong mark, a wrong IKE 
 missing MSS clamp each make the right check fail with a detail that names the cause.
 
 The three runs go side by side as `tests/labjobs.py` schedules them: the mutations on one
-VM, booting beside the quick tests; once it has booted, both profiles together (that VM
-runs the first mutation's checks, then pauses);
+VM, the first beside the quick tests; then both profiles together while that VM is paused;
 the other mutations once the modern profile's checks with goals have run. tests/conftest.py starts them at
 collection.
 """

@@ -56,23 +56,21 @@ def test_unmeasured_runs_one_at_a_time_then_the_measured_ones_together(tmp_path)
     assert "checks" in res["a"].proc.stderr
 
 
-# A stand-in for `python -m lab run --mutate A,B,... --booted B --pause-until GO` and for a
-# measured run with `--goals-done DONE`: SECONDS of work; then DONE and B are created, and it
-# holds (GO.paused) until GO exists; then SECONDS more.
+# A stand-in for `python -m lab run --mutate A,B,... --pause-until GO` and for a measured run
+# with `--goals-done DONE`: SECONDS of work; then DONE is created, or it holds (GO.paused)
+# until GO exists; then SECONDS more.
 HOLDING = r"""
 import json, os, sys, time
 from pathlib import Path
 def arg(name):
     return Path(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else None
 seconds, report = float(sys.argv[1]), sys.argv[3]
-go, done, booted = arg("--pause-until"), arg("--goals-done"), arg("--booted")
+go, done = arg("--pause-until"), arg("--goals-done")
 t0 = time.time()
 time.sleep(seconds)
 paused = time.time()
 if done:
     done.touch()
-if booted:
-    booted.touch()
 if go:
     Path(f"{go}.paused").touch()
     while not go.exists():
@@ -122,21 +120,6 @@ def test_a_job_that_waits_for_no_selected_job_does_not_hold(tmp_path):
         assert j.result("mutations").report["held"] is False
     finally:
         j.close()
-
-
-def test_the_measured_runs_start_once_the_unmeasured_one_has_booted(tmp_path):
-    """Its checks are light: the measured runs start beside them, not after them (the
-    stand-in says it has booted half way through, where it would otherwise hold)."""
-    script = tmp_path / "fake.py"
-    script.write_text(HOLDING)
-    jobs = {"modern": Job(["0.3"]), "mutations": Job(["0.5"], measured=False)}
-    j = LabJobs(jobs, workdir=tmp_path, command=(sys.executable, str(script)), poll_s=0.05)
-    try:
-        t = {n: j.result(n).report for n in jobs}
-    finally:
-        j.close()
-    assert not t["mutations"]["held"]
-    assert t["mutations"]["paused"] <= t["modern"]["start"] < t["mutations"]["end"]
 
 
 @pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="no sched_autogroup in this kernel")
