@@ -94,7 +94,7 @@ def test_a_holding_run_pauses_while_the_measured_ones_run_and_resumes_after_thos
         "legacy": Job(["1.5"]),
         "mutations": Job(["0.3"], measured=False, resume_after=("modern", "not-selected")),
     }
-    j = LabJobs(jobs, workdir=tmp_path, command=(sys.executable, str(script)), poll_s=0.05)
+    j = LabJobs(jobs, workdir=tmp_path, command=(sys.executable, str(script)), poll_s=0.05, resume_at_goals_done=True)
     try:
         t = {n: j.result(n).report for n in jobs}
     finally:
@@ -105,6 +105,19 @@ def test_a_holding_run_pauses_while_the_measured_ones_run_and_resumes_after_thos
     assert held["paused"] <= min(modern["start"], legacy["start"])  # the measured runs start once it holds
     assert held["resumed"] >= modern["paused"]  # it goes on once the awaited checks have run
     assert held["resumed"] < legacy["end"]  # not after the one it does not wait for
+
+
+def test_by_default_a_holding_run_resumes_once_those_it_waits_for_have_ended(tmp_path):
+    script = tmp_path / "fake.py"
+    script.write_text(HOLDING)
+    jobs = {"modern": Job(["0.3"]), "mutations": Job(["0.3"], measured=False, resume_after=("modern",))}
+    j = LabJobs(jobs, workdir=tmp_path, command=(sys.executable, str(script)), poll_s=0.05)
+    try:
+        t = {n: j.result(n).report for n in jobs}
+    finally:
+        j.close()
+    assert t["mutations"]["held"] and not t["modern"]["done"]  # no --goals-done given
+    assert t["mutations"]["resumed"] >= t["modern"]["end"]
 
 
 def test_a_job_that_waits_for_no_selected_job_does_not_hold(tmp_path):
