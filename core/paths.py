@@ -8,6 +8,7 @@ from __future__ import annotations
 UPDOWN_PATH = "/usr/local/sbin/aws2aliyun-updown"
 VERIFY_PATH = "/usr/local/sbin/aws2aliyun-verify"
 WATCHDOG_PATH = "/usr/local/sbin/aws2aliyun-watchdog"
+LIVENESS_PATH = "/usr/local/sbin/aws2aliyun-liveness"
 
 # Configuration
 LINK_ENV_PATH = "/etc/aws2aliyun/link.env"
@@ -17,11 +18,16 @@ SWANCTL_SECRETS_PATH = "/etc/swanctl/conf.d/aws2aliyun-secrets.conf"
 CHARON_CONF_PATH = "/etc/strongswan.d/charon-aws2aliyun.conf"
 SYSCTL_PATH = "/etc/sysctl.d/90-aws2aliyun.conf"
 
+# State
+LIVENESS_STATE_PATH = "/run/aws2aliyun/liveness.json"  # the liveness daemon's view of each tunnel
+
 # systemd units
 UNIT_DIR = "/etc/systemd/system"
 FIREWALL_UNIT = "aws2aliyun-firewall.service"
 WATCHDOG_SERVICE = "aws2aliyun-watchdog.service"
 WATCHDOG_TIMER = "aws2aliyun-watchdog.timer"
+LIVENESS_SERVICE = "aws2aliyun-liveness.service"
 FIREWALL_UNIT_PATH = f"{UNIT_DIR}/{FIREWALL_UNIT}"
 WATCHDOG_SERVICE_PATH = f"{UNIT_DIR}/{WATCHDOG_SERVICE}"
 WATCHDOG_TIMER_PATH = f"{UNIT_DIR}/{WATCHDOG_TIMER}"
+LIVENESS_SERVICE_PATH = f"{UNIT_DIR}/{LIVENESS_SERVICE}"

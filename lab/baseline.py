@@ -11,10 +11,11 @@ tunnel in ipsec.conf as:
 and charon.conf with `install_routes = no` only: no retransmission tuning. This module
 writes that, in swanctl's syntax (Debian 12 ships swanctl, not the stroke `ipsec.conf`
 starter), with ipsec.conf's documented defaults where the seed is silent (margintime 9m,
-rekeyfuzz 100%). The VTIs, marks, route metrics and updown script stay the program's: the
-seed's own updown does the same thing (one VTI per tunnel keyed by the mark, the VPC route
-with metric = mark), so the comparison isolates what the issue asks about: the IKE and
-dead-peer timers.
+rekeyfuzz 100%). The VTIs, marks and route metrics stay the program's; the seed has no
+data-plane liveness, so its routes follow the tunnels' SAs as its own updown script routes
+them: the program's updown script for the VTI, then the VPC route with metric = mark on
+up-client (SEED_UPDOWN_PATH wraps it; the liveness daemon is stopped meanwhile). So the
+comparison isolates the IKE and dead-peer timers and the liveness daemon.
 
 The AWS end of the baseline is the stack's own AWS end narrowed to what the seed proposes
 (IKEv1, AES128/SHA1/DH2 both phases, 8h/1h). Its dead-peer detection stays the stack's
@@ -33,6 +34,9 @@ from lab.inputs import LabInputs, Tunnel, link_env
 # The gateway's files the baseline overwrites.
 ECS_SWANCTL_PATH = paths.SWANCTL_CONF_PATH
 ECS_CHARON_PATH = paths.CHARON_CONF_PATH
+
+# The seed's updown: the program's, then the routes on up-client (lab/baseline.py).
+SEED_UPDOWN_PATH = "/run/lab/seed-updown"
 
 # ipsec.conf(5) defaults where the seed is silent
 MARGIN_S = 9 * 60
@@ -92,7 +96,7 @@ def ecs_swanctl_conf(i: LabInputs, user_data: str) -> str:
             f"                rekey_time = {CHILD_LIFETIME_S - MARGIN_S}s",
             f"                life_time = {CHILD_LIFETIME_S}s",
             f"                rand_time = {MARGIN_S}s",
-            f'                updown = "{updown_command(user_data, conn)}"',
+            f'                updown = "{SEED_UPDOWN_PATH} {updown_command(user_data, conn)}"',
             "                start_action = start",
             "                dpd_action = restart",
             "            }",
@@ -101,6 +105,25 @@ def ecs_swanctl_conf(i: LabInputs, user_data: str) -> str:
         ]
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def seed_updown() -> str:
+    """The program's updown command (the arguments), then seed 000's routes: every AWS prefix
+    over the tunnel's VTI with its metric on up-client (down-client takes the VTI down, and
+    its routes with it)."""
+    return f"""#!/bin/sh
+# seed 000's updown (lab/baseline.py): the program's updown, then the routes as the seed does
+"$@" || exit $?
+[ "$PLUTO_VERB" = up-client ] || exit 0
+. {paths.LINK_ENV_PATH}
+for tunnel; do :; done
+case $tunnel in
+  tunnel1) vti=$TUNNEL1_VTI metric=$TUNNEL1_METRIC ;;
+  tunnel2) vti=$TUNNEL2_VTI metric=$TUNNEL2_METRIC ;;
+  *) exit 0 ;;
+esac
+for cidr in $AWS_CIDRS; do ip route replace "$cidr" dev "$vti" metric "$metric"; done
+"""
 
 
 def ecs_charon_conf() -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from core import paths
 from lab import blackhole, swan
 
 if TYPE_CHECKING:
@@ -148,6 +149,8 @@ def fault_context(s: Session) -> str:
         f"echo '## ECS route to the first AWS prefix'; ip route show {s.topo.aws_prefixes[0]}; "
         "echo '## ECS SAs'; swanctl --list-sas 2>&1 | grep -v \"^plugin '\" | head -30; "
         "echo '## updown log'; journalctl -t aws2aliyun-updown --no-pager -n 12 2>&1; "
+        f"echo '## liveness'; {paths.LIVENESS_PATH} --status 2>&1; "
+        f"journalctl -u {paths.LIVENESS_SERVICE} --no-pager -n 12 -o cat 2>&1; "
         "echo '## ECS charon (last lines)'; journalctl -u strongswan --no-pager -n 25 2>&1; "
         "echo '## ECS charon, tunnel events of the last 6 min (not DPD)'; "
         "journalctl -u strongswan --no-pager --since -6min 2>&1 | grep -vE 'DPD|INFORMATIONAL|packet:' "

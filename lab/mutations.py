@@ -72,10 +72,13 @@ def _no_mss_clamp(text: str, i: LabInputs) -> str:
 MUTATIONS: dict[str, Mutation] = {
     m.name: m
     for m in (
+        # Tunnel 1 carries nothing either way. The gateway's liveness daemon never hears tunnel 1
+        # answer, so it routes the uplink over tunnel 2, which works; the AWS end still sends
+        # the downlink into tunnel 1, whose SA is up on both ends: that is what fails.
         Mutation(
             "wrong-mark",
             _wrong_mark.__doc__ or "",
-            ("icmp_ali_to_aws", "icmp_aws_to_ali"),
+            ("icmp_aws_to_ali",),
             r"MARK MISMATCH: ECS VTI Tunnel1 has key 100",
             _wrong_mark,
             ("tunnels_established", "icmp_ali_to_aws", "icmp_aws_to_ali"),
@@ -148,4 +151,8 @@ def changed_files(before: str, after: str) -> list[dict]:
             "the mutated user-data differs in more than file contents, so a reboot cannot apply it: "
             + ", ".join(problems)
         )
-    return [f for f, old in zip(af, bf, strict=True) if f.get("content") != old.get("content")]
+    changed = [f for f, old in zip(af, bf, strict=True) if f.get("content") != old.get("content")]
+    encoded = [f["path"] for f in changed if f.get("encoding")]
+    if encoded:
+        raise MutationError(f"the mutation changes an encoded file, which the lab writes as text: {', '.join(encoded)}")
+    return changed

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core import paths
 from lab import poll, swan, topology
 from lab.blackhole import Blackhole
 from lab.probes import Probes
@@ -223,6 +224,14 @@ class Session:
             return json.loads(out or "[]")
         except ValueError:
             return []
+
+    def liveness(self) -> dict:
+        """The gateway's liveness daemon's view of each tunnel (its state file), {} if none."""
+        out = self.ecs_sh(f"cat {paths.LIVENESS_STATE_PATH} 2>/dev/null", 15).out
+        try:
+            return json.loads(out or "{}").get("tunnels", {})
+        except ValueError:
+            return {}
 
     def ecs_route(self) -> str:
         """The same, as a line per route for reports."""

@@ -35,9 +35,9 @@ def test_every_goal_and_row_names_a_metric_its_check_reports():
 
 
 def test_goal_judge():
-    assert goals.FAILOVER_UPLINK.judge({"uplink_outage_s": 7.6}) == (True, "uplink_outage_s 7.6 <= 10")
-    met, text = goals.FAILOVER_UPLINK.judge({"uplink_outage_s": 12.0})
-    assert not met and text == "uplink_outage_s 12.0 NOT <= 10"
+    assert goals.FAILOVER_UPLINK.judge({"uplink_outage_s": 1.6}) == (True, "uplink_outage_s 1.6 <= 2")
+    met, text = goals.FAILOVER_UPLINK.judge({"uplink_outage_s": 6.0})
+    assert not met and text == "uplink_outage_s 6.0 NOT <= 2"
     # a limit computed from the same metrics (the AWS end's DPD timeout)
     assert goals.FAILOVER_DOWNLINK.judge({"downlink_outage_s": 34.0, "aws_dpd_timeout_s": 30})[0]
     assert not goals.FAILOVER_DOWNLINK.judge({"downlink_outage_s": 36.0, "aws_dpd_timeout_s": 30})[0]

@@ -117,7 +117,7 @@ def test_baseline_ecs_config_is_seed_000():
         "reauth_time = 28260s",  # ikelifetime 8h - margintime 9m
         "life_time = 3600s",
         "rekey_time = 3060s",
-        'updown = "/usr/local/sbin/aws2aliyun-updown tunnel1"',
+        'updown = "/run/lab/seed-updown /usr/local/sbin/aws2aliyun-updown tunnel1"',
     ):
         assert want in text, want
     # the marks the program's VTIs are keyed with, one per tunnel
@@ -125,6 +125,39 @@ def test_baseline_ecs_config_is_seed_000():
     assert text.count("{") == text.count("}")
     assert "retransmit" not in baseline.ecs_charon_conf()
     assert "install_routes = no" in baseline.ecs_charon_conf()
+
+
+@pytest.mark.parametrize(("verb", "routed"), [("up-client", True), ("down-client", False)])
+def test_baseline_updown_routes_as_the_seed_does_after_the_programs_updown(tmp_path, verb, routed):
+    """Seed 000 has no liveness daemon: its updown routes the AWS prefixes on up-client."""
+    import subprocess
+
+    from core import paths
+    from lab import baseline
+    from tests.test_userdata import gateway
+    from userdata.cloud_config import link_env
+
+    calls = tmp_path / "calls"
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "ip").write_text(f'#!/bin/sh\necho "ip $*" >> {calls}\n')
+    (bindir / "ip").chmod(0o755)
+    env_file = tmp_path / "link.env"
+    env_file.write_text(link_env(gateway()))
+    script = tmp_path / "seed-updown"
+    script.write_text(baseline.seed_updown().replace(paths.LINK_ENV_PATH, str(env_file)))
+    program_updown = f'echo "updown $*" >> {calls}'
+    out = subprocess.run(
+        ["sh", str(script), "sh", "-c", program_updown, "updown", "tunnel2"],
+        env={"PATH": f"{bindir}:/usr/bin:/bin", "PLUTO_VERB": verb},
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = calls.read_text().splitlines()
+    assert lines[0] == "updown tunnel2"
+    assert ("ip route replace 10.10.0.0/16 dev Tunnel2 metric 200" in lines) is routed
 
 
 def test_baseline_aws_end_speaks_ikev1_with_the_seeds_proposal():

@@ -14,7 +14,7 @@ from core import paths
 from core.crypto import LEGACY, MODERN
 from userdata import Gateway, Tunnel, cloud_config, render
 from userdata import swanctl as sw
-from userdata.cloud_config import link_env, static_file
+from userdata.cloud_config import PACKED, PACKED_SUFFIX, USER_DATA_MAX_BYTES, link_env, static_file
 
 GOLDEN = Path(__file__).parent / "golden"
 FILES = Path(__file__).resolve().parent.parent / "userdata" / "files"
@@ -116,6 +116,21 @@ def test_gateway_scripts_pass_shellcheck(script):
     assert out.returncode == 0, out.stdout
 
 
+@pytest.mark.parametrize("name", PACKED)
+def test_golden_packed_script_is_its_source(name):
+    """The committed gzip+Base64 form of a PACKED script; `make golden` rewrites it."""
+    import base64
+    import gzip
+
+    path = FILES / (name + PACKED_SUFFIX)
+    source = (FILES / name).read_bytes()
+    if os.environ.get("UPDATE_GOLDEN"):
+        blob = base64.b64encode(gzip.compress(source, compresslevel=9, mtime=0)).decode()
+        path.write_text("\n".join(blob[i : i + 76] for i in range(0, len(blob), 76)) + "\n")
+    assert path.exists(), f"{path} missing: run `make golden`"
+    assert gzip.decompress(base64.b64decode(path.read_text())) == source, f"{path.name} is stale: `make golden`"
+
+
 @pytest.mark.parametrize(
     ("name", "render_fn"),
     [
@@ -134,6 +149,12 @@ def test_golden(name, render_fn):
         path.write_text(text)
     assert path.exists(), f"{path} missing: run `make golden`"
     assert text == path.read_text(), f"{name} differs from its golden file: review, then `make golden`"
+
+
+def test_user_data_fits_alibabas_limit_with_room_to_spare():
+    for profile in (MODERN, LEGACY):
+        size = len(render(gateway(profile)).encode())
+        assert size <= USER_DATA_MAX_BYTES * 0.8, f"{profile.name}: {size} bytes of user-data"
 
 
 def test_static_scripts_ship_unchanged_in_the_user_data():
@@ -246,30 +267,19 @@ def test_watchdog_initiates_only_a_tunnel_without_sas(tmp_path, state1, state2, 
         assert f"{conn}: " in syslog and "initiating" in syslog
 
 
-@pytest.mark.parametrize(
-    ("routes", "immediate"),
-    [
-        ("", True),  # nothing carries the traffic: take it at once
-        ("10.10.0.0/16 dev Tunnel1 scope link metric 100", True),  # already ours (a re-up)
-        ("10.10.0.0/16 dev Tunnel2 scope link metric 200", False),  # the other tunnel has it: hold
-    ],
-)
-def test_updown_holds_failback_while_the_other_tunnel_carries_traffic(tmp_path, routes, immediate):
+@pytest.mark.parametrize("verb", ["up-client", "down-client"])
+def test_updown_manages_the_vti_and_leaves_the_routes_to_the_liveness_daemon(tmp_path, verb):
     """The updown script itself, against stand-ins for ip/iptables/sysctl/logger."""
-    import time
-
     bindir = tmp_path / "bin"
     bindir.mkdir()
     calls = tmp_path / "calls"
     env_file = tmp_path / "link.env"
-    env_file.write_text(link_env(gateway()).replace("FAILBACK_HOLD_S=2", "FAILBACK_HOLD_S=0.3"))
+    env_file.write_text(link_env(gateway()))
     (bindir / "ip").write_text(
         "#!/bin/bash\n"
         f'echo "ip $*" >> {calls}\n'
         'case "$*" in\n'
         '  "link show dev Tunnel1") exit 1 ;;\n'
-        f'  "-o route show 10.10.0.0/16") printf "%s" "{routes}" ;;\n'
-        '  "-o link show dev Tunnel1") echo "9: Tunnel1@NONE: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1438" ;;\n'
         '  "-o route get "*) echo "192.0.2.10 via 172.16.1.1 dev eth0 src 172.16.1.10" ;;\n'
         "esac\n"
     )
@@ -280,19 +290,19 @@ def test_updown_holds_failback_while_the_other_tunnel_carries_traffic(tmp_path, 
     env = {
         "PATH": f"{bindir}:/usr/bin:/bin",
         "AWS2ALIYUN_LINK_ENV": str(env_file),
-        "PLUTO_VERB": "up-client",
+        "PLUTO_VERB": verb,
         "PLUTO_ME": "172.16.1.10",
         "PLUTO_PEER": "192.0.2.10",
     }
-    replace = "ip route replace 10.10.0.0/16 dev Tunnel1 metric 100"
     out = subprocess.run(
         ["bash", str(FILES / "aws2aliyun-updown.sh"), "tunnel1"], env=env, capture_output=True, text=True, timeout=10
     )
     assert out.returncode == 0, out.stderr
-    assert "ip link add Tunnel1 type vti local 172.16.1.10 remote 192.0.2.10 key 100" in calls.read_text()
-    assert (replace in calls.read_text()) is immediate
-    if not immediate:
-        deadline = time.monotonic() + 5
-        while replace not in calls.read_text() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert replace in calls.read_text(), "the held-back route was never added"
+    text = calls.read_text()
+    if verb == "up-client":
+        assert "ip link add Tunnel1 type vti local 172.16.1.10 remote 192.0.2.10 key 100" in text
+        assert "ip addr add 169.254.121.2/30 dev Tunnel1" in text
+        assert "ip link set dev Tunnel1 mtu" in text and "TCPMSS" in text
+    else:
+        assert "ip link set dev Tunnel1 down" in text
+    assert "ip route" not in text, "routes belong to aws2aliyun-liveness"

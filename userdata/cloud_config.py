@@ -12,14 +12,11 @@ from importlib import resources
 import yaml
 
 from core import paths
-from userdata import firewall, swanctl, watchdog
+from userdata import firewall, liveness, swanctl, watchdog
 from userdata.model import Gateway
 
-PACKAGES = ("strongswan-swanctl", "charon-systemd", "iptables", "nftables")
-# A recovered tunnel takes the traffic back this long after it is up (the updown script),
-# when the other tunnel carries it: the AWS end may install its inbound SA last.
-FAILBACK_HOLD_S = 2
-
+# python3 is cloud-init's own interpreter; listed because the liveness daemon runs on it.
+PACKAGES = ("strongswan-swanctl", "charon-systemd", "iptables", "nftables", "python3")
 SYSCTLS = {
     "net.ipv4.ip_forward": 1,
     # A router must not be steered by, nor send, ICMP redirects, nor honour source routes.
@@ -34,13 +31,27 @@ SYSCTLS = {
 }
 
 
+# Alibaba accepts at most this much user-data, raw, before Base64 (RunInstances `UserData`).
+USER_DATA_MAX_BYTES = 32 * 1024
+# The larger scripts ship gzipped: `NAME.gz.b64` beside each in userdata/files/, generated
+# once (`make golden`) and committed, so every machine renders byte-identical user-data
+# whatever its zlib (a changed user-data reboots the ECS); a test keeps each equal to its source.
+PACKED = ("aws2aliyun-liveness.py",)
+PACKED_SUFFIX = ".gz.b64"
+
+
 def static_file(name: str) -> str:
     """A script shipped in userdata/files/ (shellchecked as it is)."""
     return resources.files("userdata").joinpath("files", name).read_text()
 
 
+def packed_file(name: str) -> str:
+    """The committed gzip+Base64 form of userdata/files/NAME (cloud-init's `gz+b64` encoding)."""
+    return static_file(name + PACKED_SUFFIX).strip()
+
+
 def link_env(gw: Gateway) -> str:
-    """Shell-sourced facts shared by the updown and verify scripts (no secrets)."""
+    """Facts shared by the updown, verify and liveness scripts (no secrets; shell syntax)."""
     mtu, mss = gw.crypto.vti_mtu_mss()
     values: dict[str, object] = {
         "AWS_CIDRS": " ".join(gw.aws_prefixes),
@@ -48,7 +59,6 @@ def link_env(gw: Gateway) -> str:
         "CRYPTO_PROFILE": gw.crypto.name,
         "VTI_MTU": mtu,
         "TCP_MSS": mss,
-        "FAILBACK_HOLD_S": FAILBACK_HOLD_S,
     }
     for t in gw.tunnels:
         p = f"TUNNEL{t.number}_"
@@ -77,6 +87,19 @@ def _file(path: str, content: str, mode: str) -> dict:
     return {"path": path, "owner": "root:root", "permissions": mode, "content": content}
 
 
+def _script(path: str, name: str) -> dict:
+    """A script of userdata/files/, gzipped when it is one of PACKED."""
+    if name in PACKED:
+        return {
+            "path": path,
+            "owner": "root:root",
+            "permissions": "0755",
+            "encoding": "gz+b64",
+            "content": packed_file(name),
+        }
+    return _file(path, static_file(name), "0755")
+
+
 def cloud_config(gw: Gateway) -> dict:
     """The cloud-config as a dict (see `render` for the text)."""
     return {
@@ -91,17 +114,21 @@ def cloud_config(gw: Gateway) -> dict:
             _file(paths.SWANCTL_SECRETS_PATH, swanctl.secrets_conf(gw), "0600"),
             _file(paths.FIREWALL_PATH, firewall.ruleset(gw), "0644"),
             _file(paths.FIREWALL_UNIT_PATH, firewall.unit(), "0644"),
-            _file(paths.UPDOWN_PATH, static_file("aws2aliyun-updown.sh"), "0755"),
-            _file(paths.VERIFY_PATH, static_file("aws2aliyun-verify.sh"), "0755"),
-            _file(paths.WATCHDOG_PATH, static_file("aws2aliyun-watchdog.sh"), "0755"),
+            _script(paths.UPDOWN_PATH, "aws2aliyun-updown.sh"),
+            _script(paths.VERIFY_PATH, "aws2aliyun-verify.sh"),
+            _script(paths.WATCHDOG_PATH, "aws2aliyun-watchdog.sh"),
             _file(paths.WATCHDOG_SERVICE_PATH, watchdog.service(), "0644"),
             _file(paths.WATCHDOG_TIMER_PATH, watchdog.timer(), "0644"),
+            _script(paths.LIVENESS_PATH, "aws2aliyun-liveness.py"),
+            _file(paths.LIVENESS_SERVICE_PATH, liveness.service(), "0644"),
         ],
         "runcmd": [
             ["sysctl", "--system"],
             # The host firewall first (it admits what is already flowing), then strongSwan.
             ["systemctl", "daemon-reload"],
             ["systemctl", "enable", "--now", paths.FIREWALL_UNIT],
+            # Owns the routes to the AWS prefixes: running before the first tunnel is up.
+            ["systemctl", "enable", "--now", paths.LIVENESS_SERVICE],
             # The package starts the daemon on install; make sure it is enabled for reboots
             # and has loaded our connections (files were written before the install).
             ["systemctl", "enable", "--now", "strongswan.service"],

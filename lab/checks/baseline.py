@@ -6,6 +6,7 @@ import base64
 import time
 from typing import TYPE_CHECKING
 
+from core import paths
 from lab import baseline, diagnostics, goals, peer
 from lab.checks.failover import measure_failover
 from lab.report import Outcome
@@ -20,6 +21,7 @@ def apply_baseline(s: Session) -> str:
     files = {
         baseline.ECS_SWANCTL_PATH: baseline.ecs_swanctl_conf(i, s.user_data),
         baseline.ECS_CHARON_PATH: baseline.ecs_charon_conf(),
+        baseline.SEED_UPDOWN_PATH: baseline.seed_updown(),
     }
     for t, p in zip(i.tunnels, s.topo.peers, strict=False):
         files[f"/run/lab/aws{t.number}.swanctl.conf"] = peer.swanctl_conf(baseline.aws_tunnel(t), i.eip, p.mark)
@@ -30,10 +32,11 @@ def apply_baseline(s: Session) -> str:
     for path, text in files.items():
         b64 = base64.b64encode(text.encode()).decode()
         script += f"echo {b64} | base64 -d > {path}\n"
+    script += f"chmod 0755 {baseline.SEED_UPDOWN_PATH}\n"
     nums = " ".join(str(t.number) for t in i.tunnels)
     script += (
-        # no watchdog in the seed
-        "systemctl stop aws2aliyun-watchdog.timer 2>/dev/null || true\n"
+        # no watchdog and no liveness daemon in the seed
+        f"systemctl stop {paths.WATCHDOG_TIMER} {paths.LIVENESS_SERVICE}\n"
         f"for n in {nums}; do /bin/sh /run/lab/peer.sh stop $n; done; sleep 1\n"
         f"for n in {nums}; do /bin/sh /run/lab/peer.sh start $n; done\n"
         "systemctl restart strongswan\n"
@@ -61,8 +64,9 @@ def restore_ours(s: Session) -> str:
     script += (
         f"for n in {nums}; do /bin/sh /run/lab/peer.sh stop $n; done; sleep 1\n"
         f"for n in {nums}; do /bin/sh /run/lab/peer.sh start $n; done\n"
+        f"systemctl start {paths.LIVENESS_SERVICE}\n"
         "systemctl restart strongswan\n"
-        "systemctl start aws2aliyun-watchdog.timer 2>/dev/null || true\n"
+        f"systemctl start {paths.WATCHDOG_TIMER}\n"
         "echo restored\n"
     )
     res = s.sh(script, 120)

@@ -147,8 +147,14 @@ def verify_script_detects_down(s: Session) -> Outcome:
         return False, bad, {}
     s.blackhole.block(2)
     try:
-        # wait until the ECS has declared tunnel 2 dead (its SA gone)
-        poll.until(lambda: not s.tunnel_state()[2]["ecs_established"], 90)
+        # wait until the ECS has declared tunnel 2 dead: its liveness daemon within seconds,
+        # IKE's dead-peer detection (the backstop) within a minute
+        poll.until(
+            lambda: s.liveness().get("tunnel2", {}).get("state") == "dead"
+            or not s.tunnel_state()[2]["ecs_established"],
+            90,
+        )
+        verdict = s.liveness().get("tunnel2", {}).get("state")
         res = s.sh(path, 200)
     finally:
         s.blackhole.unblock(2)
@@ -156,7 +162,7 @@ def verify_script_detects_down(s: Session) -> Outcome:
     names = bool(re.search(r"tunnel ?2|Tunnel2", text, re.I))
     ok = res.rc not in (0, None) and names
     detail = (
-        f"tunnel 2 blackholed: `{path}` exited {res.rc} "
+        f"tunnel 2 blackholed (ECS liveness: {verdict}): `{path}` exited {res.rc} "
         f"({'names tunnel 2' if names else 'does NOT name tunnel 2'}; want non-zero and naming it)\n" + text[-2000:]
     )
     back = s.wait_both_up(150)

@@ -2,12 +2,11 @@
 # aws2aliyun-updown TUNNEL: strongSwan updown for one route-based AWS tunnel.
 #
 # On up-client: create or update the tunnel's VTI (key = the child's mark) with its inside
-# address and an MTU that fits AWS's NAT-T overhead, set the VTI sysctls, clamp TCP MSS and
-# route every AWS prefix over it (tunnel 1 metric 100 is preferred over tunnel 2's 200).
-# While the other tunnel carries the traffic, the route is added FAILBACK_HOLD_S later, so a
-# peer that installs its inbound SA last (IKEv1 Quick Mode's third message) loses nothing.
-# On down-client: withdraw the routes and take the VTI down, so traffic fails over to the
-# other tunnel. Everything it needs is in /etc/aws2aliyun/link.env; it is idempotent.
+# address and an MTU that fits AWS's NAT-T overhead, set the VTI sysctls and clamp TCP MSS.
+# On down-client: take the VTI down, which withdraws its routes, so traffic fails over to the
+# other tunnel. The routes to the AWS prefixes belong to aws2aliyun-liveness, which routes
+# over a VTI once it is up and probes through it are answered. Everything it needs is in
+# /etc/aws2aliyun/link.env; it is idempotent.
 set -u
 
 readonly LINK_ENV=${AWS2ALIYUN_LINK_ENV:-/etc/aws2aliyun/link.env}  # the variable: for tests
@@ -19,25 +18,10 @@ log() { logger -t aws2aliyun-updown -- "${tunnel}: $*" 2>/dev/null || echo "aws2
 . "$LINK_ENV" || { log "cannot read $LINK_ENV"; exit 1; }
 
 case $tunnel in
-  tunnel1) vti=$TUNNEL1_VTI mark=$TUNNEL1_MARK local_inside=$TUNNEL1_LOCAL_INSIDE metric=$TUNNEL1_METRIC ;;
-  tunnel2) vti=$TUNNEL2_VTI mark=$TUNNEL2_MARK local_inside=$TUNNEL2_LOCAL_INSIDE metric=$TUNNEL2_METRIC ;;
+  tunnel1) vti=$TUNNEL1_VTI mark=$TUNNEL1_MARK local_inside=$TUNNEL1_LOCAL_INSIDE ;;
+  tunnel2) vti=$TUNNEL2_VTI mark=$TUNNEL2_MARK local_inside=$TUNNEL2_LOCAL_INSIDE ;;
   *) log "usage: aws2aliyun-updown tunnel1|tunnel2 (got '${tunnel}')"; exit 1 ;;
 esac
-
-# The AWS side's prefixes (space-separated in link.env); every one shares the tunnel's fate.
-read -r -a aws_prefixes <<<"$AWS_CIDRS"
-
-# Route every AWS prefix over this tunnel's VTI (replace), or withdraw them (del).
-routes() {
-  local cidr
-  for cidr in "${aws_prefixes[@]}"; do
-    if [ "$1" = del ]; then
-      ip route del "$cidr" dev "$vti" metric "$metric" 2>/dev/null
-    else
-      ip route replace "$cidr" dev "$vti" metric "$metric"
-    fi
-  done
-}
 
 # The NIC that carries IKE/ESP towards the peer (eth0 on an ECS).
 outer_nic() {
@@ -73,26 +57,12 @@ up() {
     ensure_rule FORWARD "$dir" "$vti" -p tcp --tcp-flags SYN,RST SYN \
       -m tcpmss --mss "$((TCP_MSS + 1)):65535" -j TCPMSS --set-mss "$TCP_MSS"
   done
-  if ip -o route show "${aws_prefixes[0]}" 2>/dev/null | grep -v " dev $vti " | grep -q .; then
-    # Traffic flows over the other tunnel: take it over once the peer surely has the SA.
-    # Detached (charon reads the script's output until EOF); skipped if we went down.
-    (
-      sleep "${FAILBACK_HOLD_S:-2}"
-      if ip -o link show dev "$vti" 2>/dev/null | grep -q '[<,]UP[,>]'; then
-        routes replace && log "route: $AWS_CIDRS metric $metric"
-      fi
-    ) </dev/null >/dev/null 2>&1 &
-    log "up: $vti $me -> $peer key $mark mtu $VTI_MTU, $AWS_CIDRS metric $metric in ${FAILBACK_HOLD_S:-2}s"
-    return
-  fi
-  routes replace
-  log "up: $vti $me -> $peer key $mark mtu $VTI_MTU, $AWS_CIDRS metric $metric"
+  log "up: $vti $me -> $peer key $mark mtu $VTI_MTU (aws2aliyun-liveness routes $AWS_CIDRS once it answers)"
 }
 
 down() {
-  routes del
   ip link set dev "$vti" down 2>/dev/null
-  log "down: $vti, routes to $AWS_CIDRS withdrawn"
+  log "down: $vti (its routes to $AWS_CIDRS go with it)"
 }
 
 case ${PLUTO_VERB:-} in

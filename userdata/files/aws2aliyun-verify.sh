@@ -2,17 +2,20 @@
 # aws2aliyun-verify [--wait SECONDS]: is the link up?
 #
 # Exits 0 only when both AWS tunnels are ESTABLISHED with exactly one IKE SA and one
-# CHILD_SA pair each, and both VTIs are up with a route to every AWS prefix. Otherwise prints one line per
-# problem, naming the tunnel, and exits 1. With --wait it retries until healthy or the
-# time is up (for `pulumi up`, right after boot).
+# CHILD_SA pair each, both VTIs are up with a route to every AWS prefix, and probes through
+# both are answered (aws2aliyun-liveness). Otherwise prints one line per problem, naming the
+# tunnel ("IPsec up, no answer" when only the data plane is dead), and exits 1. Prints each
+# tunnel's liveness either way. With --wait it retries until healthy or the time is up (for
+# `pulumi up`, right after boot).
 set -u
 
 readonly LINK_ENV=/etc/aws2aliyun/link.env
+readonly LIVENESS=/usr/local/sbin/aws2aliyun-liveness
 wait_s=0
 while [ $# -gt 0 ]; do
   case $1 in
     --wait) wait_s=${2:?--wait needs seconds}; shift 2 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "aws2aliyun-verify: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -31,6 +34,7 @@ check_tunnel() {
     return
   fi
   ike=$(grep -cE "^${conn}: #[0-9]+, ESTABLISHED" <<<"$sas")
+  established[$1]=$ike
   child=$(grep -cE "^  ${conn}: #[0-9]+, reqid [0-9]+, INSTALLED" <<<"$sas")
   if [ "$ike" -eq 0 ]; then
     problems+=("$conn: IKE SA not ESTABLISHED (state: $(grep -oE "^${conn}: #[0-9]+, [A-Z_]+" <<<"$sas" | tr '\n' ' ' || true))")
@@ -52,13 +56,37 @@ check_tunnel() {
   fi
 }
 
+# The data plane: one "tunnelN: liveness STATE ..." line per tunnel from the liveness daemon.
+check_liveness() {
+  local line n
+  liveness=$("$LIVENESS" --status 2>&1) && return
+  while IFS= read -r line; do
+    case $line in
+      tunnel[12]:\ liveness\ alive*) ;;
+      tunnel[12]:*)
+        n=${line:6:1}
+        if [ "${established[$n]:-0}" -gt 0 ]; then
+          problems+=("tunnel$n: IPsec up, no answer through the tunnel (${line#tunnel?: })")
+        else
+          problems+=("$line")
+        fi
+        ;;
+      *) problems+=("$line") ;;
+    esac
+  done <<<"$liveness"
+}
+
 deadline=$((SECONDS + wait_s))
 while :; do
   problems=()
+  established=()
+  liveness=
   check_tunnel 1
   check_tunnel 2
+  check_liveness
   if [ ${#problems[@]} -eq 0 ]; then
-    echo "ok: tunnel1 and tunnel2 ESTABLISHED, one CHILD_SA pair each, $TUNNEL1_VTI and $TUNNEL2_VTI up"
+    echo "ok: tunnel1 and tunnel2 ESTABLISHED, one CHILD_SA pair each, $TUNNEL1_VTI and $TUNNEL2_VTI up and answering"
+    printf '%s\n' "$liveness"
     exit 0
   fi
   [ "$SECONDS" -ge "$deadline" ] && break

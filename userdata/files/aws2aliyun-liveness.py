@@ -1,0 +1,298 @@
+#!/usr/bin/python3
+"""aws2aliyun-liveness: probes through each tunnel, and the routes to AWS that follow them.
+
+Every --interval it sends an ICMP echo out of each VTI to the AWS end's inside address. A
+tunnel is alive after --rise answers in a row, dead after --down-after without one. The AWS
+prefixes are routed over every alive tunnel (tunnel 1's lower metric wins); when none is
+alive, over every VTI that is up, as without liveness. State: STATE_PATH; --status prints it.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import select
+import shlex
+import socket
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+LINK_ENV = os.environ.get("AWS2ALIYUN_LINK_ENV", "/etc/aws2aliyun/link.env")
+STATE_PATH = os.environ.get("AWS2ALIYUN_LIVENESS_STATE", "/run/aws2aliyun/liveness.json")
+SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+STALE_AFTER_S = 5.0  # --status: an older state file means the daemon is not running
+
+
+def read_env(path):
+    env = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            key, eq, value = line.strip().partition("=")
+            if eq and not key.startswith("#"):
+                env[key] = (shlex.split(value) or [""])[0]
+    return env
+
+
+@dataclass
+class Tracker:
+    """One tunnel's verdict from its probes; the caller's clock."""
+
+    down_after_s: float
+    rise: int
+    state: str = "down"  # down (VTI not up) | unknown (not yet answered) | alive | dead
+    since: float = 0.0
+    last_answer: float | None = None
+    last_seq: int = -1
+    streak: int = 0
+    sent: int = 0
+    answered: int = 0
+
+    def _to(self, state, now):
+        if state == self.state:
+            return None
+        self.state, self.since = state, now
+        return state
+
+    def link(self, up, now):
+        if not up:
+            self.last_answer, self.last_seq, self.streak = None, -1, 0
+            return self._to("down", now)
+        return self._to("unknown", now) if self.state == "down" else None
+
+    def on_answer(self, seq, now):
+        if self.state == "down" or seq <= self.last_seq:  # late replies change nothing
+            return None
+        self.answered += 1
+        self.streak = self.streak + 1 if seq == self.last_seq + 1 else 1
+        self.last_seq, self.last_answer = seq, now
+        return self._to("alive", now) if self.streak >= self.rise else None
+
+    def on_tick(self, now):
+        if self.state == "alive" and now - self.last_answer >= self.down_after_s:
+            return self._to("dead", now)
+        return None
+
+
+def routed(states):
+    """The tunnels to route over: the alive ones, else every one whose VTI is up."""
+    alive = [n for n, st in states.items() if st == "alive"]
+    return alive or [n for n, st in states.items() if st != "down"]
+
+
+def main_table(text):
+    """(device, prefix, metric) of each route in /proc/net/route."""
+    routes = set()
+    for f in (line.split() for line in text.splitlines()[1:]):
+        if len(f) >= 8:
+            dest = socket.inet_ntoa(struct.pack("=I", int(f[1], 16)))
+            routes.add((f[0], f"{dest}/{bin(int(f[7], 16)).count('1')}", int(f[6])))
+    return routes
+
+
+def route_changes(want, ours, table):
+    """`ip -batch` lines making the routes among `ours` present exactly when in `want`."""
+    have = table & ours
+    return [f"route replace {p} dev {d} metric {m}" for d, p, m in sorted(want - have)] + [
+        f"route del {p} dev {d} metric {m}" for d, p, m in sorted(have - want)
+    ]
+
+
+def checksum(data):
+    data += b"\0" * (len(data) % 2)
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    return ~(total + (total >> 16)) & 0xFFFF
+
+
+def echo_request(ident, seq):
+    body = struct.pack("!HH", ident, seq & 0xFFFF) + b"aws2aliyun-liveness"
+    return struct.pack("!BBH", 8, 0, checksum(b"\x08\0\0\0" + body)) + body
+
+
+def parse_reply(packet):
+    """(source, identifier, sequence) of an echo reply read from a raw socket (IP header first)."""
+    ihl = (packet[0] & 0x0F) * 4 if packet else 0
+    if len(packet) < max(ihl, 20) + 8 or packet[ihl] != 0:
+        return None
+    return (socket.inet_ntoa(packet[12:16]), *struct.unpack("!HH", packet[ihl + 4 : ihl + 8]))
+
+
+class Tunnel:
+    def __init__(self, env, n, tracker):
+        self.name, self.vti, self.tracker = f"tunnel{n}", env[f"TUNNEL{n}_VTI"], tracker
+        self.target = env[f"TUNNEL{n}_REMOTE_INSIDE"]
+        self.metric = int(env[f"TUNNEL{n}_METRIC"])
+        self.ident = (os.getpid() & 0xFFF0) | n
+        self.sock, self.ifindex, self.seq = None, None, 0
+
+    def link_up(self):
+        """The VTI's ifindex while it exists and is up."""
+        try:
+            with open(f"/sys/class/net/{self.vti}/flags") as fl, open(f"/sys/class/net/{self.vti}/ifindex") as ix:
+                return int(ix.read()) if int(fl.read(), 16) & 1 else None
+        except (OSError, ValueError):
+            return None
+
+    def reopen(self, ifindex):
+        if self.sock:
+            self.sock.close()
+        self.sock, self.ifindex = None, ifindex
+        if ifindex is not None:
+            s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+            s.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, self.vti.encode())
+            s.setblocking(False)
+            self.sock = s
+
+
+class Daemon:
+    def __init__(self, env, interval_s, down_after_s, rise):
+        self.interval_s, self.down_after_s, self.rise = interval_s, down_after_s, rise
+        self.prefixes = env["AWS_CIDRS"].split()
+        self.tunnels = [Tunnel(env, n, Tracker(down_after_s, rise)) for n in (1, 2)]
+        self.routed = None
+        self.written = 0.0
+
+    def routes(self, names):
+        return {(t.vti, p, t.metric) for t in self.tunnels if t.name in names for p in self.prefixes}
+
+    def update_routes(self, why):
+        want = routed({t.name: t.tracker.state for t in self.tunnels})
+        try:
+            with open("/proc/net/route") as f:
+                table = main_table(f.read())
+        except OSError:
+            table = set()
+        lines = route_changes(self.routes(want), self.routes([t.name for t in self.tunnels]), table)
+        if lines:  # -force: go on past a line that fails (a VTI gone meanwhile)
+            subprocess.run(["ip", "-force", "-batch", "-"], input="\n".join(lines) + "\n", text=True, check=False)
+        over = ", ".join(want) or "no tunnel"
+        if want != self.routed:
+            fallback = want and not any(t.tracker.state == "alive" for t in self.tunnels)
+            log(f"{why}; AWS prefixes over {over}" + (" (none answers: every VTI that is up)" if fallback else ""))
+            self.routed = want
+        elif lines:
+            log(f"routes over {over} put back ({len(lines)} changes)")
+
+    def transition(self, t, new):
+        if new:
+            why = {"alive": f"{self.rise} answers in a row", "dead": f"no answer for {self.down_after_s:g}s"}
+            self.update_routes(f"{t.name}: {new} ({why.get(new, t.vti + ' ' + ('up' if t.sock else 'down'))})")
+
+    def write_state(self, now):
+        tunnels = {
+            t.name: {
+                "vti": t.vti,
+                "target": t.target,
+                "state": t.tracker.state,
+                "for_s": round(now - t.tracker.since, 1),
+                "last_answer_s_ago": None if t.tracker.last_answer is None else round(now - t.tracker.last_answer, 2),
+                "sent": t.tracker.sent,
+                "answered": t.tracker.answered,
+            }
+            for t in self.tunnels
+        }
+        os.makedirs(os.path.dirname(STATE_PATH), exist_ok=True)
+        with open(STATE_PATH + ".tmp", "w") as f:
+            json.dump({"updated": time.time(), "routed": self.routed or [], "tunnels": tunnels}, f)
+        os.replace(STATE_PATH + ".tmp", STATE_PATH)
+        self.written = now
+
+    def send(self, now):
+        for t in self.tunnels:
+            ifindex = t.link_up()
+            if ifindex != t.ifindex:
+                try:
+                    t.reopen(ifindex)
+                except OSError as e:
+                    log(f"{t.name}: cannot probe through {t.vti}: {e}")
+            self.transition(t, t.tracker.link(t.sock is not None, now))
+            if t.sock:
+                t.tracker.sent += 1
+                with contextlib.suppress(OSError):  # a VTI going down: counts as unanswered
+                    t.sock.sendto(echo_request(t.ident, t.seq), (t.target, 0))
+                t.seq += 1
+        self.update_routes("started")
+
+    def receive(self, t, now):
+        while True:
+            try:
+                src, ident, seq16 = parse_reply(t.sock.recv(2048)) or ("", 0, 0)
+            except OSError:
+                return
+            if src == t.target and ident == t.ident:
+                seq = t.seq - ((t.seq - seq16) & 0xFFFF)  # unwrap the 16-bit sequence number
+                self.transition(t, t.tracker.on_answer(seq, now))
+
+    def run(self):
+        log(f"probing {', '.join(f'{t.vti} -> {t.target}' for t in self.tunnels)} every {self.interval_s:g}s")
+        next_send = time.monotonic()
+        while True:
+            now = time.monotonic()
+            if now >= next_send:
+                self.send(now)
+                next_send = max(next_send + self.interval_s, now)  # no burst after a stall
+            for t in self.tunnels:
+                self.transition(t, t.tracker.on_tick(now))
+            if now - self.written >= 1.0:
+                self.write_state(now)
+            socks = {t.sock: t for t in self.tunnels if t.sock}
+            timeout = max(0.0, min(next_send, now + 0.05) - time.monotonic())
+            if not socks:
+                time.sleep(timeout)
+                continue
+            for s in select.select(list(socks), [], [], timeout)[0]:
+                self.receive(socks[s], time.monotonic())
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def status():
+    """One line per tunnel; 0 only when the daemon runs and both tunnels are alive."""
+    try:
+        with open(STATE_PATH) as f:
+            st = json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"liveness: no state ({e}): is aws2aliyun-liveness.service running?")
+        return 1
+    ok = time.time() - st["updated"] <= STALE_AFTER_S
+    if not ok:
+        print(f"liveness: state {time.time() - st['updated']:.0f}s old: aws2aliyun-liveness.service is not running")
+    for name, t in sorted(st["tunnels"].items()):
+        last = t["last_answer_s_ago"]
+        print(
+            f"{name}: liveness {t['state']} for {t['for_s']}s ({t['target']} via {t['vti']}: "
+            + ("never answered" if last is None else f"last answer {last}s ago")
+            + f", {t['answered']}/{t['sent']} answered; {'' if name in st['routed'] else 'not '}routed)"
+        )
+        ok = ok and t["state"] == "alive"
+    return 0 if ok else 1
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # no defaults: the service unit passes what userdata/liveness.py declares
+    ap.add_argument("--interval", type=float, help="seconds between probes per tunnel")
+    ap.add_argument("--down-after", type=float, help="dead after this long without an answer")
+    ap.add_argument("--rise", type=int, help="alive after this many answers in a row")
+    ap.add_argument("--status", action="store_true", help="print each tunnel's liveness (exit 0: both alive)")
+    a = ap.parse_args(argv)
+    if a.status:
+        return status()
+    if None in (a.interval, a.down_after, a.rise) or not 0 < a.interval < a.down_after or a.rise < 1:
+        ap.error("need --interval, --down-after (> --interval) and --rise (>= 1)")
+    try:
+        daemon = Daemon(read_env(LINK_ENV), a.interval, a.down_after, a.rise)
+    except (OSError, KeyError, ValueError) as e:
+        log(f"aws2aliyun-liveness: cannot read the link's facts from {LINK_ENV}: {e}")
+        return 1
+    daemon.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

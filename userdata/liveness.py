@@ -1,0 +1,71 @@
+"""Data-plane liveness: the gateway's probes through each tunnel, and what they cost on a lossy path.
+
+`aws2aliyun-liveness` (userdata/files/aws2aliyun-liveness.py, a systemd service) sends an ICMP
+echo request every INTERVAL_S out of each VTI to the AWS end of that tunnel, its inside
+address: the virtual private gateway answers there (AWS's own generated configurations probe
+it, e.g. the Cisco ASA one's `sla monitor ... type echo protocol ipIcmpEcho <vgw inside>`). A
+tunnel is dead once DOWN_AFTER_S pass without an answer and alive again after RISE answers in
+a row; the daemon owns the routes to the AWS prefixes and moves them at once. IKE dead-peer
+detection stays as the backstop, calm (userdata/swanctl.py), since it no longer carries the
+failover.
+
+The false-teardown arithmetic for both designs lives here, next to the numbers it is about,
+for the docs and BENCHMARKS.md: with loss p each way, one probe or one IKE exchange fails with
+probability q = 1 - (1 - p)**2.
+"""
+
+from __future__ import annotations
+
+import math
+
+from core import paths
+
+INTERVAL_S = 0.1  # per tunnel: 10 echo requests a second, about 1 KB/s of ESP each way
+DOWN_AFTER_S = 1.2  # dead after this long without an answer: 12 probes lost in a row
+RISE = 3  # alive after this many answers in a row (both ends have their SAs)
+
+SECONDS_PER_DAY = 86_400
+
+
+def exchange_loss(p: float) -> float:
+    """A request/response pair fails when either packet is lost."""
+    return 1 - (1 - p) ** 2
+
+
+def liveness_false_downs_per_day(p: float, interval_s: float = INTERVAL_S, down_after_s: float = DOWN_AFTER_S) -> float:
+    """Expected false 'dead' verdicts per tunnel per day on a path that loses p each way and
+    is otherwise fine: a run of down_after/interval failed probes, counted once per run."""
+    q = exchange_loss(p)
+    n = math.ceil(down_after_s / interval_s - 1e-9)
+    return SECONDS_PER_DAY / interval_s * (1 - q) * q**n
+
+
+def dpd_false_teardowns_per_day(p: float, delay_s: float, transmissions: int) -> float:
+    """Expected false IKEv2 dead-peer verdicts per tunnel per day: a DPD exchange every
+    delay_s (charon sends one whenever it has heard nothing for that long; through a VTI it
+    does so busy or not), each lost when all its transmissions fail."""
+    return SECONDS_PER_DAY / delay_s * exchange_loss(p) ** transmissions
+
+
+def service(interval_s: float = INTERVAL_S, down_after_s: float = DOWN_AFTER_S, rise: int = RISE) -> str:
+    return f"""[Unit]
+Description=aws2aliyun-vpc: data-plane liveness of the tunnels, and the routes that follow it
+After=network-online.target {paths.FIREWALL_UNIT}
+Wants=network-online.target
+
+[Service]
+ExecStart={paths.LIVENESS_PATH} --interval {interval_s:g} --down-after {down_after_s:g} --rise {rise}
+Restart=always
+RestartSec=1
+# Raw ICMP sockets and the routing table, nothing else.
+CapabilityBoundingSet=CAP_NET_RAW CAP_NET_ADMIN
+RuntimeDirectory=aws2aliyun
+RuntimeDirectoryPreserve=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+NoNewPrivileges=yes
+
+[Install]
+WantedBy=multi-user.target
+"""
