@@ -72,16 +72,17 @@ def _no_mss_clamp(text: str, i: LabInputs) -> str:
 MUTATIONS: dict[str, Mutation] = {
     m.name: m
     for m in (
-        # Tunnel 1 carries nothing either way. The gateway's liveness daemon never hears tunnel 1
-        # answer, so it routes the uplink over tunnel 2, which works; the AWS end still sends
-        # the downlink into tunnel 1, whose SA is up on both ends: that is what fails.
+        # Nothing the gateway sends into tunnel 1 matches an SA (what comes in decrypts by SPI
+        # under NAT-T, marks or not). Its liveness daemon never hears tunnel 1 answer, so it
+        # routes over tunnel 2 only: traffic flows both ways, and the route check and the
+        # verify script say which tunnel is broken and why.
         Mutation(
             "wrong-mark",
             _wrong_mark.__doc__ or "",
-            ("icmp_aws_to_ali",),
-            r"MARK MISMATCH: ECS VTI Tunnel1 has key 100",
+            ("routes_prefer_tunnel1", "verify_script"),
+            r"MARK MISMATCH: ECS VTI Tunnel1 has key 100|tunnel1: IPsec up, no answer through the tunnel",
             _wrong_mark,
-            ("tunnels_established", "icmp_ali_to_aws", "icmp_aws_to_ali"),
+            ("tunnels_established", "icmp_ali_to_aws", "icmp_aws_to_ali", "routes_prefer_tunnel1", "verify_script"),
         ),
         Mutation(
             "wrong-identity",

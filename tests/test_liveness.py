@@ -163,7 +163,7 @@ def test_the_daemon_and_its_unit_ship_in_the_user_data_and_start_before_strongsw
     # the script's own defaults are the declared paths
     assert paths.LIVENESS_STATE_PATH == lv.STATE_PATH
     assert lv.LINK_ENV == paths.LINK_ENV_PATH
-    assert f"readonly LIVENESS={paths.LIVENESS_PATH}" in static_file("aws2aliyun-verify.sh")
+    assert f"readonly LIVENESS=${{AWS2ALIYUN_LIVENESS:-{paths.LIVENESS_PATH}}}" in static_file("aws2aliyun-verify.sh")
 
 
 def test_the_lossy_path_arithmetic_matches_the_issue_and_favours_liveness():
@@ -178,3 +178,49 @@ def test_the_lossy_path_arithmetic_matches_the_issue_and_favours_liveness():
     # the backstop clears a dead tunnel within a minute and heals a blocked path in 5 s
     assert sw.ECS_DPD_DELAY_S + sw.ecs_dpd_give_up_s() < 60
     assert sw.ECS_RETRANSMIT_LIMIT_S <= 5
+
+
+@pytest.mark.parametrize(
+    ("tunnel1", "rc", "want"),
+    [
+        ("alive", 0, "ok: tunnel1 and tunnel2 ESTABLISHED"),
+        ("dead", 1, "tunnel1: IPsec up, no answer through the tunnel (liveness dead for 4.0s"),
+    ],
+)
+def test_verify_reports_a_tunnel_whose_sas_are_up_but_that_does_not_answer(tmp_path, tunnel1, rc, want):
+    """The verify script itself, against stand-ins for swanctl, ip and the liveness daemon."""
+    import subprocess
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    env_file = tmp_path / "link.env"
+    env_file.write_text(link_env(gateway()))
+    sas = "{c}: #3, ESTABLISHED, IKEv2, 1a2b_i* 3c4d_r\n  {c}: #7, reqid 1, INSTALLED, TUNNEL, ESP:AES_GCM_16-256\n"
+    stubs = {
+        "swanctl": '#!/bin/bash\nc=${@: -1}\nprintf "' + sas.replace("{c}", "$c") + '"\n',
+        "ip": '#!/bin/bash\ncase "$*" in\n  "-o link show dev "*) echo "9: $5@NONE: <POINTOPOINT,NOARP,UP,LOWER_UP>" ;;\n'
+        '  "-o route show "*) echo "$4 dev $6 scope link" ;;\nesac\n',
+        "liveness": "#!/bin/sh\n"
+        f'echo "tunnel1: liveness {tunnel1} for 4.0s (169.254.121.1 via Tunnel1: last answer 4.0s ago, 9/10 answered; routed)"\n'
+        'echo "tunnel2: liveness alive for 9.0s (169.254.122.1 via Tunnel2: last answer 0.1s ago, 90/90 answered; routed)"\n'
+        f"exit {rc}\n",
+    }
+    for name, text in stubs.items():
+        (bindir / name).write_text(text)
+        (bindir / name).chmod(0o755)
+    out = subprocess.run(
+        ["bash", str(SCRIPT.parent / "aws2aliyun-verify.sh")],
+        env={
+            "PATH": f"{bindir}:/usr/bin:/bin",
+            "AWS2ALIYUN_LINK_ENV": str(env_file),
+            "AWS2ALIYUN_LIVENESS": str(bindir / "liveness"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert out.returncode == rc, out.stdout + out.stderr
+    assert want in out.stdout, out.stdout
+    assert "tunnel2: liveness alive" in out.stdout or rc == 1
+    if rc:
+        assert "tunnel2" not in out.stdout, "only the dead tunnel is a problem"

@@ -7,6 +7,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
+from core import paths
 from lab import diagnostics, poll, swan
 from lab.inputs import link_env, verify_script_path
 from lab.report import Outcome
@@ -221,4 +222,9 @@ def routes_prefer_tunnel1(s: Session) -> Outcome:
         firsts.append({"routes": shown, "preferred_tunnel": preferred})
         verdict = ", tunnel 1 preferred" if ok else f" (want {wanted})"
         lines.append(f"ECS routes to {prefix}: {', '.join(shown) or 'none'}{verdict}")
-    return all(oks), "; ".join(lines), firsts[0]
+    detail = "; ".join(lines)
+    if not all(oks):
+        # the liveness daemon routes only over tunnels that answer: why does one not?
+        detail += "\n" + s.ecs_sh(f"{paths.LIVENESS_PATH} --status 2>&1", 15).out.rstrip()
+        detail += "\n" + diagnostics.path_analysis(s)
+    return all(oks), detail, firsts[0]

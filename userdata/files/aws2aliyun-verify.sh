@@ -9,8 +9,8 @@
 # `pulumi up`, right after boot).
 set -u
 
-readonly LINK_ENV=/etc/aws2aliyun/link.env
-readonly LIVENESS=/usr/local/sbin/aws2aliyun-liveness
+readonly LINK_ENV=${AWS2ALIYUN_LINK_ENV:-/etc/aws2aliyun/link.env}  # the variables: for tests
+readonly LIVENESS=${AWS2ALIYUN_LIVENESS:-/usr/local/sbin/aws2aliyun-liveness}
 wait_s=0
 while [ $# -gt 0 ]; do
   case $1 in
