@@ -431,17 +431,24 @@ def verify_script_path(user_data: str) -> str | None:
         return m.group(1) if m else None
 
 
-def link_env(user_data: str) -> dict[str, str]:
-    """KEY=value pairs of the link.env the user-data writes (marks, VTIs, peers)."""
+def written_file(user_data: str, path: str) -> str:
+    """The content of the file the user-data's write_files writes at `path` (as text)."""
     import yaml
 
     doc = yaml.safe_load(user_data) or {}
     for f in doc.get("write_files") or []:
-        if f.get("path") == paths.LINK_ENV_PATH:
-            out = {}
-            for ln in str(f.get("content", "")).splitlines():
-                if "=" in ln and not ln.lstrip().startswith("#"):
-                    k, v = ln.split("=", 1)
-                    out[k.strip()] = shlex.split(v)[0] if v.strip() else ""
-            return out
-    raise ValueError(f"the user-data writes no {paths.LINK_ENV_PATH}")
+        if f.get("path") == path:
+            if f.get("encoding"):
+                raise ValueError(f"{path} is written {f['encoding']}-encoded")
+            return str(f.get("content", ""))
+    raise ValueError(f"the user-data writes no {path}")
+
+
+def link_env(user_data: str) -> dict[str, str]:
+    """KEY=value pairs of the link.env the user-data writes (marks, VTIs, peers)."""
+    out = {}
+    for ln in written_file(user_data, paths.LINK_ENV_PATH).splitlines():
+        if "=" in ln and not ln.lstrip().startswith("#"):
+            k, v = ln.split("=", 1)
+            out[k.strip()] = shlex.split(v)[0] if v.strip() else ""
+    return out

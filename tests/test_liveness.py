@@ -38,8 +38,11 @@ def lv():
     return mod
 
 
+FALL = round(liveness.DOWN_AFTER_S / liveness.INTERVAL_S)
+
+
 def tracker(lv):
-    return lv.Tracker(down_after_s=liveness.DOWN_AFTER_S, rise=liveness.RISE)
+    return lv.Tracker(down_after_s=liveness.DOWN_AFTER_S, rise=liveness.RISE, fall=FALL)
 
 
 def test_a_tunnel_is_alive_after_rise_answers_in_a_row_and_dead_after_down_after_without(lv):
@@ -50,6 +53,11 @@ def test_a_tunnel_is_alive_after_rise_answers_in_a_row_and_dead_after_down_after
     assert t.on_answer(3, 0.4) is None
     assert t.on_answer(4, 0.5) == "alive"
     assert t.on_answer(3, 0.55) is None and t.last_seq == 4  # a late reply changes nothing
+    for seq in range(5, 4 + FALL):
+        t.on_sent(seq)
+    # a host that stalled sent fewer probes than FALL: no verdict, however long it was
+    assert t.on_tick(0.5 + 10 * liveness.DOWN_AFTER_S) is None
+    t.on_sent(4 + FALL)
     assert t.on_tick(0.5 + liveness.DOWN_AFTER_S - 0.01) is None
     assert t.on_tick(0.5 + liveness.DOWN_AFTER_S) == "dead"
     for seq, now in ((20, 3.0), (21, 3.1)):

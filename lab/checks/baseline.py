@@ -4,63 +4,68 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from core import paths
 from lab import baseline, diagnostics, goals, peer
 from lab.checks.failover import measure_failover
+from lab.inputs import Tunnel
 from lab.report import Outcome
 
 if TYPE_CHECKING:
     from lab.session import Session
 
 
-def apply_baseline(s: Session) -> str:
-    """Both ends reconfigured with seed 000's settings (lab/baseline.py); both restarted."""
+ECS_FILES = (baseline.ECS_SWANCTL_PATH, baseline.ECS_CHARON_PATH)  # the ECS's own files a design rewrites
+
+
+def _peer_files(s: Session, tunnel: Callable[[Tunnel], Tunnel]) -> dict[str, str]:
     i = s.inputs
-    files = {
-        baseline.ECS_SWANCTL_PATH: baseline.ecs_swanctl_conf(i, s.user_data),
-        baseline.ECS_CHARON_PATH: baseline.ecs_charon_conf(),
-        baseline.SEED_UPDOWN_PATH: baseline.seed_updown(),
+    return {
+        f"/run/lab/aws{t.number}.swanctl.conf": peer.swanctl_conf(tunnel(t), i.eip, p.mark)
+        for t, p in zip(i.tunnels, s.topo.peers, strict=False)
     }
-    for t, p in zip(i.tunnels, s.topo.peers, strict=False):
-        files[f"/run/lab/aws{t.number}.swanctl.conf"] = peer.swanctl_conf(baseline.aws_tunnel(t), i.eip, p.mark)
+
+
+def reconfigure(s: Session, files: dict[str, str], what: str, *, restart_peers: bool) -> str:
+    """Another design on the ECS (and the AWS ends' files in /run/lab): the ECS's own files
+    kept for restore(), its watchdog and liveness daemon stopped (neither existed before),
+    the AWS ends restarted when their files changed, strongSwan restarted."""
     script = "set -e\n"
     for path in files:
-        if not path.startswith("/run/lab/"):  # the ECS's own files: kept for restore_ours()
-            script += f"[ ! -e {path} ] || cp -p {path} {path}.lab-ours\n"
+        if not path.startswith("/run/lab/"):
+            # once: a design applied over another keeps the program's own for restore()
+            script += f"[ -e {path}.lab-ours ] || [ ! -e {path} ] || cp -p {path} {path}.lab-ours\n"
     for path, text in files.items():
         b64 = base64.b64encode(text.encode()).decode()
         script += f"echo {b64} | base64 -d > {path}\n"
     script += f"chmod 0755 {baseline.SEED_UPDOWN_PATH}\n"
-    nums = " ".join(str(t.number) for t in i.tunnels)
-    script += (
-        # no watchdog and no liveness daemon in the seed
-        f"systemctl stop {paths.WATCHDOG_TIMER} {paths.LIVENESS_SERVICE}\n"
-        f"for n in {nums}; do /bin/sh /run/lab/peer.sh stop $n; done; sleep 1\n"
-        f"for n in {nums}; do /bin/sh /run/lab/peer.sh start $n; done\n"
-        "systemctl restart strongswan\n"
-        "echo applied\n"
-    )
+    script += f"systemctl stop {paths.WATCHDOG_TIMER} {paths.LIVENESS_SERVICE}\n"
+    if restart_peers:
+        nums = " ".join(str(t.number) for t in s.inputs.tunnels)
+        script += (
+            f"for n in {nums}; do /bin/sh /run/lab/peer.sh stop $n; done; sleep 1\n"
+            f"for n in {nums}; do /bin/sh /run/lab/peer.sh start $n; done\n"
+        )
+    script += "systemctl restart strongswan\necho applied\n"
     res = s.sh(script, 120)
     s.baseline_applied = True
     if not res.ok or "applied" not in res.out:
-        raise RuntimeError("could not apply seed 000's configuration: " + res.text()[-1500:])
-    s.event("baseline (seed 000) configured", s.now())
+        raise RuntimeError(f"could not apply {what}: " + res.text()[-1500:])
+    s.event(f"{what} configured", s.now())
     return res.text()
 
 
 def restore_ours(s: Session) -> str:
-    """Undo apply_baseline: the ECS's own files and watchdog back, the AWS ends configured
-    from the plan again, both restarted."""
-    i = s.inputs
+    """Undo reconfigure(): the ECS's own files, liveness daemon and watchdog back, the AWS ends
+    configured from the plan again, both restarted."""
     script = "set -e\n"
-    for path in (baseline.ECS_SWANCTL_PATH, baseline.ECS_CHARON_PATH):
-        script += f"if [ -e {path}.lab-ours ]; then mv -f {path}.lab-ours {path}; else rm -f {path}; fi\n"
-    for t, p in zip(i.tunnels, s.topo.peers, strict=False):
-        b64 = base64.b64encode(peer.swanctl_conf(t, i.eip, p.mark).encode()).decode()
-        script += f"echo {b64} | base64 -d > /run/lab/aws{t.number}.swanctl.conf\n"
-    nums = " ".join(str(t.number) for t in i.tunnels)
+    for path in ECS_FILES:
+        script += f"if [ -e {path}.lab-ours ]; then mv -f {path}.lab-ours {path}; fi\n"
+    for path, text in _peer_files(s, lambda t: t).items():
+        script += f"echo {base64.b64encode(text.encode()).decode()} | base64 -d > {path}\n"
+    nums = " ".join(str(t.number) for t in s.inputs.tunnels)
     script += (
         f"for n in {nums}; do /bin/sh /run/lab/peer.sh stop $n; done; sleep 1\n"
         f"for n in {nums}; do /bin/sh /run/lab/peer.sh start $n; done\n"
@@ -75,6 +80,17 @@ def restore_ours(s: Session) -> str:
     s.baseline_applied = False
     s.event("program's configuration restored", s.now())
     return res.text()
+
+
+def apply_baseline(s: Session) -> str:
+    """Both ends reconfigured with seed 000's settings (lab/baseline.py); both restarted."""
+    files = {
+        baseline.ECS_SWANCTL_PATH: baseline.ecs_swanctl_conf(s.inputs, s.user_data),
+        baseline.ECS_CHARON_PATH: baseline.ecs_charon_conf(),
+        baseline.SEED_UPDOWN_PATH: baseline.seed_updown(),
+        **_peer_files(s, baseline.aws_tunnel),
+    }
+    return reconfigure(s, files, "baseline (seed 000)", restart_peers=True)
 
 
 def baseline_failover_tunnel1(s: Session) -> Outcome:

@@ -2,7 +2,8 @@
 """aws2aliyun-liveness: probes through each tunnel, and the routes to AWS that follow them.
 
 Every --interval it sends an ICMP echo out of each VTI to the AWS end's inside address. A
-tunnel is alive after --rise answers in a row, dead after --down-after without one. The AWS
+tunnel is alive after --rise answers in a row, dead after --down-after without one while
+probes went out all along (a stalled host is no verdict). The AWS
 prefixes are routed over every alive tunnel (tunnel 1's lower metric wins); when none is
 alive, over every VTI that is up, as without liveness. State: STATE_PATH; --status prints it.
 """
@@ -10,6 +11,7 @@ alive, over every VTI that is up, as without liveness. State: STATE_PATH; --stat
 import argparse
 import contextlib
 import json
+import math
 import os
 import select
 import shlex
@@ -42,10 +44,12 @@ class Tracker:
 
     down_after_s: float
     rise: int
+    fall: int  # ... and at least this many probes sent since the last answer
     state: str = "down"  # down (VTI not up) | unknown (not yet answered) | alive | dead
     since: float = 0.0
     last_answer: float | None = None
     last_seq: int = -1
+    last_sent: int = -1
     streak: int = 0
     sent: int = 0
     answered: int = 0
@@ -62,6 +66,10 @@ class Tracker:
             return self._to("down", now)
         return self._to("unknown", now) if self.state == "down" else None
 
+    def on_sent(self, seq):
+        self.sent += 1
+        self.last_sent = seq
+
     def on_answer(self, seq, now):
         if self.state == "down" or seq <= self.last_seq:  # late replies change nothing
             return None
@@ -71,7 +79,8 @@ class Tracker:
         return self._to("alive", now) if self.streak >= self.rise else None
 
     def on_tick(self, now):
-        if self.state == "alive" and now - self.last_answer >= self.down_after_s:
+        silent = now - self.last_answer >= self.down_after_s if self.last_answer is not None else False
+        if self.state == "alive" and silent and self.last_sent - self.last_seq >= self.fall:
             return self._to("dead", now)
         return None
 
@@ -151,7 +160,8 @@ class Daemon:
     def __init__(self, env, interval_s, down_after_s, rise):
         self.interval_s, self.down_after_s, self.rise = interval_s, down_after_s, rise
         self.prefixes = env["AWS_CIDRS"].split()
-        self.tunnels = [Tunnel(env, n, Tracker(down_after_s, rise)) for n in (1, 2)]
+        fall = math.ceil(down_after_s / interval_s - 1e-9)
+        self.tunnels = [Tunnel(env, n, Tracker(down_after_s, rise, fall)) for n in (1, 2)]
         self.routed = None
         self.written = 0.0
 
@@ -210,7 +220,7 @@ class Daemon:
                     log(f"{t.name}: cannot probe through {t.vti}: {e}")
             self.transition(t, t.tracker.link(t.sock is not None, now))
             if t.sock:
-                t.tracker.sent += 1
+                t.tracker.on_sent(t.seq)
                 with contextlib.suppress(OSError):  # a VTI going down: counts as unanswered
                     t.sock.sendto(echo_request(t.ident, t.seq), (t.target, 0))
                 t.seq += 1
@@ -230,21 +240,21 @@ class Daemon:
         log(f"probing {', '.join(f'{t.vti} -> {t.target}' for t in self.tunnels)} every {self.interval_s:g}s")
         next_send = time.monotonic()
         while True:
+            socks = {t.sock: t for t in self.tunnels if t.sock}
+            timeout = max(0.0, min(next_send, time.monotonic() + 0.05) - time.monotonic())
+            if socks:
+                for s in select.select(list(socks), [], [], timeout)[0]:
+                    self.receive(socks[s], time.monotonic())
+            else:
+                time.sleep(timeout)
             now = time.monotonic()
+            for t in self.tunnels:  # judged after every answer that has come in was read
+                self.transition(t, t.tracker.on_tick(now))
             if now >= next_send:
                 self.send(now)
                 next_send = max(next_send + self.interval_s, now)  # no burst after a stall
-            for t in self.tunnels:
-                self.transition(t, t.tracker.on_tick(now))
             if now - self.written >= 1.0:
                 self.write_state(now)
-            socks = {t.sock: t for t in self.tunnels if t.sock}
-            timeout = max(0.0, min(next_send, now + 0.05) - time.monotonic())
-            if not socks:
-                time.sleep(timeout)
-                continue
-            for s in select.select(list(socks), [], [], timeout)[0]:
-                self.receive(socks[s], time.monotonic())
 
 
 def log(msg):
