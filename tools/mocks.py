@@ -141,7 +141,9 @@ class CloudMocks(pulumi.runtime.Mocks):
             rid = inputs.get("keyPairName", name)
             outputs["fingerPrint"] = ":".join(_hex(name, 32)[i : i + 2] for i in range(0, 32, 2))
         elif t == "command:remote:Command":
-            outputs["stdout"] = "ok: tunnel1 and tunnel2 ESTABLISHED, one CHILD_SA pair each, Tunnel1 and Tunnel2 up and answering"
+            outputs["stdout"] = (
+                "ok: tunnel1 and tunnel2 ESTABLISHED, one CHILD_SA pair each, Tunnel1 and Tunnel2 up and answering"
+            )
             outputs["stderr"] = ""
         return rid, outputs
 
