@@ -35,8 +35,10 @@ from lab.inputs import LabInputs, Tunnel, link_env
 ECS_SWANCTL_PATH = paths.SWANCTL_CONF_PATH
 ECS_CHARON_PATH = paths.CHARON_CONF_PATH
 
-# The seed's updown: the program's, then the routes on up-client (lab/baseline.py).
+# The seed's updown: the program's, then the routes on up-client (lab/baseline.py). /run is
+# mounted noexec: charon runs it through sh.
 SEED_UPDOWN_PATH = "/run/lab/seed-updown"
+SEED_UPDOWN_COMMAND = f"/bin/sh {SEED_UPDOWN_PATH}"
 
 # ipsec.conf(5) defaults where the seed is silent
 MARGIN_S = 9 * 60
@@ -96,7 +98,7 @@ def ecs_swanctl_conf(i: LabInputs, user_data: str) -> str:
             f"                rekey_time = {CHILD_LIFETIME_S - MARGIN_S}s",
             f"                life_time = {CHILD_LIFETIME_S}s",
             f"                rand_time = {MARGIN_S}s",
-            f'                updown = "{SEED_UPDOWN_PATH} {updown_command(user_data, conn)}"',
+            f'                updown = "{SEED_UPDOWN_COMMAND} {updown_command(user_data, conn)}"',
             "                start_action = start",
             "                dpd_action = restart",
             "            }",

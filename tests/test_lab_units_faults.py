@@ -117,7 +117,7 @@ def test_baseline_ecs_config_is_seed_000():
         "reauth_time = 28260s",  # ikelifetime 8h - margintime 9m
         "life_time = 3600s",
         "rekey_time = 3060s",
-        'updown = "/run/lab/seed-updown /usr/local/sbin/aws2aliyun-updown tunnel1"',
+        'updown = "/bin/sh /run/lab/seed-updown /usr/local/sbin/aws2aliyun-updown tunnel1"',
     ):
         assert want in text, want
     # the marks the program's VTIs are keyed with, one per tunnel
