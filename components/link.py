@@ -109,6 +109,7 @@ def user_data(
             crypto=s.crypto,
             tunnels=(Tunnel(1, *v[1:6]), Tunnel(2, *v[6:11])),
             ssh_allowed_cidrs=tuple(str(c) for c in s.ssh_allowed_cidrs),
+            aws_end_answers=not s.uses_transit_gateway,
         )
         return render(gateway)
 

@@ -7,6 +7,7 @@ route arithmetic, packets and status output are driven directly.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gzip
 import importlib.util
 import json
@@ -189,20 +190,24 @@ def test_the_lossy_path_arithmetic_matches_the_issue_and_favours_liveness():
 
 
 @pytest.mark.parametrize(
-    ("tunnel1", "rc", "want"),
+    ("tunnel1", "answers", "rc", "want"),
     [
-        ("alive", 0, "ok: tunnel1 and tunnel2 ESTABLISHED"),
-        ("dead", 1, "tunnel1: IPsec up, no answer through the tunnel (liveness dead for 4.0s"),
+        ("alive", True, 0, "ok: tunnel1 and tunnel2 ESTABLISHED"),
+        ("dead", True, 1, "tunnel1: IPsec up, no answer through the tunnel (liveness dead for 4.0s"),
+        ("unknown", True, 1, "tunnel1: IPsec up, no answer through the tunnel (liveness unknown for 4.0s"),
+        # a Transit Gateway is not known to answer: never having answered is no problem there
+        ("unknown", False, 0, "ok: tunnel1 and tunnel2 ESTABLISHED"),
+        ("dead", False, 1, "tunnel1: IPsec up, no answer through the tunnel (liveness dead for 4.0s"),
     ],
 )
-def test_verify_reports_a_tunnel_whose_sas_are_up_but_that_does_not_answer(tmp_path, tunnel1, rc, want):
+def test_verify_reports_a_tunnel_whose_sas_are_up_but_that_does_not_answer(tmp_path, tunnel1, answers, rc, want):
     """The verify script itself, against stand-ins for swanctl, ip and the liveness daemon."""
     import subprocess
 
     bindir = tmp_path / "bin"
     bindir.mkdir()
     env_file = tmp_path / "link.env"
-    env_file.write_text(link_env(gateway()))
+    env_file.write_text(link_env(dataclasses.replace(gateway(), aws_end_answers=answers)))
     sas = "{c}: #3, ESTABLISHED, IKEv2, 1a2b_i* 3c4d_r\n  {c}: #7, reqid 1, INSTALLED, TUNNEL, ESP:AES_GCM_16-256\n"
     stubs = {
         "swanctl": '#!/bin/bash\nc=${@: -1}\nprintf "' + sas.replace("{c}", "$c") + '"\n',
@@ -211,7 +216,7 @@ def test_verify_reports_a_tunnel_whose_sas_are_up_but_that_does_not_answer(tmp_p
         "liveness": "#!/bin/sh\n"
         f'echo "tunnel1: liveness {tunnel1} for 4.0s (169.254.121.1 via Tunnel1: last answer 4.0s ago, 9/10 answered; routed)"\n'
         'echo "tunnel2: liveness alive for 9.0s (169.254.122.1 via Tunnel2: last answer 0.1s ago, 90/90 answered; routed)"\n'
-        f"exit {rc}\n",
+        f"exit {0 if tunnel1 == 'alive' else 1}\n",
     }
     for name, text in stubs.items():
         (bindir / name).write_text(text)

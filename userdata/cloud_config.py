@@ -59,6 +59,7 @@ def link_env(gw: Gateway) -> str:
         "CRYPTO_PROFILE": gw.crypto.name,
         "VTI_MTU": mtu,
         "TCP_MSS": mss,
+        "LIVENESS_REQUIRED": "yes" if gw.aws_end_answers else "no",
     }
     for t in gw.tunnels:
         p = f"TUNNEL{t.number}_"

@@ -60,3 +60,7 @@ class Gateway:
     crypto: CryptoProfile
     tunnels: tuple[Tunnel, Tunnel]
     ssh_allowed_cidrs: tuple[str, ...] = ()
+    # A virtual private gateway answers pings on its inside addresses (the liveness target);
+    # for a Transit Gateway that is not established here, so a tunnel that has never answered
+    # is no verify problem there (the routes then follow the SAs, as without liveness).
+    aws_end_answers: bool = True
