@@ -14,7 +14,7 @@ from core import paths
 from core.crypto import LEGACY, MODERN
 from userdata import Gateway, Tunnel, cloud_config, render
 from userdata import swanctl as sw
-from userdata.cloud_config import PACKED, PACKED_SUFFIX, USER_DATA_MAX_BYTES, link_env, static_file
+from userdata.cloud_config import PACKED, PACKED_SUFFIX, USER_DATA_MAX_BYTES, link_env, shipped_text, static_file
 
 GOLDEN = Path(__file__).parent / "golden"
 FILES = Path(__file__).resolve().parent.parent / "userdata" / "files"
@@ -61,7 +61,7 @@ def test_secrets_live_only_in_the_0600_file():
     assert PSK1 in secrets["content"] and PSK2 in secrets["content"]
     for path, f in files.items():
         if path != paths.SWANCTL_SECRETS_PATH:
-            assert PSK1 not in f["content"] and PSK2 not in f["content"], path
+            assert PSK1 not in shipped_text(f) and PSK2 not in shipped_text(f), path
 
 
 def test_one_route_based_connection_per_tunnel():
@@ -181,7 +181,7 @@ def test_watchdog_is_installed_and_enabled_after_the_connections_are_loaded():
 
     doc = cloud_config(gateway())
     files = files_of(doc)
-    assert files[paths.WATCHDOG_PATH]["content"] == static_file("aws2aliyun-watchdog.sh")
+    assert shipped_text(files[paths.WATCHDOG_PATH]) == static_file("aws2aliyun-watchdog.sh")
     assert files[paths.WATCHDOG_PATH]["permissions"] == "0755"
     assert f"ExecStart={paths.WATCHDOG_PATH}" in files[paths.WATCHDOG_SERVICE_PATH]["content"]
     timer = files[paths.WATCHDOG_TIMER_PATH]["content"]
@@ -267,8 +267,18 @@ def test_watchdog_initiates_only_a_tunnel_without_sas(tmp_path, state1, state2, 
         assert f"{conn}: " in syslog and "initiating" in syslog
 
 
-@pytest.mark.parametrize("verb", ["up-client", "down-client"])
-def test_updown_manages_the_vti_and_leaves_the_routes_to_the_liveness_daemon(tmp_path, verb):
+XFRM_STATE = "src 172.16.1.10 dst 192.0.2.10\n\tproto esp spi 0x{spi} reqid 2 mode tunnel\n\tmark 0x64/0xffffffff\n"
+
+
+@pytest.mark.parametrize(
+    ("verb", "sas", "vti_down"),
+    [
+        ("up-client", 1, False),
+        ("down-client", 1, True),  # the tunnel's last CHILD_SA: the VTI goes down, its routes with it
+        ("down-client", 2, False),  # a duplicate or a collision's loser closing: the other keeps the VTI
+    ],
+)
+def test_updown_manages_the_vti_and_leaves_the_routes_to_the_liveness_daemon(tmp_path, verb, sas, vti_down):
     """The updown script itself, against stand-ins for ip/iptables/sysctl/logger."""
     bindir = tmp_path / "bin"
     bindir.mkdir()
@@ -281,6 +291,7 @@ def test_updown_manages_the_vti_and_leaves_the_routes_to_the_liveness_daemon(tmp
         'case "$*" in\n'
         '  "link show dev Tunnel1") exit 1 ;;\n'
         '  "-o route get "*) echo "192.0.2.10 via 172.16.1.1 dev eth0 src 172.16.1.10" ;;\n'
+        f"  \"xfrm state list src 172.16.1.10 dst 192.0.2.10 proto esp\") printf '{''.join(XFRM_STATE.format(spi=f'c0ffee0{i}') for i in range(sas))}' ;;\n"
         "esac\n"
     )
     for name in ("iptables", "sysctl", "logger"):
@@ -303,6 +314,5 @@ def test_updown_manages_the_vti_and_leaves_the_routes_to_the_liveness_daemon(tmp
         assert "ip link add Tunnel1 type vti local 172.16.1.10 remote 192.0.2.10 key 100" in text
         assert "ip addr add 169.254.121.2/30 dev Tunnel1" in text
         assert "ip link set dev Tunnel1 mtu" in text and "TCPMSS" in text
-    else:
-        assert "ip link set dev Tunnel1 down" in text
+    assert ("ip link set dev Tunnel1 down" in text) is vti_down
     assert "ip route" not in text, "routes belong to aws2aliyun-liveness"

@@ -6,6 +6,8 @@ brings the link back without cloud-init running again.
 
 from __future__ import annotations
 
+import base64
+import gzip
 import shlex
 from importlib import resources
 
@@ -36,13 +38,20 @@ USER_DATA_MAX_BYTES = 32 * 1024
 # The larger scripts ship gzipped: `NAME.gz.b64` beside each in userdata/files/, generated
 # once (`make golden`) and committed, so every machine renders byte-identical user-data
 # whatever its zlib (a changed user-data reboots the ECS); a test keeps each equal to its source.
-PACKED = ("aws2aliyun-liveness.py",)
+PACKED = ("aws2aliyun-liveness.py", "aws2aliyun-verify.sh", "aws2aliyun-watchdog.sh")
 PACKED_SUFFIX = ".gz.b64"
 
 
 def static_file(name: str) -> str:
     """A script shipped in userdata/files/ (shellchecked as it is)."""
     return resources.files("userdata").joinpath("files", name).read_text()
+
+
+def shipped_text(entry: dict) -> str:
+    """What a write_files entry puts on the gateway, decoded (for tests and the lab)."""
+    if entry.get("encoding") == "gz+b64":
+        return gzip.decompress(base64.b64decode(entry["content"])).decode()
+    return str(entry["content"])
 
 
 def packed_file(name: str) -> str:
@@ -89,7 +98,8 @@ def _file(path: str, content: str, mode: str) -> dict:
 
 
 def _script(path: str, name: str) -> dict:
-    """A script of userdata/files/, gzipped when it is one of PACKED."""
+    """A script of userdata/files/, gzipped when it is one of PACKED (the updown script stays
+    text: the lab's mutations edit it in the user-data)."""
     if name in PACKED:
         return {
             "path": path,

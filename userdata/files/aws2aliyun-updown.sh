@@ -4,7 +4,7 @@
 # On up-client: create or update the tunnel's VTI (key = the child's mark) with its inside
 # address and an MTU that fits AWS's NAT-T overhead, set the VTI sysctls and clamp TCP MSS.
 # On down-client: take the VTI down, which withdraws its routes, so traffic fails over to the
-# other tunnel. The routes to the AWS prefixes belong to aws2aliyun-liveness, which routes
+# other tunnel; unless another CHILD_SA of the tunnel still uses it (a duplicate closing). The routes to the AWS prefixes belong to aws2aliyun-liveness, which routes
 # over a VTI once it is up and probes through it are answered. Everything it needs is in
 # /etc/aws2aliyun/link.env; it is idempotent.
 set -u
@@ -60,7 +60,20 @@ up() {
   log "up: $vti $me -> $peer key $mark mtu $VTI_MTU (aws2aliyun-liveness routes $AWS_CIDRS once it answers)"
 }
 
+# The ESP SAs to this tunnel's peer the kernel holds (the closing CHILD_SA's among them: charon
+# calls down-client before it removes them).
+outbound_sas() {
+  ip xfrm state list src "${PLUTO_ME:?}" dst "${PLUTO_PEER:?}" proto esp 2>/dev/null | grep -c '^src '
+}
+
 down() {
+  # A duplicate or a rekey collision's loser closing leaves another CHILD_SA on this VTI: keep it.
+  local sas
+  sas=$(outbound_sas)
+  if [ "${sas:-0}" -gt 1 ]; then
+    log "down: one of $sas CHILD_SAs closed, $vti stays up for the others"
+    return
+  fi
   ip link set dev "$vti" down 2>/dev/null
   log "down: $vti (its routes to $AWS_CIDRS go with it)"
 }
