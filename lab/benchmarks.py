@@ -33,8 +33,10 @@ def rows() -> tuple[BenchRow, ...]:
     out = []
     for spec in registry.SPECS:
         for row in spec.rows:
-            goal = registry.goal_of(spec, row.key)
+            goal, v1 = registry.goal_of(spec, row.key), registry.goal_of(spec, row.key, ike_version=1)
             text = goal.text if goal else ("informational" if row.informational else "")
+            if v1 is not None and v1 != goal:  # IKEv1's own bound (lab/goals.py Bound)
+                text = f"{text or 'none'}; IKEv1: {v1.text}"
             out.append(BenchRow(row.label, spec.name, row.key, row.unit, text))
     return tuple(out)
 
@@ -85,6 +87,57 @@ def check_status(rep: dict, name: str) -> str:
     return "not run"
 
 
+LOSS_RATES = (0.01, 0.03, 0.05, 0.15)  # the expected false verdicts per day, at these losses each way
+LOSSY_DESIGNS = (
+    ("lossy_path", "ours", "ours: data-plane liveness, calm DPD"),
+    ("baseline_lossy_path", "previous", "before liveness: DPD 2 s, 4 transmissions"),
+)
+
+
+def lossy_section(names: Sequence[str], reports: Sequence[dict]) -> list[str]:
+    """The lossy path, both designs side by side: what the soak measured, and what the
+    arithmetic expects per tunnel per day at other losses (lab/checks/lossy.py)."""
+    from lab.checks import lossy
+
+    path = next(
+        (check_metrics(r, "lossy_path").get("path") for r in reports if check_metrics(r, "lossy_path").get("path")),
+        None,
+    )
+    out = [
+        "",
+        "## Lossy cross-border path",
+        "",
+        f"The link left alone on a simulated cross-border path ({path or 'not measured'}; netem on the",
+        "lab's internet, `lab/netem.py`) while probes run, once with the program's design and once with",
+        "the design before data-plane liveness (`lab/previous.py`). A teardown is charon giving up on its",
+        "peer (either end); a route switch is the traffic moved off tunnel 1; a standby withdrawal the",
+        "same on tunnel 2, which carries nothing.",
+        "",
+        "| design | profile | soak | teardowns | route switches | standby withdrawals | probes lost up / down |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for check, _, label in LOSSY_DESIGNS:
+        for name, r in zip(names, reports, strict=True):
+            m = check_metrics(r, check)
+            loss = f"{_fmt(m.get('uplink_loss_pct'), '%')} / {_fmt(m.get('downlink_loss_pct'), '%')}"
+            out.append(
+                f"| {label} | {name} | {_fmt(m.get('soak_s'), 's')} | {_fmt(m.get('teardowns'), '')} | "
+                f"{_fmt(m.get('route_switches'), '')} | {_fmt(m.get('standby_withdrawals'), '')} | {loss} |"
+            )
+    out += [
+        "",
+        "Expected false verdicts per tunnel per day on a path that is otherwise fine, at loss p each way",
+        "(computed, `lab/checks/lossy.py` `expected_per_day`: for ours a liveness verdict, which moves the",
+        "route, plus a DPD teardown; before liveness a DPD teardown):",
+        "",
+        "| design | " + " | ".join(f"p = {p:.0%}" for p in LOSS_RATES) + " |",
+        "| --- | " + " | ".join("---" for _ in LOSS_RATES) + " |",
+    ]
+    for _, design, label in LOSSY_DESIGNS:
+        out.append(f"| {label} | " + " | ".join(f"{lossy.expected_per_day(design, p):.2g}" for p in LOSS_RATES) + " |")
+    return out
+
+
 def render(reports: Sequence[tuple[str, dict]], plot_path: str | None, command: str) -> str:
     """BENCHMARKS.md's text from (report path, report) pairs; pure."""
     names = [profile_name(r) for _, r in reports]
@@ -123,6 +176,7 @@ def render(reports: Sequence[tuple[str, dict]], plot_path: str | None, command: 
         "tunnel 1, then tunnel 2; then the ECS is replaced delete-before-replace by a fresh VM booted",
         "from the new user-data), so its outage is bounded by a full boot and the package install under",
         "TCG: reported, with no goal (`lab/checks/rotation.py`).",
+        *lossy_section(names, [r for _, r in reports]),
         "",
         "## Checks",
         "",

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from lab import REPO
+from lab.options import LOSSY_S
 from lab.registry import CHECKS, FAULT_CHECKS
 from lab.report import Progress, report_path
 
@@ -68,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=180,
         help="seconds to wait for the tunnels once cloud-init is done (default 180)",
+    )
+    r.add_argument(
+        "--lossy-s",
+        type=float,
+        default=LOSSY_S,
+        help=f"seconds per lossy-path soak (lossy_path, baseline_lossy_path; default {LOSSY_S:g})",
     )
     r.add_argument("--rebuild-image", action="store_true", help="rebuild the cached image first")
     r.add_argument("--memory", type=int, default=2048, help="VM memory in MiB")
@@ -135,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         memory_mb=a.memory,
         cpus=a.cpus,
         faults=a.faults,
+        lossy_s=a.lossy_s,
     )
     progress = Progress()
     lab = Lab(opts, progress)

@@ -143,10 +143,13 @@ def path_analysis(s: Session) -> str:
     return "\n".join(lines) + "\n" + res.rstrip()
 
 
+FAULT_CONTEXT_MARK = "## ECS route to the first AWS prefix"  # fault_context's first line
+
+
 def fault_context(s: Session) -> str:
     """What an engineer looks at first after a failover problem."""
     return s.sh(
-        f"echo '## ECS route to the first AWS prefix'; ip route show {s.topo.aws_prefixes[0]}; "
+        f"echo '{FAULT_CONTEXT_MARK}'; ip route show {s.topo.aws_prefixes[0]}; "
         "echo '## ECS SAs'; swanctl --list-sas 2>&1 | grep -v \"^plugin '\" | head -30; "
         "echo '## updown log'; journalctl -t aws2aliyun-updown --no-pager -n 12 2>&1; "
         f"echo '## liveness'; {paths.LIVENESS_PATH} --status 2>&1; "

@@ -81,9 +81,15 @@ class LabInputs:
     defaulted: tuple[str, ...] = field(default=())
     verify_commands: tuple[str, ...] = field(default=())  # pulumi-command `create`s, when planned
 
+    @property
+    def ike_version(self) -> int:
+        """The link's IKE version (the AWS end offers one; the profile decides which)."""
+        return awsnames.swanctl_version(self.tunnels[0].ike_versions) if self.tunnels else 2
+
     def summary(self) -> dict:
         """For the report's `config` (no secrets)."""
         return {
+            "ike_version": self.ike_version,
             "ecs_private_ip": self.private_ip,
             "eip": self.eip,
             "vswitch_cidr": self.vswitch_cidr,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+LOSSY_S = 600.0  # seconds per lossy-path soak: where the design before liveness measurably trips
+
 
 @dataclass
 class Options:
@@ -27,3 +29,4 @@ class Options:
     memory_mb: int = 2048
     cpus: int = 2
     faults: bool = True  # issue 4's fault and failover checks (`--no-faults` skips them)
+    lossy_s: float = LOSSY_S  # each lossy-path soak (lab/checks/lossy.py)

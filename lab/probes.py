@@ -27,6 +27,7 @@ WARMUP = 10  # probes per direction ignored at the start (the other end may not 
 PROBE_DIR = "/run/lab/probe"
 PIDS = "/run/lab/seqprobe.pids"
 PORT = 5010
+SLOW_S = 0.6  # a probe this much later than its send instant counts as delayed (Probes.delays)
 
 
 def parse_rx(text: str) -> list[tuple[int, float]]:
@@ -200,6 +201,15 @@ class Probes:
         )
         return parse_last_rx(res.out), last_line_time(res.out) or self.now()
 
+    def delays(self, over_s: float = SLOW_S) -> dict[str, dict]:
+        """One-way delay of the probes received so far, per direction (sender and receiver
+        share the guest's clock): the longest, and the probes slower than over_s."""
+        res = self.sh(
+            f"for n in aws ali; do echo \"=== $n\"; awk 'NF >= 3 {{ print $2, $3 - $2 }}' {PROBE_DIR}/$n.rx; done",
+            60,
+        )
+        return delay_stats(res.out, over_s)
+
     def stop(self, t0: float) -> ProbeResult:
         """Stop the probes started at guest time t0 (in-flight ones may still arrive for 4 s)."""
         res = self.sh(
@@ -223,6 +233,30 @@ class Probes:
         if t is not None:
             time.sleep(settle)
         return t
+
+
+def delay_stats(out: str, over_s: float = SLOW_S, keep: int = 20) -> dict[str, dict]:
+    """`=== aws` / `=== ali` sections of `T_SEND DELAY` lines -> per direction (uplink is what
+    awshost received): the longest delay and the send instants of the slowest probes over over_s."""
+    found: dict[str, list[tuple[float, float]]] = {"uplink": [], "downlink": []}
+    cur = None
+    for ln in out.splitlines():
+        if ln.startswith("=== "):
+            cur = {"aws": "uplink", "ali": "downlink"}.get(ln[4:].strip())
+            continue
+        parts = ln.split()
+        if cur and len(parts) == 2:
+            with contextlib.suppress(ValueError):
+                found[cur].append((float(parts[0]), float(parts[1])))
+    out_: dict[str, dict] = {}
+    for d, rows in found.items():
+        slow = sorted((r for r in rows if r[1] > over_s), key=lambda r: -r[1])
+        out_[d] = {
+            "max_delay_s": round(max((r[1] for r in rows), default=0.0), 3),
+            f"over_{over_s:g}s": len(slow),
+            "slowest": [(round(ts, 2), round(dl, 3)) for ts, dl in slow[:keep]],
+        }
+    return out_
 
 
 def parse_last_rx(out: str) -> dict[str, float]:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lab import goals
-from lab.checks import baseline, basic, failover, rekeys, restarts, rotation, security, traffic
-from lab.goals import Goal
+from lab import diagnostics, goals
+from lab.checks import baseline, basic, failover, lossy, rekeys, restarts, rotation, security, traffic
+from lab.goals import Bound, Goal
 from lab.report import Check, Outcome
 
 
@@ -39,6 +39,8 @@ class Spec:
     # the check that continues from the fault this one leaves in place (else every block
     # is lifted after it)
     hands_over_to: str = ""
+    # on an IKEv1 link: the bound it can meet instead of `goals`, and why (lab/goals.py Bound)
+    ikev1: Bound | None = None
 
 
 def _same(*keys: str) -> tuple[tuple[str, str], ...]:
@@ -153,6 +155,34 @@ SPECS: tuple[Spec, ...] = (
         headline=_same("aws_endpoint_restart_to_established_s"),
         rows=(Row("AWS endpoint restart: both tunnels back", "aws_endpoint_restart_to_established_s"),),
     ),
+    Spec(
+        "lossy_path",
+        lossy.lossy_path,
+        fault=True,
+        goals=(goals.LOSSY_TEARDOWNS, goals.LOSSY_ROUTE_SWITCHES),
+        headline=(("lossy_teardowns", "teardowns"), ("lossy_route_switches", "route_switches")),
+        rows=(
+            Row("lossy path (10 min): tunnel teardowns", "teardowns", unit=""),
+            Row("lossy path: route switches off tunnel 1", "route_switches", unit=""),
+            Row("lossy path: standby withdrawals", "standby_withdrawals", unit="", informational=True),
+            Row("lossy path: probes lost uplink (path: 15 % each way)", "uplink_loss_pct", unit="%"),
+            Row("lossy path: probes lost downlink", "downlink_loss_pct", unit="%"),
+        ),
+    ),
+    # the design before data-plane liveness on the ECS (lab/previous.py): reported
+    Spec(
+        "baseline_lossy_path",
+        lossy.baseline_lossy_path,
+        fault=True,
+        headline=(
+            ("baseline_lossy_teardowns", "teardowns"),
+            ("baseline_lossy_route_switches", "route_switches"),
+        ),
+        rows=(
+            Row("design before liveness, lossy path: tunnel teardowns", "teardowns", unit="", informational=True),
+            Row("design before liveness, lossy path: route switches", "route_switches", unit="", informational=True),
+        ),
+    ),
     # it reconfigures both ends with seed 000's settings (lab/baseline.py), on the first ECS
     Spec(
         "baseline_failover_tunnel1",
@@ -199,20 +229,28 @@ FAULT_CHECKS: tuple[str, ...] = tuple(s.name for s in SPECS if s.fault)
 ALL: tuple[str, ...] = CHECKS + FAULT_CHECKS
 
 
-def goal_of(spec: Spec, key: str) -> Goal | None:
-    return next((g for g in spec.goals if g.metric == key), None)
+def goals_for(spec: Spec, ike_version: int = 2) -> tuple[Goal, ...]:
+    """What the check must meet on a link of this IKE version: its goals, or on IKEv1 its bound."""
+    return spec.ikev1.goals if ike_version == 1 and spec.ikev1 else spec.goals
 
 
-def judge(spec: Spec, check: Check) -> Check:
-    """The check's goals against its own metrics: each verdict in metrics["goals"]; a missed
-    goal fails the check and says so first."""
-    if not spec.goals:
+def goal_of(spec: Spec, key: str, ike_version: int = 2) -> Goal | None:
+    return next((g for g in goals_for(spec, ike_version) if g.metric == key), None)
+
+
+def judge(spec: Spec, check: Check, ike_version: int = 2) -> Check:
+    """The check's goals (on IKEv1 its bound) against its own metrics: each verdict in
+    metrics["goals"]; a missed goal fails the check and says so first."""
+    wanted = goals_for(spec, ike_version)
+    if not wanted:
         return check
-    verdicts = {g.metric: g.judge(check.metrics) for g in spec.goals}
+    verdicts = {g.metric: g.judge(check.metrics) for g in wanted}
     check.metrics["goals"] = {
         k: {"goal": g.text, "met": met, "verdict": text}
-        for (k, (met, text)), g in zip(verdicts.items(), spec.goals, strict=True)
+        for (k, (met, text)), g in zip(verdicts.items(), wanted, strict=True)
     }
+    if ike_version == 1 and spec.ikev1:
+        check.metrics["goals_why"] = spec.ikev1.why
     missed = [text for met, text in verdicts.values() if not met]
     met = [text for ok, text in verdicts.values() if ok]
     head, _, rest = check.detail.partition("\n")
@@ -242,4 +280,10 @@ def run(spec: Spec, session) -> Check:
     from lab.report import run_check
 
     fn: Callable[[], Outcome] = lambda: spec.run(session)  # noqa: E731
-    return judge(spec, run_check(spec.name, fn))
+    check = run_check(spec.name, fn)
+    ok = check.ok
+    judge(spec, check, session.inputs.ike_version)
+    missed = ok and not check.ok
+    if missed and spec.fault and diagnostics.FAULT_CONTEXT_MARK not in check.detail and session.world.alive():
+        check.detail += "\n" + diagnostics.fault_context(session)  # what a missed goal needs
+    return check

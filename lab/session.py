@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from core import paths
 from lab import poll, swan, topology
 from lab.blackhole import Blackhole
+from lab.netem import Netem
 from lab.probes import Probes
 
 if TYPE_CHECKING:
@@ -150,6 +151,7 @@ class Session:
         self.notes: list[str] = []  # what the harness did before the current check (lab.run)
         self.probes = Probes(self.sh, topo, self.now)
         self.blackhole = Blackhole(self.sh, {t.number: t.outside_address for t in inputs.tunnels}, self.event, self.now)
+        self.netem = Netem(self.sh, [t.number for t in inputs.tunnels], self.event, self.now)
 
     # ------------------------------------------------------------------ running things
     def sh(self, script: str, timeout: float = 60) -> ExecResult:

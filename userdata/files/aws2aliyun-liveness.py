@@ -9,7 +9,7 @@ alive, over every VTI that is up, as without liveness. State: STATE_PATH; --stat
 """
 
 import argparse
-import contextlib
+import collections
 import json
 import math
 import os
@@ -136,6 +136,7 @@ class Tunnel:
         self.metric = int(env[f"TUNNEL{n}_METRIC"])
         self.ident = (os.getpid() & 0xFFF0) | n
         self.sock, self.ifindex, self.seq = None, None, 0
+        self.send_errors, self.last_error = 0, ""  # since the last answer (for a verdict's log line)
 
     def link_up(self):
         """The VTI's ifindex while it exists and is up."""
@@ -164,6 +165,11 @@ class Daemon:
         self.tunnels = [Tunnel(env, n, Tracker(down_after_s, rise, fall)) for n in (1, 2)]
         self.routed = None
         self.written = 0.0
+        self.pauses = collections.deque(maxlen=64)  # (when, seconds) of the loop's late rounds
+
+    def longest_pause(self, now, within_s):
+        """The longest time the loop did not run, in the last within_s (a starved host)."""
+        return max((gap for when, gap in self.pauses if now - when <= within_s), default=0.0)
 
     def routes(self, names):
         return {(t.vti, p, t.metric) for t in self.tunnels if t.name in names for p in self.prefixes}
@@ -188,8 +194,18 @@ class Daemon:
 
     def transition(self, t, new):
         if new:
-            why = {"alive": f"{self.rise} answers in a row", "dead": f"no answer for {self.down_after_s:g}s"}
+            why = {"alive": f"{self.rise} answers in a row", "dead": self.silence(t)}
             self.update_routes(f"{t.name}: {new} ({why.get(new, t.vti + ' ' + ('up' if t.sock else 'down'))})")
+
+    def silence(self, t):
+        """What a dead verdict rests on: the path's silence, or the gateway's own trouble."""
+        now, tr = time.monotonic(), t.tracker
+        quiet = now - tr.last_answer if tr.last_answer is not None else 0.0
+        failed = f", {t.send_errors} failed to send ({t.last_error})" if t.send_errors else ""
+        return (
+            f"no answer for {quiet:.1f}s: {tr.last_sent - tr.last_seq} probes sent since{failed}, "
+            f"longest pause of this daemon {self.longest_pause(now, quiet + 1):.2f}s"
+        )
 
     def write_state(self, now):
         tunnels = {
@@ -221,8 +237,10 @@ class Daemon:
             self.transition(t, t.tracker.link(t.sock is not None, now))
             if t.sock:
                 t.tracker.on_sent(t.seq)
-                with contextlib.suppress(OSError):  # a VTI going down: counts as unanswered
+                try:
                     t.sock.sendto(echo_request(t.ident, t.seq), (t.target, 0))
+                except OSError as e:  # a VTI going down: counts as unanswered
+                    t.send_errors, t.last_error = t.send_errors + 1, e.strerror or str(e)
                 t.seq += 1
         self.update_routes("started")
 
@@ -234,11 +252,14 @@ class Daemon:
                 return
             if src == t.target and ident == t.ident:
                 seq = t.seq - ((t.seq - seq16) & 0xFFFF)  # unwrap the 16-bit sequence number
+                before = t.tracker.last_seq
                 self.transition(t, t.tracker.on_answer(seq, now))
+                if t.tracker.last_seq != before:
+                    t.send_errors = 0
 
     def run(self):
         log(f"probing {', '.join(f'{t.vti} -> {t.target}' for t in self.tunnels)} every {self.interval_s:g}s")
-        next_send = time.monotonic()
+        next_send = last_round = time.monotonic()
         while True:
             socks = {t.sock: t for t in self.tunnels if t.sock}
             timeout = max(0.0, min(next_send, time.monotonic() + 0.05) - time.monotonic())
@@ -248,6 +269,9 @@ class Daemon:
             else:
                 time.sleep(timeout)
             now = time.monotonic()
+            if now - last_round > 2 * self.interval_s:
+                self.pauses.append((now, now - last_round))
+            last_round = now
             for t in self.tunnels:  # judged after every answer that has come in was read
                 self.transition(t, t.tracker.on_tick(now))
             if now >= next_send:
