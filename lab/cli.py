@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         "--goals-done",
         type=Path,
         metavar="PATH",
-        help="create PATH once every check with goals has run (for a scheduler that keeps the machine "
-        "quiet until then)",
+        help="create PATH once every check whose goals need a quiet machine has run (for a scheduler "
+        "that keeps the machine quiet until then; the registry marks the others load_tolerant)",
     )
     sub.add_parser("image", help="build (or find) the cached image and print its path")
     sub.add_parser("mutations", help="list the fault-injection mutations")

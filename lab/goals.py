@@ -65,6 +65,31 @@ IDLE_TUNNEL_LOST = Goal("lost", "==", 0, "0")
 VERIFY_DETECTS_DOWN = Goal("exit_code", "!=", 0, "!= 0")
 BOTH_DOWN_RECOVER = Goal("both_down_recover_s", "<=", 15.0, "<= 15 s")
 REKEY_LOST = Goal("rekey_lost", "==", 0, "0")
+# IKEv1 cannot rekey without a window: a Quick Mode has no make-before-break, each end moves to
+# the new SA pair on its own message (the initiator on the second, the responder on the third),
+# so what one end sends in between, one message's flight and processing, meets an SA the other
+# does not hold yet; a reauthentication is a new Main Mode and Quick Mode, the same window. At
+# 10 probes/s each way that is at most one probe per rekey; a collision is two Quick Modes at
+# once (IKEv1 has no collision handling: both pairs are installed, one is deleted after), two.
+IKEV1_LOST_PER_REKEY = 1
+IKEV1_LOST_PER_COLLISION = 2
+IKEV1_REKEY_LOST = Goal(
+    "rekey_lost",
+    "<=",
+    lambda m: m["rekeys"] * IKEV1_LOST_PER_REKEY,
+    f"<= {IKEV1_LOST_PER_REKEY} per rekey",
+)
+IKEV1_COLLISION_LOST = Goal(
+    "collision_lost",
+    "<=",
+    lambda m: m["rekeys"] * IKEV1_LOST_PER_COLLISION,
+    f"<= {IKEV1_LOST_PER_COLLISION} per collision",
+)
+IKEV1_REKEY_WHY = (
+    "IKEv1 Quick Mode has no make-before-break: each end moves to the new SA pair on its own "
+    "message, so one message's flight and processing is a window without a common SA (about a "
+    "probe at 10/s per rekey, two per collision: IKEv1 has no collision handling)"
+)
 # lossy_path: left alone on a cross-border path (lab/netem.py), the link neither tears a tunnel
 # down nor moves the traffic off tunnel 1 (issue 15)
 LOSSY_TEARDOWNS = Goal("teardowns", "==", 0, "0")

@@ -18,8 +18,8 @@ class Options:
     # with further mutations: pause the VM before each, create this path + ".paused" and go on
     # once the path exists (a scheduler runs measured lab runs meanwhile; tests/labjobs.py)
     pause_until: Path | None = None
-    # create this path once every check with goals has run (the run's timing-sensitive part is
-    # over: a scheduler may load the machine again; tests/labjobs.py)
+    # create this path once every check whose goals need a quiet machine has run (the run's
+    # timing-sensitive part is over: a scheduler may load the machine again; tests/labjobs.py)
     goals_done: Path | None = None
     plan_json: Path | None = None
     bulk_mb: int = 20

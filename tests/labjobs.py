@@ -19,10 +19,12 @@ many runs share the machine with it (lab.machine.SIDE_BY_SIDE_ENV) and its repor
 
 An unmeasured run may hold (`Job.resume_after`): the mutations share one VM (`--mutate
 A,B,C`), and after the first one it pauses that VM (`--pause-until`: QEMU stopped, no CPU)
-until the measured runs it names have ended; the measured runs start as soon as it holds.
-(Resuming once their checks with goals have run, `--goals-done`, is faster, but beside the
-modern profile's `psk_rotation` the reboots starved the new gateway's dead-peer detection in
-one run of three: `resume_at_goals_done` keeps it for when that is fixed, issue 15.)
+until the measured runs it names have ended, or (`resume_at_goals_done`, what the lab tests
+use) until they have run every check whose goals need a quiet machine (`--goals-done`); the
+measured runs start as soon as it holds. Resuming at the goals was once too early: beside the
+modern profile's `psk_rotation` the reboots starved the new gateway's hard dead-peer detection
+in one run of three. Since issue 15 the gateway's liveness daemon carries the failover and DPD
+is calm, and the lossy-path soaks (ten idle minutes each) are measured beside other runs.
 """
 
 from __future__ import annotations
@@ -79,10 +81,8 @@ class LabJobs:
         poll_s: float = 2.0,
         resume_at_goals_done: bool = False,
     ):
-        # A holding job resumes when the jobs it waits for have run their checks with goals
-        # (True), or when they have ended (False, the default): beside the modern profile's
-        # psk_rotation the mutations' reboots starved its new gateway's dead-peer detection
-        # and one run's rotation failed (docs/lab-findings.md #13).
+        # A holding job resumes when the jobs it waits for have run every check whose goals
+        # need a quiet machine (True), or when they have ended (False, the default).
         self.resume_at_goals_done = resume_at_goals_done
         self.jobs = jobs
         self.command = command

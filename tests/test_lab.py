@@ -9,8 +9,9 @@ missing MSS clamp each make the right check fail with a detail that names the ca
 
 The three runs go side by side as `tests/labjobs.py` schedules them: the mutations on one
 VM, the first beside the quick tests; then both profiles together while that VM is paused;
-the other mutations once the modern profile has ended. tests/conftest.py starts them at
-collection.
+the other mutations once both profiles have run every check whose goals need a quiet
+machine (`--goals-done`: the lossy-path soaks and the PSK rotation run beside them).
+tests/conftest.py starts them at collection.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pytest
 
 from lab import registry
 from lab.mutations import MUTATIONS
+from lab.options import LOSSY_S as DEFAULT_LOSSY_S
 from lab.report import report_path
 from tests.labjobs import Job, LabJobs, Result
 
@@ -44,20 +46,24 @@ MUTATIONS_JOB = "mutations"
 # MiB per bulk TCP transfer: thousands of full-size segments each way, enough to prove the
 # path MTU and the MSS clamp (bulk_tcp_mtu has no goal; `make lab` keeps the default 20)
 BULK_MB = 8
+# seconds per lossy-path soak (`make lab` keeps the default, lab.options.LOSSY_S)
+LOSSY_S = {"modern": int(DEFAULT_LOSSY_S), "legacy": int(DEFAULT_LOSSY_S) // 2}
 
 
 def jobs() -> dict[str, Job]:
     """Every lab run of this module: both profiles (measured), and the mutations (unmeasured,
-    all on one VM, each with the checks it declares), holding after the first until the
-    modern profile (the one with goals) has ended."""
+    all on one VM, each with the checks it declares), holding after the first until both
+    profiles have run every check whose goals need a quiet machine (the lossy-path soaks, the
+    PSK rotation and the reports' rest run beside them). The legacy profile soaks half as long
+    on the lossy path: the modern one carries the comparison with the design before liveness."""
     out = {
-        f"profile-{p}": Job(["--config-file", str(cfg), "--bulk-mb", str(BULK_MB)])
+        f"profile-{p}": Job(["--config-file", str(cfg), "--bulk-mb", str(BULK_MB), "--lossy-s", str(LOSSY_S[p])])
         for p, cfg in sorted(PROFILES.items())
     }
     out[MUTATIONS_JOB] = Job(
         ["--config-file", str(PROFILES["modern"]), "--mutate", ",".join(sorted(MUTATIONS)), "--establish-grace", "30"],
         measured=False,
-        resume_after=("profile-modern",),
+        resume_after=tuple(f"profile-{p}" for p in sorted(PROFILES)),
     )
     return out
 
@@ -65,7 +71,7 @@ def jobs() -> dict[str, Job]:
 # The module's lab runs: tests/conftest.py starts the ones the selected tests need at the end
 # of collection (the quick tests run beside the first, unmeasured, ones) and runs the lab
 # tests last.
-LAB_JOBS = LabJobs(jobs())
+LAB_JOBS = LabJobs(jobs(), resume_at_goals_done=True)
 
 
 def job_name(item: pytest.Item) -> str | None:

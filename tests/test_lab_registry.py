@@ -65,6 +65,38 @@ def test_judge_fails_a_check_that_misses_its_goal():
     assert registry.judge(plain, c) == Check(plain.name, False, 1.0, "raw ESP", {})
 
 
+def test_an_ikev1_link_is_held_to_its_bound_where_ikev1_cannot_meet_the_goal():
+    spec = registry.BY_NAME["rekey_forced"]
+    assert registry.goals_for(spec, 2) == (goals.REKEY_LOST,)
+    assert registry.goals_for(spec, 1) == (goals.IKEV1_REKEY_LOST,)
+    # a check without an IKEv1 bound keeps its goals on IKEv1
+    assert registry.goals_for(registry.BY_NAME["failover_tunnel1"], 1) == registry.BY_NAME["failover_tunnel1"].goals
+    m = {"rekey_lost": 5, "rekeys": 12}
+    assert not registry.judge(spec, Check(spec.name, True, 1.0, "x", dict(m)), 2).ok
+    v1 = registry.judge(spec, Check(spec.name, True, 1.0, "x", dict(m)), 1)
+    assert v1.ok and v1.metrics["goals_why"].startswith("IKEv1 Quick Mode has no make-before-break")
+    assert not registry.judge(spec, Check(spec.name, True, 1.0, "x", {"rekey_lost": 13, "rekeys": 12}), 1).ok
+    col = registry.BY_NAME["rekey_collision"]
+    assert registry.judge(col, Check(col.name, True, 1.0, "x", {"collision_lost": 6, "rekeys": 3}), 1).ok
+    assert not registry.judge(col, Check(col.name, True, 1.0, "x", {"collision_lost": 7, "rekeys": 3}), 1).ok
+    # every bound says why, and names metrics its check reports
+    for s in registry.SPECS:
+        if s.ikev1:
+            assert s.ikev1.goals and len(s.ikev1.why) > 40, s.name
+            src = inspect.getsource(inspect.getmodule(s.run))
+            for g in s.ikev1.goals:
+                assert f'"{g.metric}"' in src, f"{s.name}: bound on {g.metric!r}, which it does not report"
+
+
+def test_benchmarks_show_the_ikev1_bound_beside_the_goal():
+    from lab.benchmarks import rows
+
+    by_key = {(r.check, r.key): r.goal for r in rows()}
+    assert by_key[("rekey_forced", "rekey_lost")] == "0; IKEv1: <= 1 per rekey"
+    assert by_key[("rekey_collision", "collision_lost")] == "none; IKEv1: <= 2 per collision"
+    assert by_key[("failover_tunnel1", "uplink_outage_s")] == "<= 2 s"
+
+
 def test_headline_metrics_come_from_their_checks():
     checks = [
         Check("failover_tunnel1", True, 1.0, "", {"uplink_outage_s": 7.5, "downlink_outage_s": 25.0}),

@@ -95,7 +95,9 @@ def test_teardowns_are_charons_dead_peer_verdicts_of_both_ike_versions():
 def test_a_liveness_verdict_is_counted_from_the_daemons_own_log_line(lv, tmp_path, monkeypatch):  # noqa: F811
     env = tmp_path / "link.env"
     env.write_text(link_env(gateway()))
-    d = lv.Daemon(lv.read_env(str(env)), liveness.INTERVAL_S, liveness.DOWN_AFTER_S, liveness.RISE)
+    d = lv.Daemon(
+        lv.read_env(str(env)), liveness.INTERVAL_S, liveness.DOWN_AFTER_S, liveness.RISE, liveness.COMMON_DOWN_AFTER_S
+    )
     said = []
     monkeypatch.setattr(d, "update_routes", lambda why: said.append(f"1733274000.5 ecs aws2aliyun-liveness[9]: {why}"))
     d.transition(d.tunnels[0], "dead")

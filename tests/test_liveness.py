@@ -43,7 +43,12 @@ FALL = round(liveness.DOWN_AFTER_S / liveness.INTERVAL_S)
 
 
 def tracker(lv):
-    return lv.Tracker(down_after_s=liveness.DOWN_AFTER_S, rise=liveness.RISE, fall=FALL)
+    return lv.Tracker(
+        down_after_s=liveness.DOWN_AFTER_S,
+        rise=liveness.RISE,
+        fall=FALL,
+        common_down_after_s=liveness.COMMON_DOWN_AFTER_S,
+    )
 
 
 def test_a_tunnel_is_alive_after_rise_answers_in_a_row_and_dead_after_down_after_without(lv):
@@ -57,15 +62,52 @@ def test_a_tunnel_is_alive_after_rise_answers_in_a_row_and_dead_after_down_after
     for seq in range(5, 4 + FALL):
         t.on_sent(seq)
     # a host that stalled sent fewer probes than FALL: no verdict, however long it was
-    assert t.on_tick(0.5 + 10 * liveness.DOWN_AFTER_S) is None
+    assert t.on_tick(0.5 + 10 * liveness.DOWN_AFTER_S, other_answer=0.5 + 10 * liveness.DOWN_AFTER_S) is None
     t.on_sent(4 + FALL)
-    assert t.on_tick(0.5 + liveness.DOWN_AFTER_S - 0.01) is None
-    assert t.on_tick(0.5 + liveness.DOWN_AFTER_S) == "dead"
+    now = 0.5 + liveness.DOWN_AFTER_S
+    assert t.on_tick(now - 0.01, other_answer=now - 0.01) is None
+    assert t.on_tick(now, other_answer=now - 0.05) == "dead"  # the other tunnel answers: this path is dead
     for seq, now in ((20, 3.0), (21, 3.1)):
         assert t.on_answer(seq, now) is None
     assert t.on_answer(22, 3.2) == "alive"
     assert t.link(False, 4.0) == "down" and t.last_answer is None
     assert t.on_answer(23, 4.1) is None  # nothing counts while the VTI is down
+
+
+def test_a_silence_both_tunnels_share_moves_nothing_until_it_lasts(lv):
+    """A stall of the gateway's own path (its NIC, its internet, a starved host) silences both
+    tunnels at once: no verdict while the other tunnel is silent too, until COMMON_DOWN_AFTER_S."""
+    t = tracker(lv)
+    t.link(True, 0.0)
+    for seq in range(3):
+        t.on_answer(seq, 0.1 * (seq + 1))
+    assert t.state == "alive"
+    for seq in range(3, 3 + 40):
+        t.on_sent(seq)
+    last = 0.3
+    # the other tunnel fell silent at about the same time: a shared stall
+    for now in (last + liveness.DOWN_AFTER_S, last + 2.0, last + liveness.COMMON_DOWN_AFTER_S - 0.01):
+        assert t.on_tick(now, other_answer=last) is None
+    assert t.on_tick(last + liveness.COMMON_DOWN_AFTER_S, other_answer=last) == "dead"
+    # none has ever answered: the same
+    u = tracker(lv)
+    u.link(True, 0.0)
+    for seq in range(3):
+        u.on_answer(seq, 0.1 * (seq + 1))
+    for seq in range(3, 3 + 40):
+        u.on_sent(seq)
+    assert u.on_tick(last + liveness.DOWN_AFTER_S, other_answer=None) is None
+    assert u.on_tick(last + liveness.COMMON_DOWN_AFTER_S, other_answer=None) == "dead"
+    # an answer on the other tunnel within DOWN_AFTER_S / 2 makes it this tunnel's silence
+    now = last + liveness.DOWN_AFTER_S
+    v = tracker(lv)
+    v.link(True, 0.0)
+    for seq in range(3):
+        v.on_answer(seq, 0.1 * (seq + 1))
+    for seq in range(3, 3 + 40):
+        v.on_sent(seq)
+    assert v.on_tick(now, other_answer=now - liveness.DOWN_AFTER_S / 2 - 0.01) is None
+    assert v.on_tick(now, other_answer=now - liveness.DOWN_AFTER_S / 2) == "dead"
 
 
 def test_routes_go_over_the_alive_tunnels_and_never_away_from_every_tunnel(lv):
@@ -118,7 +160,9 @@ def test_echo_requests_are_valid_icmp_and_replies_are_parsed(lv):
 def test_the_daemon_reads_its_targets_from_the_link_facts(lv, tmp_path):
     env = tmp_path / "link.env"
     env.write_text(link_env(gateway()))
-    d = lv.Daemon(lv.read_env(str(env)), liveness.INTERVAL_S, liveness.DOWN_AFTER_S, liveness.RISE)
+    d = lv.Daemon(
+        lv.read_env(str(env)), liveness.INTERVAL_S, liveness.DOWN_AFTER_S, liveness.RISE, liveness.COMMON_DOWN_AFTER_S
+    )
     assert [(t.name, t.vti, t.target, t.metric) for t in d.tunnels] == [
         ("tunnel1", "Tunnel1", "169.254.121.1", 100),
         ("tunnel2", "Tunnel2", "169.254.122.1", 200),

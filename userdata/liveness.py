@@ -23,6 +23,11 @@ from core import paths
 INTERVAL_S = 0.1  # per tunnel: 10 echo requests a second, about 1 KB/s of ESP each way
 DOWN_AFTER_S = 1.2  # dead after this long without an answer: 12 probes lost in a row
 RISE = 3  # alive after this many answers in a row (both ends have their SAs)
+# When the other tunnel has not answered either for DOWN_AFTER_S / 2, the silence is the
+# gateway's own (its NIC, its internet, a starved host: the lab saw 1.4 s delivery stalls
+# shared by both tunnels under load) and moving the traffic would gain nothing: dead only after
+# this long. A tunnel that dies alone is still dead after DOWN_AFTER_S: the other one answers.
+COMMON_DOWN_AFTER_S = 3.0
 
 SECONDS_PER_DAY = 86_400
 
@@ -47,14 +52,20 @@ def dpd_false_teardowns_per_day(p: float, delay_s: float, transmissions: int) ->
     return SECONDS_PER_DAY / delay_s * exchange_loss(p) ** transmissions
 
 
-def service(interval_s: float = INTERVAL_S, down_after_s: float = DOWN_AFTER_S, rise: int = RISE) -> str:
+def service(
+    interval_s: float = INTERVAL_S,
+    down_after_s: float = DOWN_AFTER_S,
+    rise: int = RISE,
+    common_down_after_s: float = COMMON_DOWN_AFTER_S,
+) -> str:
     return f"""[Unit]
 Description=aws2aliyun-vpc: data-plane liveness of the tunnels, and the routes that follow it
 After=network-online.target {paths.FIREWALL_UNIT}
 Wants=network-online.target
 
 [Service]
-ExecStart={paths.LIVENESS_PATH} --interval {interval_s:g} --down-after {down_after_s:g} --rise {rise}
+ExecStart={paths.LIVENESS_PATH} --interval {interval_s:g} --down-after {down_after_s:g} --rise {rise} \\
+    --common-down-after {common_down_after_s:g}
 Restart=always
 RestartSec=1
 # Raw ICMP sockets and the routing table, nothing else.

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from core import paths
 from lab import diagnostics, previous
-from lab.checks.baseline import reconfigure
+from lab.checks.baseline import reconfigure, restore_ours
 from lab.inputs import link_env
 from lab.netem import CROSS_BORDER
 from lab.probes import SLOW_S
@@ -37,6 +37,7 @@ VERDICT = re.compile(r"\btunnel(\d+): dead \(")
 VTI_DOWN = re.compile(r"\btunnel(\d+): down: (?!one of )\S+ \(")
 ICMP = re.compile(r"^(\d+\.\d+) IP (\S+) > (\S+): ICMP echo (request|reply), id (\d+), seq (\d+)")
 CAPTURE = "/run/lab/lossy-{vti}.icmp"
+LABROOT = "/opt/labroot"  # the lab's own tools (tcpdump): never on the ECS's root filesystem
 WINDOW_S = 2.0  # ICMP shown per verdict: this long before it
 
 
@@ -114,7 +115,8 @@ def soak(s: Session, design: str) -> tuple[bool, str, dict]:
     lines0 = _peer_log_lines(s)
     s.ecs_sh(
         "; ".join(
-            f"(nohup tcpdump -i {v} -n -tt -l icmp > {CAPTURE.format(vti=v)} 2>/dev/null &)" for v in vtis.values()
+            f"setsid chroot {LABROOT} tcpdump -i {v} -n -tt -l icmp </dev/null >{CAPTURE.format(vti=v)} 2>{CAPTURE.format(vti=v)}.err &"
+            for v in vtis.values()
         ),
         15,
     )
@@ -235,6 +237,9 @@ def diagnostics_sections(out: str) -> dict[str, str]:
 
 
 def lossy_path(s: Session) -> Outcome:
+    if s.baseline_applied:  # the seed baseline ran first: the program's configuration back
+        restore_ours(s)
+        s.wait_both_up(240)
     bad = s.precondition()
     if bad:
         return False, bad, {}

@@ -3,7 +3,8 @@
 
 Every --interval it sends an ICMP echo out of each VTI to the AWS end's inside address. A
 tunnel is alive after --rise answers in a row, dead after --down-after without one while
-probes went out all along (a stalled host is no verdict). The AWS
+probes went out all along (a stalled host is no verdict) and the other tunnel answers (when
+neither does, after --common-down-after: a stall both share moves nothing). The AWS
 prefixes are routed over every alive tunnel (tunnel 1's lower metric wins); when none is
 alive, over every VTI that is up, as without liveness. State: STATE_PATH; --status prints it.
 """
@@ -45,6 +46,10 @@ class Tracker:
     down_after_s: float
     rise: int
     fall: int  # ... and at least this many probes sent since the last answer
+    # ... and another tunnel answered within down_after/2 (this tunnel's path is silent, not
+    # the gateway's own), else only after this long: a stall both tunnels share (the gateway's
+    # NIC, its internet) is no reason to move the traffic, and moving it would gain nothing
+    common_down_after_s: float = 0.0
     state: str = "down"  # down (VTI not up) | unknown (not yet answered) | alive | dead
     since: float = 0.0
     last_answer: float | None = None
@@ -78,9 +83,13 @@ class Tracker:
         self.last_seq, self.last_answer = seq, now
         return self._to("alive", now) if self.streak >= self.rise else None
 
-    def on_tick(self, now):
-        silent = now - self.last_answer >= self.down_after_s if self.last_answer is not None else False
-        if self.state == "alive" and silent and self.last_sent - self.last_seq >= self.fall:
+    def on_tick(self, now, other_answer=None):
+        """`other_answer`: when another tunnel last answered (None: none has)."""
+        if self.state != "alive" or self.last_answer is None or self.last_sent - self.last_seq < self.fall:
+            return None
+        quiet = now - self.last_answer
+        others = other_answer is not None and now - other_answer <= self.down_after_s / 2
+        if quiet >= self.down_after_s and (others or quiet >= max(self.common_down_after_s, self.down_after_s)):
             return self._to("dead", now)
         return None
 
@@ -158,11 +167,11 @@ class Tunnel:
 
 
 class Daemon:
-    def __init__(self, env, interval_s, down_after_s, rise):
+    def __init__(self, env, interval_s, down_after_s, rise, common_down_after_s):
         self.interval_s, self.down_after_s, self.rise = interval_s, down_after_s, rise
         self.prefixes = env["AWS_CIDRS"].split()
         fall = math.ceil(down_after_s / interval_s - 1e-9)
-        self.tunnels = [Tunnel(env, n, Tracker(down_after_s, rise, fall)) for n in (1, 2)]
+        self.tunnels = [Tunnel(env, n, Tracker(down_after_s, rise, fall, common_down_after_s)) for n in (1, 2)]
         self.routed = None
         self.written = 0.0
         self.pauses = collections.deque(maxlen=64)  # (when, seconds) of the loop's late rounds
@@ -197,13 +206,20 @@ class Daemon:
             why = {"alive": f"{self.rise} answers in a row", "dead": self.silence(t)}
             self.update_routes(f"{t.name}: {new} ({why.get(new, t.vti + ' ' + ('up' if t.sock else 'down'))})")
 
+    def other_answer(self, t):
+        """When a tunnel other than t last answered (None: none has)."""
+        return max((o.tracker.last_answer for o in self.tunnels if o is not t and o.tracker.last_answer), default=None)
+
     def silence(self, t):
         """What a dead verdict rests on: the path's silence, or the gateway's own trouble."""
         now, tr = time.monotonic(), t.tracker
         quiet = now - tr.last_answer if tr.last_answer is not None else 0.0
+        other = self.other_answer(t)
         failed = f", {t.send_errors} failed to send ({t.last_error})" if t.send_errors else ""
+        answers = other is not None and now - other <= self.down_after_s / 2
+        others = "the other tunnel answers" if answers else "no tunnel answers"
         return (
-            f"no answer for {quiet:.1f}s: {tr.last_sent - tr.last_seq} probes sent since{failed}, "
+            f"no answer for {quiet:.1f}s, {others}: {tr.last_sent - tr.last_seq} probes sent since{failed}, "
             f"longest pause of this daemon {self.longest_pause(now, quiet + 1):.2f}s"
         )
 
@@ -273,7 +289,7 @@ class Daemon:
                 self.pauses.append((now, now - last_round))
             last_round = now
             for t in self.tunnels:  # judged after every answer that has come in was read
-                self.transition(t, t.tracker.on_tick(now))
+                self.transition(t, t.tracker.on_tick(now, self.other_answer(t)))
             if now >= next_send:
                 self.send(now)
                 next_send = max(next_send + self.interval_s, now)  # no burst after a stall
@@ -313,14 +329,19 @@ def main(argv=None):
     ap.add_argument("--interval", type=float, help="seconds between probes per tunnel")
     ap.add_argument("--down-after", type=float, help="dead after this long without an answer")
     ap.add_argument("--rise", type=int, help="alive after this many answers in a row")
+    ap.add_argument(
+        "--common-down-after", type=float, help="dead after this long without an answer when no tunnel answers"
+    )
     ap.add_argument("--status", action="store_true", help="print each tunnel's liveness (exit 0: both alive)")
     a = ap.parse_args(argv)
     if a.status:
         return status()
-    if None in (a.interval, a.down_after, a.rise) or not 0 < a.interval < a.down_after or a.rise < 1:
-        ap.error("need --interval, --down-after (> --interval) and --rise (>= 1)")
+    if None in (a.interval, a.down_after, a.rise, a.common_down_after) or not (
+        0 < a.interval < a.down_after <= a.common_down_after and a.rise >= 1
+    ):
+        ap.error("need --interval < --down-after <= --common-down-after, and --rise >= 1")
     try:
-        daemon = Daemon(read_env(LINK_ENV), a.interval, a.down_after, a.rise)
+        daemon = Daemon(read_env(LINK_ENV), a.interval, a.down_after, a.rise, a.common_down_after)
     except (OSError, KeyError, ValueError) as e:
         log(f"aws2aliyun-liveness: cannot read the link's facts from {LINK_ENV}: {e}")
         return 1
