@@ -9,13 +9,13 @@ What counts, from the logs of both ends over the soak:
 - a route switch: the traffic to AWS moved off tunnel 1, by a liveness verdict
   ("tunnel1: dead (") or by the VTI going down with its SA (updown "tunnel1: down: vti1 (");
   the same on tunnel 2, the standby, is a standby withdrawal (reported, it moves nothing).
-For every liveness verdict the ICMP seen on that tunnel's VTI in the seconds before it
-(tcpdump on the ECS) tells a path that stopped answering from a prober that stopped hearing.
+For every liveness verdict its own log line (probes unanswered, probes the daemon failed to
+send, its longest pause) and the lab probes delayed in the seconds before it tell a path that
+stopped answering from a gateway that stalled (docs/lab-findings.md #17).
 """
 
 from __future__ import annotations
 
-import itertools
 import re
 import time
 from typing import TYPE_CHECKING
@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 from core import paths
 from lab import diagnostics, previous
 from lab.checks.baseline import reconfigure, restore_ours
-from lab.inputs import link_env
 from lab.netem import CROSS_BORDER
 from lab.probes import SLOW_S
 from lab.report import Outcome
@@ -35,10 +34,6 @@ if TYPE_CHECKING:
 TEARDOWN = re.compile(r"giving up after \d+ retransmits|DPD check timed out")
 VERDICT = re.compile(r"\btunnel(\d+): dead \(")
 VTI_DOWN = re.compile(r"\btunnel(\d+): down: (?!one of )\S+ \(")
-ICMP = re.compile(r"^(\d+\.\d+) IP (\S+) > (\S+): ICMP echo (request|reply), id (\d+), seq (\d+)")
-CAPTURE = "/run/lab/lossy-{vti}.icmp"
-LABROOT = "/opt/labroot"  # the lab's own tools (tcpdump): never on the ECS's root filesystem
-WINDOW_S = 2.0  # ICMP shown per verdict: this long before it
 
 
 def count_teardowns(text: str) -> int:
@@ -68,24 +63,6 @@ def verdict_times(journal: str) -> list[tuple[float, int]]:
     return out
 
 
-def icmp_window(capture: str, t: float, before_s: float = WINDOW_S) -> dict:
-    """Echo requests and replies on a VTI in [t - before_s, t]: how many, the last of each, and
-    the longest time without a reply."""
-    req: list[float] = []
-    rep: list[float] = []
-    for ln in capture.splitlines():
-        m = ICMP.match(ln)
-        if m and t - before_s <= float(m.group(1)) <= t:
-            (req if m.group(4) == "request" else rep).append(float(m.group(1)))
-    marks = [t - before_s, *rep, t]
-    return {
-        "requests": len(req),
-        "replies": len(rep),
-        "last_reply_s_before": round(t - rep[-1], 2) if rep else None,
-        "longest_without_reply_s": round(max(b - a for a, b in itertools.pairwise(marks)), 2),
-    }
-
-
 def expected_per_day(design: str, p: float) -> float:
     """False verdicts per tunnel per day the arithmetic expects at loss p each way: ours counts
     liveness verdicts (a route move each) and DPD teardowns; the old design DPD teardowns."""
@@ -110,16 +87,8 @@ def _peer_log_lines(s: Session) -> dict[int, int]:
 def soak(s: Session, design: str) -> tuple[bool, str, dict]:
     """The link on the cross-border path for s.opts.lossy_s seconds with probes running; what
     tore down or moved, and the probes' loss against the path's."""
-    env = link_env(s.user_data)
-    vtis = {t.number: env[f"TUNNEL{t.number}_VTI"] for t in s.inputs.tunnels}
+    nums = [t.number for t in s.inputs.tunnels]
     lines0 = _peer_log_lines(s)
-    s.ecs_sh(
-        "; ".join(
-            f"setsid chroot {LABROOT} tcpdump -i {v} -n -tt -l icmp </dev/null >{CAPTURE.format(vti=v)} 2>{CAPTURE.format(vti=v)}.err &"
-            for v in vtis.values()
-        ),
-        15,
-    )
     live0 = s.liveness()
     t_start = s.now()
     imp = CROSS_BORDER
@@ -133,7 +102,6 @@ def soak(s: Session, design: str) -> tuple[bool, str, dict]:
         qdiscs = s.netem.stats()
         s.netem.clear()
         t_end = s.now()
-        s.ecs_sh("pkill -x tcpdump || true", 15)
     live1 = s.liveness()
     since = f"--since @{t_start:.0f} --until @{t_end + 1:.0f} --no-pager -o short-unix"
     journals = s.ecs_sh(
@@ -146,7 +114,7 @@ def soak(s: Session, design: str) -> tuple[bool, str, dict]:
     peer_text = s.sh(
         "; ".join(
             f"tail -n +{lines0.get(n, 0) + 1} /run/lab/log/aws{n}-charon.log 2>/dev/null | sed 's/^/aws{n}: /'"
-            for n in vtis
+            for n in nums
         ),
         30,
     ).out
@@ -155,18 +123,16 @@ def soak(s: Session, design: str) -> tuple[bool, str, dict]:
     verdicts = per_tunnel(VERDICT, sec.get("liveness", ""))
     downs = per_tunnel(VTI_DOWN, sec.get("updown", ""))
     verdict_log = [ln for ln in sec.get("liveness", "").splitlines() if VERDICT.search(ln)][:10]
-    windows, captured = [], {}
-    for n, vti in vtis.items():
-        cap = s.ecs_sh(f"cat {CAPTURE.format(vti=vti)} 2>/dev/null", 30).out
-        captured[f"tunnel{n}"] = icmp_window(cap, t_end, before_s=t_end - t_start)
-        for t, k in verdict_times(sec.get("liveness", "")):
-            if k == n:
-                slow = [
-                    (round(ts - t_start, 1), dl) for d in delays.values() for ts, dl in d["slowest"] if t - 5 <= ts <= t
-                ]
-                windows.append(
-                    {"tunnel": n, "t": round(t - t_start, 1), **icmp_window(cap, t), "slow_probes_before": slow}
-                )
+    windows = [
+        {
+            "tunnel": n,
+            "t": round(t - t_start, 1),
+            "slow_probes_before": [
+                (round(ts - t_start, 1), dl) for d in delays.values() for ts, dl in d["slowest"] if t - 5 <= ts <= t
+            ],
+        }
+        for t, n in verdict_times(sec.get("liveness", ""))
+    ]
     answered = {}
     for name, t1 in live1.items():
         t0_ = live0.get(name, {})
@@ -186,7 +152,6 @@ def soak(s: Session, design: str) -> tuple[bool, str, dict]:
         "liveness_verdicts": {f"tunnel{n}": c for n, c in verdicts.items()},
         "vti_downs": {f"tunnel{n}": c for n, c in downs.items()},
         "verdict_windows": windows,
-        "icmp_captured": captured,  # the ECS's tcpdump on each VTI over the soak
         "probe_delays": {d: {k: v for k, v in x.items() if k != "slowest"} for d, x in delays.items()},
         "verdict_log": verdict_log,
         "path_loss_pct": imp.loss_pct,
@@ -212,10 +177,8 @@ def soak(s: Session, design: str) -> tuple[bool, str, dict]:
         detail += "; liveness answered " + ", ".join(f"{k} {v} %" for k, v in sorted(answered.items()))
     for w in windows:
         detail += (
-            f"\nverdict on tunnel {w['tunnel']} at +{w['t']} s: in the {WINDOW_S:g} s before it the VTI saw "
-            f"{w['requests']} echo requests and {w['replies']} replies (last reply "
-            f"{w['last_reply_s_before']} s before); lab probes delayed over {SLOW_S:g} s in the 5 s before: "
-            f"{w['slow_probes_before'] or 'none'}"
+            f"\nverdict on tunnel {w['tunnel']} at +{w['t']} s: lab probes delayed over {SLOW_S:g} s in the "
+            f"5 s before it: {w['slow_probes_before'] or 'none'}"
         )
     if windows:
         detail += "\n" + "\n".join(verdict_log)
