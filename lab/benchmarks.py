@@ -156,6 +156,9 @@ def ikev1_section() -> list[str]:
         goal = "; ".join(g.text for g in s.goals) or "none"
         bound = "; ".join(f"{g.metric} {g.text}" for g in s.ikev1.goals)
         out.append(f"| `{s.name}` | {goal} | {bound} | {s.ikev1.why} |")
+    off = [s for s in registry.SPECS if 1 not in s.ike_versions]
+    if off:
+        out += ["", "Not run on IKEv1 yet: " + "; ".join(f"`{s.name}`" for s in off) + f" ({off[0].not_on_ikev1})."]
     return out
 
 

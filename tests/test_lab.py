@@ -27,7 +27,6 @@ import pytest
 
 from lab import registry
 from lab.mutations import MUTATIONS
-from lab.options import LOSSY_S as DEFAULT_LOSSY_S
 from lab.report import report_path
 from tests.labjobs import Job, LabJobs, Result
 
@@ -46,18 +45,16 @@ MUTATIONS_JOB = "mutations"
 # MiB per bulk TCP transfer: thousands of full-size segments each way, enough to prove the
 # path MTU and the MSS clamp (bulk_tcp_mtu has no goal; `make lab` keeps the default 20)
 BULK_MB = 8
-# seconds per lossy-path soak (`make lab` keeps the default, lab.options.LOSSY_S)
-LOSSY_S = {"modern": int(DEFAULT_LOSSY_S), "legacy": int(DEFAULT_LOSSY_S) // 2}
 
 
 def jobs() -> dict[str, Job]:
     """Every lab run of this module: both profiles (measured), and the mutations (unmeasured,
     all on one VM, each with the checks it declares), holding after the first until both
     profiles have run every check whose goals need a quiet machine (the lossy-path soaks, the
-    PSK rotation and the reports' rest run beside them). The legacy profile soaks half as long
-    on the lossy path: the modern one carries the comparison with the design before liveness."""
+    PSK rotation and the reports' rest run beside them). The lossy-path checks run on the modern
+    profile only (registry: `not_on_ikev1`)."""
     out = {
-        f"profile-{p}": Job(["--config-file", str(cfg), "--bulk-mb", str(BULK_MB), "--lossy-s", str(LOSSY_S[p])])
+        f"profile-{p}": Job(["--config-file", str(cfg), "--bulk-mb", str(BULK_MB)])
         for p, cfg in sorted(PROFILES.items())
     }
     out[MUTATIONS_JOB] = Job(
@@ -118,15 +115,15 @@ def test_lab_profile_passes_every_check(profile: str, lab_jobs: LabJobs):
         Path(keep).mkdir(parents=True, exist_ok=True)
         shutil.copy(res.report_path, Path(keep) / f"lab-{profile}.json")
     by_name = {c["name"]: c for c in rep["checks"]}
-    assert list(by_name) == list(registry.ALL), f"checks in report: {list(by_name)}"
+    ike_version = rep["config"]["plan"]["ike_version"]
+    assert ike_version == (1 if profile == "legacy" else 2)
+    assert list(by_name) == list(registry.for_ike(ike_version)), f"checks in report: {list(by_name)}"
     assert rep.get("error") is None, rep.get("error")
-    for name in registry.ALL:
+    for name in registry.for_ike(ike_version):
         assert by_name[name]["ok"], f"{profile}: {name}: {by_name[name]['detail']}"
     assert rep["ok"] and res.proc.returncode == 0, f"exit {res.proc.returncode}:\n{failures(rep)}"
     # every goal (or IKEv1 bound), judged here again from the check's own metrics
-    ike_version = rep["config"]["plan"]["ike_version"]
-    assert ike_version == (1 if profile == "legacy" else 2)
-    for spec in registry.SPECS:
+    for spec in (registry.BY_NAME[n] for n in registry.for_ike(ike_version)):
         for goal in registry.goals_for(spec, ike_version):
             met, verdict = goal.judge(by_name[spec.name]["metrics"])
             assert met, f"{profile}: {spec.name}: {verdict}"
@@ -134,7 +131,7 @@ def test_lab_profile_passes_every_check(profile: str, lab_jobs: LabJobs):
     m = rep["metrics"]
     assert m["boot_to_established_s"] > 0
     # the headline numbers are in the report for BENCHMARKS.md, for both profiles
-    headline = [key for spec in registry.SPECS for key, _ in spec.headline]
+    headline = [key for n in registry.for_ike(ike_version) for key, _ in registry.BY_NAME[n].headline]
     for key in headline:
         assert m.get(key) is not None, f"{profile}: metric {key} missing"
     assert set(m["failover_timelines"]) == {"failover", "failback", "baseline"}

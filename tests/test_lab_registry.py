@@ -71,14 +71,17 @@ def test_an_ikev1_link_is_held_to_its_bound_where_ikev1_cannot_meet_the_goal():
     assert registry.goals_for(spec, 1) == (goals.IKEV1_REKEY_LOST,)
     # a check without an IKEv1 bound keeps its goals on IKEv1
     assert registry.goals_for(registry.BY_NAME["failover_tunnel1"], 1) == registry.BY_NAME["failover_tunnel1"].goals
-    m = {"rekey_lost": 5, "rekeys": 12}
+    most = 12 * goals.IKEV1_LOST_PER_REKEY  # a window of IKEV1_WINDOW_S per rekey, at the probes' rate
+    assert most == 12 * round(goals.IKEV1_WINDOW_S * 10)
+    m = {"rekey_lost": most, "rekeys": 12}
     assert not registry.judge(spec, Check(spec.name, True, 1.0, "x", dict(m)), 2).ok
     v1 = registry.judge(spec, Check(spec.name, True, 1.0, "x", dict(m)), 1)
     assert v1.ok and v1.metrics["goals_why"].startswith("IKEv1 Quick Mode has no make-before-break")
-    assert not registry.judge(spec, Check(spec.name, True, 1.0, "x", {"rekey_lost": 13, "rekeys": 12}), 1).ok
+    assert not registry.judge(spec, Check(spec.name, True, 1.0, "x", {"rekey_lost": most + 1, "rekeys": 12}), 1).ok
     col = registry.BY_NAME["rekey_collision"]
-    assert registry.judge(col, Check(col.name, True, 1.0, "x", {"collision_lost": 6, "rekeys": 3}), 1).ok
-    assert not registry.judge(col, Check(col.name, True, 1.0, "x", {"collision_lost": 7, "rekeys": 3}), 1).ok
+    worst = 3 * goals.IKEV1_LOST_PER_COLLISION
+    assert registry.judge(col, Check(col.name, True, 1.0, "x", {"collision_lost": worst, "rekeys": 3}), 1).ok
+    assert not registry.judge(col, Check(col.name, True, 1.0, "x", {"collision_lost": worst + 1, "rekeys": 3}), 1).ok
     # every bound says why, and names metrics its check reports
     for s in registry.SPECS:
         if s.ikev1:
@@ -88,12 +91,24 @@ def test_an_ikev1_link_is_held_to_its_bound_where_ikev1_cannot_meet_the_goal():
                 assert f'"{g.metric}"' in src, f"{s.name}: bound on {g.metric!r}, which it does not report"
 
 
+def test_the_lossy_path_is_open_for_ikev1_and_says_why():
+    assert "lossy_path" in registry.for_ike(2) and "lossy_path" not in registry.for_ike(1)
+    assert "baseline_lossy_path" not in registry.for_ike(1)
+    for s in registry.SPECS:
+        assert set(s.ike_versions) <= {1, 2} and s.ike_versions
+        assert (1 not in s.ike_versions) == bool(s.not_on_ikev1), s.name
+    assert registry.for_ike(2) == registry.ALL
+
+
 def test_benchmarks_show_the_ikev1_bound_beside_the_goal():
     from lab.benchmarks import rows
 
     by_key = {(r.check, r.key): r.goal for r in rows()}
-    assert by_key[("rekey_forced", "rekey_lost")] == "0; IKEv1: <= 1 per rekey"
-    assert by_key[("rekey_collision", "collision_lost")] == "none; IKEv1: <= 2 per collision"
+    assert by_key[("rekey_forced", "rekey_lost")] == f"0; IKEv1: <= {goals.IKEV1_LOST_PER_REKEY} per rekey"
+    assert (
+        by_key[("rekey_collision", "collision_lost")]
+        == f"none; IKEv1: <= {goals.IKEV1_LOST_PER_COLLISION} per collision"
+    )
     assert by_key[("failover_tunnel1", "uplink_outage_s")] == "<= 2 s"
 
 
