@@ -57,6 +57,9 @@ IKEV1_LOSSY_WHY = (
 )
 
 
+IKEV2_ONLY: dict = {"ike_versions": (2,), "not_on_ikev1": IKEV1_LOSSY_WHY}
+
+
 def for_ike(ike_version: int) -> tuple[str, ...]:
     """The checks a run on a link of this IKE version runs, in order."""
     return tuple(s.name for s in SPECS if ike_version in s.ike_versions)
@@ -201,8 +204,7 @@ SPECS: tuple[Spec, ...] = (
         fault=True,
         goals=(goals.LOSSY_TEARDOWNS, goals.LOSSY_ROUTE_SWITCHES),
         load_tolerant=True,  # a lossy path is no quiet machine either; measured beside other runs
-        ike_versions=(2,),
-        not_on_ikev1=IKEV1_LOSSY_WHY,
+        **IKEV2_ONLY,
         headline=(("lossy_teardowns", "teardowns"), ("lossy_route_switches", "route_switches")),
         rows=(
             Row("lossy path (10 min): tunnel teardowns", "teardowns", unit=""),
@@ -217,8 +219,7 @@ SPECS: tuple[Spec, ...] = (
         "baseline_lossy_path",
         lossy.baseline_lossy_path,
         fault=True,
-        ike_versions=(2,),
-        not_on_ikev1=IKEV1_LOSSY_WHY,
+        **IKEV2_ONLY,
         headline=(
             ("baseline_lossy_teardowns", "teardowns"),
             ("baseline_lossy_route_switches", "route_switches"),

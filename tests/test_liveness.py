@@ -74,38 +74,34 @@ def test_a_tunnel_is_alive_after_rise_answers_in_a_row_and_dead_after_down_after
     assert t.on_answer(23, 4.1) is None  # nothing counts while the VTI is down
 
 
-def test_a_silence_both_tunnels_share_moves_nothing_until_it_lasts(lv):
-    """A stall of the gateway's own path (its NIC, its internet, a starved host) silences both
-    tunnels at once: no verdict while the other tunnel is silent too, until COMMON_DOWN_AFTER_S."""
+def alive_then_silent(lv):
+    """A tracker alive after answers at 0.1, 0.2, 0.3 s, then 40 probes sent unanswered."""
     t = tracker(lv)
     t.link(True, 0.0)
     for seq in range(3):
         t.on_answer(seq, 0.1 * (seq + 1))
-    assert t.state == "alive"
     for seq in range(3, 3 + 40):
         t.on_sent(seq)
-    last = 0.3
+    return t
+
+
+def test_a_silence_both_tunnels_share_moves_nothing_until_it_lasts(lv):
+    """A stall of the gateway's own path (its NIC, its internet, a starved host) silences both
+    tunnels at once: no verdict while the other tunnel is silent too, until COMMON_DOWN_AFTER_S."""
+    last = 0.3  # its last answer; 40 probes unanswered since
+    t = alive_then_silent(lv)
+    assert t.state == "alive"
     # the other tunnel fell silent at about the same time: a shared stall
     for now in (last + liveness.DOWN_AFTER_S, last + 2.0, last + liveness.COMMON_DOWN_AFTER_S - 0.01):
         assert t.on_tick(now, other_answer=last) is None
     assert t.on_tick(last + liveness.COMMON_DOWN_AFTER_S, other_answer=last) == "dead"
     # none has ever answered: the same
-    u = tracker(lv)
-    u.link(True, 0.0)
-    for seq in range(3):
-        u.on_answer(seq, 0.1 * (seq + 1))
-    for seq in range(3, 3 + 40):
-        u.on_sent(seq)
+    u = alive_then_silent(lv)
     assert u.on_tick(last + liveness.DOWN_AFTER_S, other_answer=None) is None
     assert u.on_tick(last + liveness.COMMON_DOWN_AFTER_S, other_answer=None) == "dead"
     # an answer on the other tunnel within DOWN_AFTER_S / 2 makes it this tunnel's silence
     now = last + liveness.DOWN_AFTER_S
-    v = tracker(lv)
-    v.link(True, 0.0)
-    for seq in range(3):
-        v.on_answer(seq, 0.1 * (seq + 1))
-    for seq in range(3, 3 + 40):
-        v.on_sent(seq)
+    v = alive_then_silent(lv)
     assert v.on_tick(now, other_answer=now - liveness.DOWN_AFTER_S / 2 - 0.01) is None
     assert v.on_tick(now, other_answer=now - liveness.DOWN_AFTER_S / 2) == "dead"
 
