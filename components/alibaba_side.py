@@ -32,10 +32,26 @@ class AliNetwork:
 
 @dataclass
 class AliGateway:
-    instance: alicloud.ecs.Instance
+    instances: list[alicloud.ecs.Instance]  # gateway 1 first
     eip_association: alicloud.ecs.EipAssociation
     route_entries: list[alicloud.vpc.RouteEntry]
     key_pair: alicloud.ecs.EcsKeyPair | None
+    pair: AliPair | None = None  # gatewayCount 2
+
+    @property
+    def instance(self) -> alicloud.ecs.Instance:
+        """Gateway 1 (the only one, unless a pair)."""
+        return self.instances[0]
+
+
+@dataclass
+class AliPair:
+    """What a gateway pair adds: the HaVip, its attachments and the replacement gate."""
+
+    havip: alicloud.vpc.HaVipv2
+    attachments: list[alicloud.vpc.HAVipAttachment]  # gateway 1 first
+    ready_gate: alicloud.ecs.EcsInvocation  # the first-replaced gateway is ready before the other is touched
+    order: tuple[int, int]  # which gateway `pulumi up` creates or replaces first, and which after it
 
 
 def choose_zone(s: Settings) -> str:
@@ -258,47 +274,57 @@ def create_security_rules(
             # a stack from before several prefixes named its one rule "forward-ali"
             aliases=[pulumi.Alias(name=f"{name}-sg-forward-ali")] if i == 0 else [],
         )
+    for n, gateway_ip in enumerate(s.gateway_private_ips if s.is_pair else (), start=1):
+        # VRRP (IP protocol 112: the security group knows no such protocol, hence `all`) and
+        # the hand-over between the two gateways of a pair
+        rule(f"ha-gateway-{n}", "all", "-1/-1", f"{gateway_ip}/32", f"keepalived VRRP from gateway {n} of the pair")
     for i, ssh in enumerate(s.ssh_allowed_cidrs):
         rule(f"ssh-{i}", "tcp", "22/22", str(ssh), "SSH from sshAllowedCidrs")
     return rules
 
 
-def create_gateway(
-    name: str,
+def gateway_key_pair(
+    name: str, public_key: pulumi.Input[str] | None, tags: dict[str, str], parent: pulumi.Resource
+) -> alicloud.ecs.EcsKeyPair | None:
+    if public_key is None:
+        return None
+    return alicloud.ecs.EcsKeyPair(
+        f"{name}-key",
+        key_pair_name=pulumi.Output.from_input(public_key).apply(lambda k: key_pair_name(name, k)),
+        public_key=public_key,
+        tags=tags,
+        # The provider never updates a key pair's public key; its name (ForceNew) follows
+        # the key already, and this keeps a changed key a replacement whatever the name.
+        opts=pulumi.ResourceOptions(parent=parent, replace_on_changes=["publicKey"]),
+    )
+
+
+def gateway_instance(
+    resource_name: str,
+    display: str,
+    host_name: str,
     s: Settings,
     network: AliNetwork,
+    private_ip: str | None,
     user_data: pulumi.Output[str],
-    public_key: pulumi.Input[str] | None,
+    key_pair: alicloud.ecs.EcsKeyPair | None,
+    tags: dict[str, str],
     depends_on: Sequence[pulumi.Resource],
     parent: pulumi.Resource,
-) -> AliGateway:
-    """The ECS running strongSwan, its EIP and the VPC route to AWS through it."""
-    opts = pulumi.ResourceOptions(parent=parent)
-    display = stack_scoped(name)
-    tags = {"Name": display, "managed-by": "aws2aliyun-vpc"}
-    key_pair = None
-    if public_key is not None:
-        key_pair = alicloud.ecs.EcsKeyPair(
-            f"{name}-key",
-            key_pair_name=pulumi.Output.from_input(public_key).apply(lambda k: key_pair_name(name, k)),
-            public_key=public_key,
-            tags=tags,
-            # The provider never updates a key pair's public key; its name (ForceNew) follows
-            # the key already, and this keeps a changed key a replacement whatever the name.
-            opts=pulumi.ResourceOptions(parent=parent, replace_on_changes=["publicKey"]),
-        )
+) -> alicloud.ecs.Instance:
+    """One gateway ECS running strongSwan (and, in a pair, keepalived)."""
     replace_on_changes, ignore_changes = image_options(s)
-    instance = alicloud.ecs.Instance(
-        f"{name}-gateway",
-        instance_name=f"{display}-gateway",
-        host_name="aws2aliyun-gw",
+    return alicloud.ecs.Instance(
+        resource_name,
+        instance_name=display,
+        host_name=host_name,
         instance_type=s.ecs_instance_type,
         image_id=choose_image(s),
         # The vSwitch's own zone: never a second lookup that could disagree with it.
         availability_zone=network.zone_id,
         vswitch_id=network.vswitch_id,
         security_groups=[network.security_group.id],
-        private_ip=str(s.ecs_private_ip) if s.ecs_private_ip is not None else None,
+        private_ip=private_ip,
         system_disk_category="cloud_essd",
         system_disk_size=20,
         internet_max_bandwidth_out=0,  # public traffic goes through the EIP
@@ -325,13 +351,18 @@ def create_gateway(
             ignore_changes=ignore_changes,
         ),
     )
-    association = alicloud.ecs.EipAssociation(
-        f"{name}-eip-assoc",
-        allocation_id=network.eip.id,
-        instance_id=instance.id,
-        instance_type="EcsInstance",
-        opts=opts,
-    )
+
+
+def routes_to_aws(
+    name: str,
+    s: Settings,
+    network: AliNetwork,
+    nexthop_type: str,
+    nexthop_id: pulumi.Input[str],
+    depends_on: Sequence[pulumi.Resource],
+    parent: pulumi.Resource,
+) -> list[alicloud.vpc.RouteEntry]:
+    """One route entry per AWS prefix in every route table, to the gateway (or the pair's HaVip)."""
     routes: list[alicloud.vpc.RouteEntry] = []
     for n, table in enumerate(network.route_table_ids):
         for i, prefix in enumerate(s.aws_prefixes):
@@ -341,15 +372,55 @@ def create_gateway(
                     f"{name}-route-to-aws-{cidr_slug(prefix)}" + (f"-rt{n}" if n else ""),
                     route_table_id=table,
                     destination_cidrblock=str(prefix),
-                    nexthop_type="Instance",
-                    nexthop_id=instance.id,
+                    nexthop_type=nexthop_type,
+                    nexthop_id=nexthop_id,
                     # a stack from before several prefixes named its one route "route-to-aws";
                     # one table's entries one after the other (concurrent edits: TaskConflict)
                     opts=pulumi.ResourceOptions(
                         parent=parent,
                         aliases=[pulumi.Alias(name=f"{name}-route-to-aws")] if first else [],
-                        depends_on=routes[-1:],
+                        depends_on=routes[-1:] or list(depends_on),
                     ),
                 )
             )
-    return AliGateway(instance=instance, eip_association=association, route_entries=routes, key_pair=key_pair)
+    return routes
+
+
+def create_gateway(
+    name: str,
+    s: Settings,
+    network: AliNetwork,
+    user_data: Sequence[pulumi.Output[str]],
+    public_key: pulumi.Input[str] | None,
+    depends_on: Sequence[pulumi.Resource],
+    parent: pulumi.Resource,
+) -> AliGateway:
+    """The ECS running strongSwan, its EIP and the VPC route to AWS through it; or, with
+    gatewayCount 2, the pair behind a HaVip (`create_pair`)."""
+    opts = pulumi.ResourceOptions(parent=parent)
+    display = stack_scoped(name)
+    tags = {"Name": display, "managed-by": "aws2aliyun-vpc"}
+    key_pair = gateway_key_pair(name, public_key, tags, parent)
+    private_ip = s.gateway_private_ips[0]
+    instance = gateway_instance(
+        f"{name}-gateway",
+        f"{display}-gateway",
+        "aws2aliyun-gw",
+        s,
+        network,
+        str(private_ip) if private_ip is not None else None,
+        user_data[0],
+        key_pair,
+        tags,
+        depends_on,
+        parent,
+    )
+    association = alicloud.ecs.EipAssociation(
+        f"{name}-eip-assoc",
+        allocation_id=network.eip.id,
+        instance_id=instance.id,
+        instance_type="EcsInstance",
+        opts=opts,
+    )
+    routes = routes_to_aws(name, s, network, "Instance", instance.id, [], parent)
+    return AliGateway(instances=[instance], eip_association=association, route_entries=routes, key_pair=key_pair)

@@ -108,3 +108,6 @@ class VpnLinkArgs(TypedDict, total=False):
 
     deletion_protection: bool
     """Protect the EIP (the address AWS's customer gateway is bound to) from deletion; the gateway ECS is replaced by design and stays deletable. Requires `aliZoneId`. Default: false."""
+
+    gateway_count: int
+    """Gateway ECS instances: 1, or 2 for a pair behind a HaVip (keepalived, unicast VRRP; the active one holds both tunnels, the standby takes over when it fails): no single point of failure, at twice the instance cost. A pair needs the link's own vSwitch (`aliVswitchCidr`, not `aliVswitchId`): its three addresses are fixed. Default: 1."""

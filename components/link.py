@@ -13,10 +13,11 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components import alibaba_side, aws_side, monitoring, verification
+from components import alibaba_side, aws_side, gateway_pair, monitoring, verification
 from components.args import VpnLinkArgs
+from components.naming import given
 from core.settings import KEYS, Problems, Settings, SettingsError, build_settings
-from userdata import Gateway, Tunnel, render
+from userdata import Gateway, HaPair, Tunnel, keepalived, render
 
 PACKAGE = "aws2aliyun"  # the component package (provider/__main__.py)
 # The package's version as its schema states it; consumers pin a git tag of this repository
@@ -84,10 +85,41 @@ def generated_psk(name: str, parent: pulumi.Resource) -> pulumi.Output[str]:
     return pulumi.Output.secret(password.result)
 
 
+def generated_vrrp_password(name: str, parent: pulumi.Resource) -> pulumi.Output[str]:
+    """keepalived's VRRP authentication between a pair's gateways (VRRPv2 holds 8 characters)."""
+    password = random.RandomPassword(
+        name,
+        length=keepalived.VRRP_PASSWORD_LENGTH,
+        special=False,
+        numeric=True,
+        upper=True,
+        lower=True,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return pulumi.Output.secret(password.result)
+
+
+def ha_pair(s: Settings, number: int, vrrp_password: str) -> HaPair:
+    """Gateway `number`'s place in the pair (gatewayCount 2)."""
+    first, second = (str(given(ip)) for ip in s.gateway_private_ips)
+    return HaPair(
+        number=number,
+        addresses=(first, second),
+        vip=str(given(s.havip_address)),
+        prefixlen=s.ali_vswitch_cidr.prefixlen,
+        vrrp_password=vrrp_password,
+    )
+
+
 def user_data(
-    s: Settings, eip: pulumi.Output[str], vpn: aws_side.AwsVpn, psks: tuple[pulumi.Output[str], pulumi.Output[str]]
-) -> pulumi.Output[str]:
-    """Render the cloud-config from the VPN connection's outputs (secret: it holds the PSKs).
+    s: Settings,
+    eip: pulumi.Output[str],
+    vpn: aws_side.AwsVpn,
+    psks: tuple[pulumi.Output[str], pulumi.Output[str]],
+    vrrp_password: pulumi.Output[str] | None = None,
+) -> list[pulumi.Output[str]]:
+    """Render each gateway's cloud-config from the VPN connection's outputs (secret: it holds
+    the PSKs): one, or both of a pair (the same settings, each with its own place in it).
 
     The PSKs are the ones given to the connection, not read back from it: with
     presharedKeyStorage=SecretsManager AWS does not return them."""
@@ -98,22 +130,28 @@ def user_data(
         c.tunnel1_vgw_inside_address, psks[0],
         c.tunnel2_address, c.tunnel2_inside_cidr, c.tunnel2_cgw_inside_address,
         c.tunnel2_vgw_inside_address, psks[1],
+        vrrp_password if vrrp_password is not None else "",
     )  # fmt: skip
 
-    def build(v: list[str]) -> str:
+    def build(v: list[str], number: int) -> str:
+        private_ip = s.gateway_private_ips[number - 1]
         gateway = Gateway(
             eip=v[0],
-            private_ip=str(s.ecs_private_ip) if s.ecs_private_ip is not None else None,
+            private_ip=str(private_ip) if private_ip is not None else None,
             aws_prefixes=tuple(str(p) for p in s.aws_prefixes),
             ali_prefixes=tuple(str(p) for p in s.ali_prefixes),
             crypto=s.crypto,
             tunnels=(Tunnel(1, *v[1:6]), Tunnel(2, *v[6:11])),
             ssh_allowed_cidrs=tuple(str(c) for c in s.ssh_allowed_cidrs),
             aws_end_answers=not s.uses_transit_gateway,
+            ha=ha_pair(s, number, v[11]) if s.is_pair else None,
         )
         return render(gateway)
 
-    return pulumi.Output.secret(facts.apply(build))
+    def rendered(number: int) -> pulumi.Output[str]:
+        return pulumi.Output.secret(facts.apply(lambda v: build(v, number)))
+
+    return [rendered(number) for number in range(1, s.gateway_count + 1)]
 
 
 class VpnLink(pulumi.ComponentResource):
@@ -132,7 +170,17 @@ class VpnLink(pulumi.ComponentResource):
     ecs_instance_id: pulumi.Output[str]
     """The gateway ECS instance."""
     ecs_private_ip: pulumi.Output[str]
-    """The gateway ECS's private address in its vSwitch (the next hop of the route entries)."""
+    """The gateway ECS's private address in its vSwitch (the next hop of the route entries; of
+    a pair, gateway 1's)."""
+    ecs_instance_ids: pulumi.Output[list[str]]
+    """Every gateway ECS instance: one, or both of a pair (gateway 1 first)."""
+    ecs_private_ips: pulumi.Output[list[str]]
+    """Every gateway's private address, in the order of ecsInstanceIds."""
+    ha_vip_address: pulumi.Output[str]
+    """A pair's HaVip: the active gateway's address, the next hop of the route entries (empty
+    with one gateway)."""
+    ha_vip_id: pulumi.Output[str]
+    """A pair's HaVip (empty with one gateway)."""
     aws_vpc_id: pulumi.Output[str]
     """The AWS VPC the virtual private gateway is attached to (empty with a Transit Gateway)."""
     ali_vpc_id: pulumi.Output[str]
@@ -200,8 +248,16 @@ class VpnLink(pulumi.ComponentResource):
             name, s, ali, (conn.tunnel1_address, conn.tunnel2_address), parent=self
         )
         access = verification.ssh_access(name, s, parent=self)
-        gateway = alibaba_side.create_gateway(
-            name, s, ali, user_data(s, ali.eip.ip_address, vpn, psks), access.public_key, depends_on=rules, parent=self
+        vrrp = generated_vrrp_password(f"{name}-vrrp-auth", self) if s.is_pair else None
+        create_gateway = gateway_pair.create if s.is_pair else alibaba_side.create_gateway
+        gateway = create_gateway(
+            name,
+            s,
+            ali,
+            user_data(s, ali.eip.ip_address, vpn, psks, vrrp),
+            access.public_key,
+            depends_on=rules,
+            parent=self,
         )
         # The AWS provider's region (a provider passed in opts included).
         region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
@@ -212,7 +268,7 @@ class VpnLink(pulumi.ComponentResource):
                 name,
                 host=ali.eip.ip_address,
                 private_key=access.private_key,
-                triggers=[gateway.instance.id, conn.id],
+                triggers=[*(i.id for i in gateway.instances), conn.id],
                 depends_on=[gateway.eip_association, *gateway.route_entries],
                 parent=self,
             )
@@ -220,6 +276,11 @@ class VpnLink(pulumi.ComponentResource):
         self.eip_address = ali.eip.ip_address
         self.ecs_instance_id = gateway.instance.id
         self.ecs_private_ip = gateway.instance.private_ip
+        self.ecs_instance_ids = pulumi.Output.all(*(i.id for i in gateway.instances))
+        self.ecs_private_ips = pulumi.Output.all(*(i.private_ip for i in gateway.instances))
+        pair = gateway.pair
+        self.ha_vip_address = pair.havip.ip_address if pair is not None else pulumi.Output.from_input("")
+        self.ha_vip_id = pair.havip.id if pair is not None else pulumi.Output.from_input("")
         self.aws_vpc_id = aws_net.vpc_id if aws_net.vpc_id is not None else pulumi.Output.from_input("")
         self.ali_vpc_id = ali.vpc_id
         self.ali_vswitch_id = ali.vswitch_id

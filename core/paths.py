@@ -9,6 +9,7 @@ UPDOWN_PATH = "/usr/local/sbin/aws2aliyun-updown"
 VERIFY_PATH = "/usr/local/sbin/aws2aliyun-verify"
 WATCHDOG_PATH = "/usr/local/sbin/aws2aliyun-watchdog"
 LIVENESS_PATH = "/usr/local/sbin/aws2aliyun-liveness"
+HA_PATH = "/usr/local/sbin/aws2aliyun-ha"  # a gateway pair's keepalived notify and track script
 
 # Configuration
 LINK_ENV_PATH = "/etc/aws2aliyun/link.env"
@@ -17,9 +18,11 @@ SWANCTL_CONF_PATH = "/etc/swanctl/conf.d/aws2aliyun.conf"
 SWANCTL_SECRETS_PATH = "/etc/swanctl/conf.d/aws2aliyun-secrets.conf"
 CHARON_CONF_PATH = "/etc/strongswan.d/charon-aws2aliyun.conf"
 SYSCTL_PATH = "/etc/sysctl.d/90-aws2aliyun.conf"
+KEEPALIVED_CONF_PATH = "/etc/keepalived/keepalived.conf"
 
 # State
 LIVENESS_STATE_PATH = "/run/aws2aliyun/liveness.json"  # the liveness daemon's view of each tunnel
+HA_ROLE_PATH = "/run/aws2aliyun/ha-role"  # a pair's gateway: MASTER, BACKUP, FAULT or STOP (keepalived's word)
 
 # systemd units
 UNIT_DIR = "/etc/systemd/system"
@@ -27,6 +30,7 @@ FIREWALL_UNIT = "aws2aliyun-firewall.service"
 WATCHDOG_SERVICE = "aws2aliyun-watchdog.service"
 WATCHDOG_TIMER = "aws2aliyun-watchdog.timer"
 LIVENESS_SERVICE = "aws2aliyun-liveness.service"
+KEEPALIVED_SERVICE = "keepalived.service"
 FIREWALL_UNIT_PATH = f"{UNIT_DIR}/{FIREWALL_UNIT}"
 WATCHDOG_SERVICE_PATH = f"{UNIT_DIR}/{WATCHDOG_SERVICE}"
 WATCHDOG_TIMER_PATH = f"{UNIT_DIR}/{WATCHDOG_TIMER}"

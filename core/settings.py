@@ -92,6 +92,7 @@ AWS_VPC_PREFIXES = range(16, 29)
 AWS_STATIC_ROUTES_PER_VPN = 100  # static routes of one VPN connection (AWS Site-to-Site VPN quotas)
 ALI_ROUTE_ENTRIES_PER_TABLE = 200  # custom route entries of one route table (Alibaba VPC quotas)
 ALI_RULES_PER_SECURITY_GROUP = 200  # rules of one security group (Alibaba ECS limits)
+GATEWAY_COUNTS = (1, 2)  # one gateway, or a pair behind a HaVip
 LOG_RETENTION_DAYS = (
     1,
     3,
@@ -758,6 +759,15 @@ class Settings:
         "Protect the EIP (the address AWS's customer gateway is bound to) from deletion; the gateway ECS is "
         "replaced by design and stays deletable. Requires `aliZoneId`.",
     )
+    gateway_count: int = setting(
+        "gatewayCount",
+        1,
+        whole(lambda n: n in GATEWAY_COUNTS, "expected 1 (one gateway) or 2 (a gateway pair behind a HaVip)"),
+        "Gateway ECS instances: 1, or 2 for a pair behind a HaVip (keepalived, unicast VRRP; the active one "
+        "holds both tunnels, the standby takes over when it fails): no single point of failure, at twice the "
+        "instance cost. A pair needs the link's own vSwitch (`aliVswitchCidr`, not `aliVswitchId`): its three "
+        "addresses are fixed.",
+    )
     aws_region: str = field(default="", metadata={_PROVIDER_KEY: "aws:region"})
     ali_region: str = field(default="", metadata={_PROVIDER_KEY: "alicloud:region"})
     notes: tuple[str, ...] = ()
@@ -803,6 +813,23 @@ class Settings:
         return gateway_private_ip(self.ali_vswitch_cidr) if self.creates_vswitch else None
 
     @property
+    def is_pair(self) -> bool:
+        """A gateway pair behind a HaVip (gatewayCount 2)."""
+        return self.gateway_count == 2
+
+    @property
+    def gateway_private_ips(self) -> tuple[ipaddress.IPv4Address | None, ...]:
+        """Each gateway's fixed private address (None: Alibaba assigns it, one gateway only)."""
+        if self.is_pair:
+            return pair_addresses(self.ali_vswitch_cidr)[:2]
+        return (self.ecs_private_ip,)
+
+    @property
+    def havip_address(self) -> ipaddress.IPv4Address | None:
+        """The pair's HaVip: the address the EIP and the route entries point at."""
+        return pair_addresses(self.ali_vswitch_cidr)[2] if self.is_pair else None
+
+    @property
     def aws_subnet_cidr(self) -> IPv4Network:
         """The subnet created in a new AWS VPC: its first /24 (or the whole VPC when smaller)."""
         if self.aws_vpc_cidr.prefixlen >= 24:
@@ -830,6 +857,14 @@ def gateway_private_ip(vswitch: IPv4Network) -> ipaddress.IPv4Address:
     Alibaba leaves free in a small one (it reserves the first and the last three)."""
     offset = min(10, vswitch.num_addresses - 4)
     return vswitch.network_address + offset
+
+
+def pair_addresses(vswitch: IPv4Network) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address, ipaddress.IPv4Address]:
+    """A gateway pair's addresses: gateway 1, gateway 2 and the HaVip, hosts 10, 11 and 12 of the
+    vSwitch (gateway 1 where a single gateway sits), or the last three hosts Alibaba leaves free
+    in a small one."""
+    top = vswitch.network_address + min(12, vswitch.num_addresses - 4)
+    return (top - 2, top - 1, top)
 
 
 def _nets(*values: Any) -> bool:
@@ -1015,13 +1050,14 @@ def _check_across(v: Mapping[str, Any], p: Problems, given: Collection[str] = ()
         )
 
     ali = _prefixes(v, "aliCidrs", "aliVpcCidr")
-    rules = len(ali) + 2 * 2 + (len(v["sshAllowedCidrs"]) if v["sshAllowedCidrs"] is not INVALID else 0)
+    pair_rules = 2 if v["gatewayCount"] == 2 else 0
+    rules = len(ali) + 2 * 2 + pair_rules + (len(v["sshAllowedCidrs"]) if v["sshAllowedCidrs"] is not INVALID else 0)
     if rules > ALI_RULES_PER_SECURITY_GROUP:
         p.add(
             "aliCidrs",
             f"{len(ali)} prefixes",
-            f"the gateway's security group would need {rules} rules (one per Alibaba prefix, four for IKE, one per "
-            f"sshAllowedCidrs); Alibaba allows {ALI_RULES_PER_SECURITY_GROUP}",
+            f"the gateway's security group would need {rules} rules (one per Alibaba prefix, four for IKE, two for a "
+            f"gateway pair, one per sshAllowedCidrs); Alibaba allows {ALI_RULES_PER_SECURITY_GROUP}",
             after="sshAllowedCidrs",
         )
 
@@ -1039,6 +1075,16 @@ def _check_across(v: Mapping[str, Any], p: Problems, given: Collection[str] = ()
             True,
             "verify connects over SSH, so sshAllowedCidrs must list the address pulumi runs from",
             after="verify",
+        )
+
+    if v["gatewayCount"] == 2 and v["aliVswitchId"] is not None:
+        p.add(
+            "gatewayCount",
+            2,
+            "a gateway pair needs fixed addresses for both gateways and its HaVip (each gateway's keepalived names "
+            "the other's), which only a vSwitch this link creates guarantees free: unset aliVswitchId and set "
+            "aliVswitchCidr (a new vSwitch in aliVpcId), or keep gatewayCount 1",
+            after="gatewayCount",
         )
 
     if v["deletionProtection"] is True and v["aliZoneId"] is None and v["aliVswitchId"] is None:

@@ -51,11 +51,14 @@ def _inside_hosts(cidr: str) -> tuple[str, str]:
 class CloudMocks(pulumi.runtime.Mocks):
     """Answers resource creation and data-source calls for AWS, Alibaba and friends.
 
-    `zones`: the zones `get_zones` answers with, in its order (the first sells the type)."""
+    `zones`: the zones `get_zones` answers with, in its order (the first sells the type).
+    `active_gateway`: the display name of the gateway ECS that holds a pair's HaVip (a stack
+    whose pair exists already); None: no HaVip exists yet."""
 
-    def __init__(self, zones: tuple[str, ...] = (ALI_ZONE,)):
+    def __init__(self, zones: tuple[str, ...] = (ALI_ZONE,), active_gateway: str | None = None):
         super().__init__()
         self.zones = zones
+        self.active_gateway = active_gateway
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         t, name, inputs = args.typ, args.name, dict(args.inputs)
@@ -137,6 +140,17 @@ class CloudMocks(pulumi.runtime.Mocks):
             rid = f"{inputs.get('allocationId')}:{inputs.get('instanceId')}"
         elif t == "alicloud:vpc/routeEntry:RouteEntry":
             rid = f"{inputs.get('routeTableId')}:{inputs.get('destinationCidrblock')}"
+        elif t == "alicloud:vpc/haVipv2:HaVipv2":
+            rid = f"havip-{_hex(name, 21)}"
+            outputs["haVipId"] = rid
+            outputs["status"] = "Available"
+        elif t == "alicloud:vpc/hAVipAttachment:HAVipAttachment":
+            rid = f"{inputs.get('haVipId')}:{inputs.get('instanceId')}"
+        elif t == "alicloud:ecs/command:Command":
+            rid = f"c-{_hex(name, 20)}"
+        elif t == "alicloud:ecs/ecsInvocation:EcsInvocation":
+            rid = f"t-{_hex(name, 20)}"
+            outputs["status"] = "Finished"
         elif t == "alicloud:ecs/ecsKeyPair:EcsKeyPair":
             rid = inputs.get("keyPairName", name)
             outputs["fingerPrint"] = ":".join(_hex(name, 32)[i : i + 2] for i in range(0, 32, 2))
@@ -147,10 +161,43 @@ class CloudMocks(pulumi.runtime.Mocks):
             outputs["stderr"] = ""
         return rid, outputs
 
+    def _havips(self, a: dict[str, Any]) -> dict[str, Any]:
+        """The pair's HaVip, held by `active_gateway`, when one is set."""
+        havips = []
+        if self.active_gateway is not None:
+            name = str(a.get("nameRegex", "")).strip("^$").replace("\\", "")
+            havips.append(
+                {
+                    "id": f"havip-{_hex(name, 21)}",
+                    "havipId": f"havip-{_hex(name, 21)}",
+                    "havipName": name,
+                    "masterInstanceId": f"i-{_hex(self.active_gateway, 20)}",
+                    "associatedInstances": [],
+                    "associatedEipAddresses": [],
+                    "description": "",
+                    "ipAddress": "",
+                    "status": "InUse",
+                    "vpcId": "",
+                    "vswitchId": "",
+                    "createTime": "",
+                }
+            )
+        return {"id": "havips", "ids": [h["id"] for h in havips], "names": [], "havips": havips}
+
+    def _instances(self, a: dict[str, Any]) -> dict[str, Any]:
+        """Instances by id: `active_gateway`'s, the only one this mock knows."""
+        known = {} if self.active_gateway is None else {f"i-{_hex(self.active_gateway, 20)}": self.active_gateway}
+        found = [{"id": i, "name": known[i]} for i in a.get("ids") or [] if i in known]
+        return {"id": "instances", "ids": [f["id"] for f in found], "names": [], "instances": found}
+
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         tok = args.token
         if tok in LOOKUPS:
             return LOOKUPS[tok](dict(args.args)), []
+        if tok == "alicloud:vpc/getHavips:getHavips":
+            return self._havips(dict(args.args)), []
+        if tok == "alicloud:ecs/getInstances:getInstances":
+            return self._instances(dict(args.args)), []
         if tok == "alicloud:index/getZones:getZones":
             zones = [
                 {

@@ -163,6 +163,38 @@ RULES: dict[str, ProviderRule] = {
         force_new=frozenset({"cidrBlock", "enableIpv6", "resourceGroupId"}),
         source=ALICLOUD + "resource_alicloud_vpc.go",
     ),
+    "alicloud:vpc/haVipv2:HaVipv2": ProviderRule(
+        force_new=frozenset({"vswitchId", "ipAddress"}),
+        source=ALICLOUD + "resource_alicloud_vpc_ha_vip.go; DeleteHaVip retries while associated",
+        unique=lambda i: {("havip", i.get("vswitchId"), i.get("ipAddress"))} if i.get("ipAddress") else set(),
+    ),
+    "alicloud:vpc/hAVipAttachment:HAVipAttachment": ProviderRule(
+        force_new=frozenset({"haVipId", "havipId", "instanceId", "instanceType"}),
+        source=ALICLOUD + "resource_alicloud_havip_attachment.go (AssociateHaVip / UnassociateHaVip)",
+        unique=lambda i: {("havipAttachment", i.get("haVipId"), i.get("instanceId"))},
+    ),
+    "alicloud:ecs/command:Command": ProviderRule(
+        force_new=frozenset(
+            {"commandContent", "description", "enableParameter", "name", "timeout", "type", "workingDir"}
+        ),
+        source=ALICLOUD + "resource_alicloud_ecs_command.go (no Update: every argument is ForceNew)",
+    ),
+    "alicloud:ecs/ecsInvocation:EcsInvocation": ProviderRule(
+        force_new=frozenset(
+            {
+                "commandId",
+                "instanceIds",
+                "repeatMode",
+                "timed",
+                "frequency",
+                "parameters",
+                "username",
+                "windowsPasswordName",
+            }
+        ),
+        source=ALICLOUD
+        + "resource_alicloud_ecs_invocation.go (Create: InvokeCommand, then waits for Success; Delete: StopInvocation)",
+    ),
     "aws:ec2/vpnConnection:VpnConnection": ProviderRule(
         # customer/VPN/transit gateway changes go through ModifyVpnConnection, tunnel options
         # (PSKs included) and the PSK storage through ModifyVpnTunnelOptions: all in place.
@@ -350,14 +382,26 @@ def simulate(before: offline.Plan, after: offline.Plan) -> Rollout:
     # (deleted last) too
     alive = dict(old)
 
+    def replaced_through(u: str, dep: str) -> bool:
+        """Whether `u` must be replaced because `dep` is: a ForceNew input of it carries `dep`'s id
+        or outputs (a property dependency). A plain dependsOn is no such reason: the engine's
+        dependent replacements (calculateDependentReplacements) diff only the properties that
+        depend on the replaced resource, so a dependent that is replaced for its own reasons
+        waits for its own turn."""
+        r = by_urn[u]
+        known = RULES.get(r.type)
+        forced = set(r.options["replaceOnChanges"]) | (known.force_new if known else set())
+        return any(_carries(r.inputs.get(k), _volatile(old[dep])) for k in forced)
+
     def dependents(urn: str) -> list[str]:
-        """Replaced resources depending on `urn`, directly or not, dependents first."""
+        """Replaced resources depending on `urn` through a ForceNew input, directly or not,
+        dependents first."""
         found: list[str] = []
         frontier = [urn]
         while frontier:
             cur = frontier.pop()
             for u in order:
-                if u in replace and cur in by_urn[u].depends_on and u not in found:
+                if u in replace and cur in by_urn[u].depends_on and u not in found and replaced_through(u, cur):
                     found.append(u)
                     frontier.append(u)
         return sorted(found, key=order.index, reverse=True)

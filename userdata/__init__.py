@@ -1,6 +1,6 @@
 """The gateway ECS's user-data: pure functions from tunnel facts to a #cloud-config."""
 
 from userdata.cloud_config import cloud_config, render
-from userdata.model import Gateway, Tunnel
+from userdata.model import Gateway, HaPair, Tunnel
 
-__all__ = ["Gateway", "Tunnel", "cloud_config", "render"]
+__all__ = ["Gateway", "HaPair", "Tunnel", "cloud_config", "render"]

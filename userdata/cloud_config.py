@@ -14,11 +14,12 @@ from importlib import resources
 import yaml
 
 from core import paths
-from userdata import firewall, liveness, swanctl, watchdog
+from userdata import firewall, keepalived, liveness, swanctl, watchdog
 from userdata.model import Gateway
 
 # python3 is cloud-init's own interpreter; listed because the liveness daemon runs on it.
 PACKAGES = ("strongswan-swanctl", "charon-systemd", "iptables", "nftables", "python3")
+PAIR_PACKAGES = ("keepalived",)  # a gateway of a pair behind a HaVip
 SYSCTLS = {
     "net.ipv4.ip_forward": 1,
     # A router must not be steered by, nor send, ICMP redirects, nor honour source routes.
@@ -70,6 +71,9 @@ def link_env(gw: Gateway) -> str:
         "TCP_MSS": mss,
         "LIVENESS_REQUIRED": "yes" if gw.aws_end_answers else "no",
     }
+    if gw.ha is not None:
+        # one of a pair: only the active one (keepalived MASTER) holds the tunnels
+        values.update({"HA_PAIR": "yes", "HA_VIP": gw.ha.vip, "HA_SELF": gw.ha.self_ip, "HA_PEER": gw.ha.peer_ip})
     for t in gw.tunnels:
         p = f"TUNNEL{t.number}_"
         values.update(
@@ -111,11 +115,27 @@ def _script(path: str, name: str) -> dict:
     return _file(path, static_file(name), "0755")
 
 
+def _pair_files(gw: Gateway) -> list[dict]:
+    if gw.ha is None:
+        return []
+    return [
+        _file(paths.KEEPALIVED_CONF_PATH, keepalived.conf(gw), "0600"),
+        _script(paths.HA_PATH, "aws2aliyun-ha.sh"),
+    ]
+
+
+def _pair_commands(gw: Gateway) -> list[list[str]]:
+    """keepalived last: it may make this gateway MASTER at once, and then initiates the tunnels."""
+    if gw.ha is None:
+        return []
+    return [["systemctl", "enable", paths.KEEPALIVED_SERVICE], ["systemctl", "restart", paths.KEEPALIVED_SERVICE]]
+
+
 def cloud_config(gw: Gateway) -> dict:
     """The cloud-config as a dict (see `render` for the text)."""
     return {
         "package_update": True,
-        "packages": list(PACKAGES),
+        "packages": list(PACKAGES) + (list(PAIR_PACKAGES) if gw.ha is not None else []),
         "ssh_pwauth": False,
         "write_files": [
             _file(paths.LINK_ENV_PATH, link_env(gw), "0644"),
@@ -128,10 +148,11 @@ def cloud_config(gw: Gateway) -> dict:
             _script(paths.UPDOWN_PATH, "aws2aliyun-updown.sh"),
             _script(paths.VERIFY_PATH, "aws2aliyun-verify.sh"),
             _script(paths.WATCHDOG_PATH, "aws2aliyun-watchdog.sh"),
-            _file(paths.WATCHDOG_SERVICE_PATH, watchdog.service(), "0644"),
+            _file(paths.WATCHDOG_SERVICE_PATH, watchdog.service(pair=gw.ha is not None), "0644"),
             _file(paths.WATCHDOG_TIMER_PATH, watchdog.timer(), "0644"),
             _script(paths.LIVENESS_PATH, "aws2aliyun-liveness.py"),
             _file(paths.LIVENESS_SERVICE_PATH, liveness.service(), "0644"),
+            *_pair_files(gw),
         ],
         "runcmd": [
             ["sysctl", "--system"],
@@ -146,6 +167,7 @@ def cloud_config(gw: Gateway) -> dict:
             ["swanctl", "--load-all", "--noprompt"],
             # Re-initiates a tunnel charon has given up on (see userdata/watchdog.py).
             ["systemctl", "enable", "--now", paths.WATCHDOG_TIMER],
+            *_pair_commands(gw),
         ],
     }
 

@@ -12,6 +12,7 @@ the project's own, replaced whole on every load, so nothing else's rules are tou
 from __future__ import annotations
 
 from core import paths
+from userdata import keepalived
 from userdata.model import Gateway
 
 TABLE = "aws2aliyun"
@@ -61,6 +62,9 @@ def ruleset(gw: Gateway) -> str:
     ]
     if gw.ssh_allowed_cidrs:
         lines.append("        ip saddr @ssh_allowed tcp dport 22 accept")
+    if gw.ha is not None:
+        # the pair's VRRP adverts, from the other gateway only
+        lines.append(f"        ip saddr {gw.ha.peer_ip} ip protocol {keepalived.VRRP_PROTOCOL} accept")
     lines += [
         "    }",
         "    chain forward {",

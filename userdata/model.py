@@ -11,6 +11,8 @@ from core.crypto import CryptoProfile
 TUNNEL_MARKS = (100, 200)
 TUNNEL_METRICS = (100, 200)
 VTI_NAMES = ("Tunnel1", "Tunnel2")
+# The ECS's one NIC (Alibaba's Debian images, and the lab's gateway VMs).
+GATEWAY_NIC = "eth0"
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,25 @@ class Tunnel:
 
 
 @dataclass(frozen=True)
+class HaPair:
+    """This gateway's place in a pair behind a HaVip (gatewayCount 2)."""
+
+    number: int  # 1 or 2: which of the pair this one is
+    addresses: tuple[str, str]  # both gateways' private addresses, gateway 1 first
+    vip: str  # the HaVip: the EIP's and the route entries' target, held by the active gateway
+    prefixlen: int  # the vSwitch's
+    vrrp_password: str  # keepalived's VRRP authentication (8 characters; a secret)
+
+    @property
+    def self_ip(self) -> str:
+        return self.addresses[self.number - 1]
+
+    @property
+    def peer_ip(self) -> str:
+        return self.addresses[2 - self.number]
+
+
+@dataclass(frozen=True)
 class Gateway:
     """Everything the ECS's cloud-config depends on."""
 
@@ -64,3 +85,10 @@ class Gateway:
     # for a Transit Gateway that is not established here, so a tunnel that has never answered
     # is no verify problem there (the routes then follow the SAs, as without liveness).
     aws_end_answers: bool = True
+    ha: HaPair | None = None  # one of a pair behind a HaVip; None: the only gateway
+
+    @property
+    def ike_address(self) -> str | None:
+        """Where IKE binds: the HaVip on a pair (the EIP is bound to it, and only the active
+        gateway holds it), else the ECS's own address."""
+        return self.ha.vip if self.ha is not None else self.private_ip

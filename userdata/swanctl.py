@@ -86,7 +86,7 @@ def connection(gw: Gateway, t: Tunnel) -> dict:
     p = gw.crypto
     ike: dict = {
         "version": p.ike_version,
-        **({"local_addrs": gw.private_ip} if gw.private_ip else {}),
+        **({"local_addrs": gw.ike_address} if gw.ike_address else {}),
         "remote_addrs": t.outside_address,
         "proposals": p.ike_proposals(),
         "dpd_delay": _seconds(ECS_DPD_DELAY_S),
@@ -124,7 +124,8 @@ def connection(gw: Gateway, t: Tunnel) -> dict:
                     "rand_time": _seconds(p.ecs_rand_time_s()),
                     "replay_window": 1024,
                     "updown": f"{paths.UPDOWN_PATH} {t.name}",
-                    "start_action": "start",
+                    # One of a pair: the active gateway initiates (aws2aliyun-ha, keepalived MASTER).
+                    "start_action": "none" if gw.ha is not None else "start",
                     "dpd_action": "restart",
                     "close_action": "restart",
                 }

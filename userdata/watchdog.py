@@ -20,7 +20,10 @@ INTERVAL_S = 15
 INITIATE_TIMEOUT_S = 10  # how long one `swanctl --initiate` may block the watchdog
 
 
-def service() -> str:
+def service(pair: bool = False) -> str:
+    """On a gateway of a pair only the active one (keepalived MASTER) holds tunnels: systemd
+    skips the run on the others (ExecCondition)."""
+    condition = f"ExecCondition={paths.HA_PATH} is-master\n" if pair else ""
     return f"""[Unit]
 Description=aws2aliyun-vpc: re-initiate a tunnel strongSwan gave up on
 After=strongswan.service
@@ -29,7 +32,7 @@ Requisite=strongswan.service
 [Service]
 Type=oneshot
 Environment=INITIATE_TIMEOUT={INITIATE_TIMEOUT_S}
-ExecStart={paths.WATCHDOG_PATH}
+{condition}ExecStart={paths.WATCHDOG_PATH}
 """
 
 

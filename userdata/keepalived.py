@@ -1,0 +1,114 @@
+"""keepalived for a gateway pair behind a HaVip: which of the two holds the address, and so
+the tunnels.
+
+VPC networks carry no multicast, so VRRP is unicast between the two private addresses. Both
+gateways start as BACKUP with `nopreempt`: the first to win keeps the HaVip, and a recovered
+peer stays standby instead of taking the link back (a second outage). The one that becomes
+MASTER brings both tunnels up (`aws2aliyun-ha notify`), the others tear theirs down, so only
+the active gateway holds IKE SAs.
+
+Health: VRRP adverts stop when the active gateway is down or hung (the standby takes over
+after 3 * ADVERT_INT_S plus its skew); `aws2aliyun-ha check` fails when charon is not running,
+does not answer, or was restarted under an active gateway (its SAs are gone: hand over to
+the standby, whose charon is ready). A dead AWS endpoint is not keepalived's business: the
+tunnel failover (aws2aliyun-liveness) moves the traffic to the other tunnel.
+"""
+
+from __future__ import annotations
+
+from core import paths
+from userdata.model import GATEWAY_NIC, Gateway, HaPair
+
+VRRP_INSTANCE = "aws2aliyun"
+VIRTUAL_ROUTER_ID = 51  # unicast VRRP: only the pair hears it, so any id works
+ADVERT_INT_S = 1
+# Gateway 1 wins an election held with both up (a first boot, a healed partition).
+PRIORITIES = (101, 100)
+CHECK_INTERVAL_S = 1
+CHECK_TIMEOUT_S = 3
+CHECK_FALL = 2  # two failed checks in a row: a loaded host may stall one
+CHECK_RISE = 2
+VRRP_PASSWORD_LENGTH = 8  # VRRPv2 simple-text authentication holds 8 characters
+VRRP_PROTOCOL = 112  # IP protocol number of VRRP (for the host firewall)
+# How long `pulumi up` waits for the first-replaced gateway to be ready (a boot, cloud-init's
+# package install, the tunnels) before it gives up, leaving the other gateway untouched.
+READY_TIMEOUT_S = 900
+READY_POLL_S = 5
+
+
+def takeover_s(number: int) -> float:
+    """How long the standby waits after the last advert before it takes over (RFC 3768's
+    master down interval: three adverts plus a skew that favours the higher priority)."""
+    return 3 * ADVERT_INT_S + (256 - PRIORITIES[number - 1]) / 256 * ADVERT_INT_S
+
+
+def conf(gw: Gateway) -> str:
+    """/etc/keepalived/keepalived.conf of one gateway of the pair (mode 0600: the password)."""
+    ha: HaPair | None = gw.ha
+    if ha is None:
+        raise ValueError("keepalived is rendered only for a gateway of a pair")
+    if len(ha.vrrp_password) != VRRP_PASSWORD_LENGTH or not ha.vrrp_password.isalnum():
+        raise ValueError(f"the VRRP password must be {VRRP_PASSWORD_LENGTH} letters or digits")
+    return f"""# aws2aliyun-vpc: gateway {ha.number} of the pair behind HaVip {ha.vip} (rendered by userdata/keepalived.py)
+global_defs {{
+    router_id aws2aliyun-gw{ha.number}
+    script_user root
+    enable_script_security
+    # announce the HaVip again a second after taking it, and every 10 s while holding it
+    vrrp_garp_master_delay 1
+    vrrp_garp_master_refresh 10
+}}
+
+vrrp_script charon_ready {{
+    script "{paths.HA_PATH} check"
+    interval {CHECK_INTERVAL_S}
+    timeout {CHECK_TIMEOUT_S}
+    fall {CHECK_FALL}
+    rise {CHECK_RISE}
+}}
+
+vrrp_instance {VRRP_INSTANCE} {{
+    state BACKUP
+    nopreempt
+    interface {GATEWAY_NIC}
+    virtual_router_id {VIRTUAL_ROUTER_ID}
+    priority {PRIORITIES[ha.number - 1]}
+    advert_int {ADVERT_INT_S}
+    unicast_src_ip {ha.self_ip}
+    unicast_peer {{
+        {ha.peer_ip}
+    }}
+    authentication {{
+        auth_type PASS
+        auth_pass {ha.vrrp_password}
+    }}
+    virtual_ipaddress {{
+        {ha.vip}/{ha.prefixlen} dev {GATEWAY_NIC}
+    }}
+    track_script {{
+        charon_ready
+    }}
+    notify "{paths.HA_PATH} notify"
+}}
+"""
+
+
+def ready_script() -> str:
+    """What the Cloud Assistant invocation runs on the gateway `pulumi up` replaced first: it
+    exits 0 once that gateway can carry the link alone (`aws2aliyun-ha ready`: cloud-init done,
+    charon up with both connections, keepalived BACKUP, or MASTER with both tunnels up), so
+    the other gateway is replaced only then. It may start before cloud-init has written the
+    script, so it waits for that too."""
+    tries = (READY_TIMEOUT_S - 30) // READY_POLL_S
+    return f"""#!/bin/bash
+# aws2aliyun-vpc: wait until this gateway of the pair can carry the link alone; `pulumi up`
+# replaces the other gateway only after this exits 0.
+for _ in $(seq 1 {tries}); do
+  if [ -x {paths.HA_PATH} ] && {paths.HA_PATH} ready; then
+    exit 0
+  fi
+  sleep {READY_POLL_S}
+done
+{paths.HA_PATH} ready
+exit 1
+"""
