@@ -353,6 +353,29 @@ def gateway_instance(
     )
 
 
+def eip_association(
+    name: str,
+    network: AliNetwork,
+    target: pulumi.Input[str],
+    target_type: str,
+    depends_on: Sequence[pulumi.Resource],
+    parent: pulumi.Resource,
+) -> alicloud.ecs.EipAssociation:
+    """The EIP bound to the gateway (`EcsInstance`) or to a pair's HaVip (`HaVip`)."""
+    return alicloud.ecs.EipAssociation(
+        f"{name}-eip-assoc",
+        allocation_id=network.eip.id,
+        instance_id=target,
+        instance_type=target_type,
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            depends_on=list(depends_on),
+            # An EIP is bound to one thing at a time: a new target only once the old binding is gone.
+            delete_before_replace=True,
+        ),
+    )
+
+
 def routes_to_aws(
     name: str,
     s: Settings,
@@ -380,6 +403,9 @@ def routes_to_aws(
                         parent=parent,
                         aliases=[pulumi.Alias(name=f"{name}-route-to-aws")] if first else [],
                         depends_on=routes[-1:] or list(depends_on),
+                        # A table holds one entry per destination: a new next hop (an instance
+                        # becoming a HaVip) can only be created once the old entry is gone.
+                        delete_before_replace=True,
                     ),
                 )
             )
@@ -396,8 +422,7 @@ def create_gateway(
     parent: pulumi.Resource,
 ) -> AliGateway:
     """The ECS running strongSwan, its EIP and the VPC route to AWS through it; or, with
-    gatewayCount 2, the pair behind a HaVip (`create_pair`)."""
-    opts = pulumi.ResourceOptions(parent=parent)
+    gatewayCount 2, the pair behind a HaVip (components/gateway_pair.py)."""
     display = stack_scoped(name)
     tags = {"Name": display, "managed-by": "aws2aliyun-vpc"}
     key_pair = gateway_key_pair(name, public_key, tags, parent)
@@ -415,12 +440,6 @@ def create_gateway(
         depends_on,
         parent,
     )
-    association = alicloud.ecs.EipAssociation(
-        f"{name}-eip-assoc",
-        allocation_id=network.eip.id,
-        instance_id=instance.id,
-        instance_type="EcsInstance",
-        opts=opts,
-    )
+    association = eip_association(name, network, instance.id, "EcsInstance", [], parent)
     routes = routes_to_aws(name, s, network, "Instance", instance.id, [], parent)
     return AliGateway(instances=[instance], eip_association=association, route_entries=routes, key_pair=key_pair)

@@ -27,6 +27,7 @@ from components.alibaba_side import (
     AliGateway,
     AliNetwork,
     AliPair,
+    eip_association,
     gateway_instance,
     gateway_key_pair,
     routes_to_aws,
@@ -136,13 +137,7 @@ def create(
         )
         if gate is None:
             # The first gateway must reach AWS on its own (on the first deploy it is the only one).
-            association = alicloud.ecs.EipAssociation(
-                f"{name}-eip-assoc",
-                allocation_id=network.eip.id,
-                instance_id=havip.id,
-                instance_type="HaVip",
-                opts=pulumi.ResourceOptions(parent=parent, depends_on=[attachments[number]]),
-            )
+            association = eip_association(name, network, havip.id, "HaVip", [attachments[number]], parent)
             routes = routes_to_aws(name, s, network, "HaVip", havip.id, [attachments[number]], parent)
             gate = alicloud.ecs.EcsInvocation(
                 f"{name}-standby-ready",

@@ -145,6 +145,7 @@ def user_data(
             ssh_allowed_cidrs=tuple(str(c) for c in s.ssh_allowed_cidrs),
             aws_end_answers=not s.uses_transit_gateway,
             ha=ha_pair(s, number, v[11]) if s.is_pair else None,
+            aws_dpd_timeout_s=s.dpd_timeout_s,
         )
         return render(gateway)
 

@@ -359,7 +359,6 @@ def simulate(before: offline.Plan, after: offline.Plan) -> Rollout:
     grew = True
     while grew:
         grew = False
-        volatile = {urn: _volatile(old[urn]) for urn in replace}
         for r in new:
             if r.urn in replace or r.urn not in old:
                 continue
@@ -368,7 +367,7 @@ def simulate(before: offline.Plan, after: offline.Plan) -> Rollout:
             for dep in r.depends_on:
                 if dep not in replace:
                     continue
-                hit = sorted(k for k in forced if _carries(r.inputs.get(k), volatile[dep]))
+                hit = sorted(k for k in forced if _carries(r.inputs.get(k), _volatile(old[dep])))
                 if hit:
                     replace[r.urn] = f"{', '.join(hit)} from the replaced {old[dep].name}"
                     update.pop(r.urn, None)

@@ -86,6 +86,7 @@ class Gateway:
     # is no verify problem there (the routes then follow the SAs, as without liveness).
     aws_end_answers: bool = True
     ha: HaPair | None = None  # one of a pair behind a HaVip; None: the only gateway
+    aws_dpd_timeout_s: int = 30  # the AWS end's DPD timeout (dpdTimeoutSeconds)
 
     @property
     def ike_address(self) -> str | None:

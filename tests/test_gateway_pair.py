@@ -1,0 +1,327 @@
+"""A gateway pair behind a HaVip (issue 13): settings, the plan under mocks, both gateways'
+user-data (keepalived checked by keepalived itself), and the rolling replacement replayed with
+`tools.rollout`."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components import gateway_pair
+from core import paths
+from core.settings import SettingsError, load_settings, pair_addresses
+from tests.conftest import dev_values, plan_for, stack_with
+from tests.test_userdata import GOLDEN, files_of, gateway
+from tools import offline, rollout
+from tools.mocks import CloudMocks
+from userdata import HaPair, keepalived, render
+from userdata import swanctl as sw
+from userdata.cloud_config import USER_DATA_MAX_BYTES, shipped_text
+from userdata.firewall import ruleset
+from userdata.watchdog import service as watchdog_service
+
+ROOT = Path(__file__).resolve().parent.parent
+ECS = "alicloud:ecs/instance:Instance"
+HAVIP = "alicloud:vpc/haVipv2:HaVipv2"
+ATTACHMENT = "alicloud:vpc/hAVipAttachment:HAVipAttachment"
+EIP_ASSOC = "alicloud:ecs/eipAssociation:EipAssociation"
+ROUTE = "alicloud:vpc/routeEntry:RouteEntry"
+INVOCATION = "alicloud:ecs/ecsInvocation:EcsInvocation"
+COMMAND = "alicloud:ecs/command:Command"
+SG_RULE = "alicloud:ecs/securityGroupRule:SecurityGroupRule"
+PASSWORD = "Ab3dE6gH"
+
+
+def pair_gateway(number: int):
+    return dataclasses.replace(
+        gateway(), ha=HaPair(number, ("172.16.1.10", "172.16.1.11"), "172.16.1.12", 24, PASSWORD)
+    )
+
+
+def pair_plan(**overrides) -> offline.Plan:
+    return plan_for(gatewayCount="2", **overrides)
+
+
+def named(plan: offline.Plan, name: str) -> offline.Resource:
+    return next(r for r in plan.resources if r.name == name)
+
+
+# --- settings -------------------------------------------------------------------------
+
+
+def test_one_gateway_stays_the_default():
+    s = load_settings(dev_values())
+    assert s.gateway_count == 1 and not s.is_pair and s.havip_address is None
+
+
+@pytest.mark.parametrize(
+    ("vswitch", "expected"),
+    [
+        ("172.16.1.0/24", ("172.16.1.10", "172.16.1.11", "172.16.1.12")),
+        ("172.16.1.0/28", ("172.16.1.10", "172.16.1.11", "172.16.1.12")),
+        # /29: Alibaba reserves the first and the last three, hosts 1 to 4 are free
+        ("172.16.1.8/29", ("172.16.1.10", "172.16.1.11", "172.16.1.12")),
+        ("10.0.0.0/29", ("10.0.0.2", "10.0.0.3", "10.0.0.4")),
+    ],
+)
+def test_pair_addresses_are_free_hosts_of_the_vswitch(vswitch, expected):
+    net = ipaddress.ip_network(vswitch)
+    got = pair_addresses(net)
+    assert tuple(map(str, got)) == expected
+    usable = list(net)[1 : net.num_addresses - 3]
+    assert all(a in usable for a in got)
+
+
+def test_a_pair_takes_its_addresses_from_the_vswitch_and_keeps_gateway_1_where_one_was():
+    s = load_settings(dev_values(gatewayCount="2"))
+    assert s.is_pair
+    assert [str(a) for a in s.gateway_private_ips] == ["172.16.1.10", "172.16.1.11"]
+    assert str(s.havip_address) == "172.16.1.12"
+    assert s.gateway_private_ips[0] == load_settings(dev_values()).ecs_private_ip
+
+
+@pytest.mark.parametrize("bad", ["3", "0"])
+def test_gateway_count_must_be_1_or_2(bad):
+    with pytest.raises(SettingsError) as e:
+        load_settings(dev_values(gatewayCount=bad))
+    assert any(re.match(r"gatewayCount: .* is invalid: expected 1 .* or 2 ", line) for line in e.value.problems), (
+        e.value.problems
+    )
+
+
+def test_a_pair_in_an_existing_vswitch_is_refused_naming_both_keys():
+    with pytest.raises(SettingsError) as e:
+        load_settings(
+            dev_values(
+                gatewayCount="2",
+                aliVpcId="vpc-bp1opxu1zkhn00gzv26cc",
+                aliVswitchId="vsw-bp1s5fnvk4gn2tws03624",
+                aliVswitchCidr=None,
+                aliVpcCidr=None,
+            )
+        )
+    problem = next(p for p in e.value.problems if p.startswith("gatewayCount"))
+    assert "aliVswitchId" in problem and "aliVswitchCidr" in problem
+
+
+# --- the plan ---------------------------------------------------------------------------
+
+
+def test_a_pair_plans_two_gateways_behind_one_havip():
+    plan = pair_plan()
+    gateways = sorted(plan.of_type(ECS), key=lambda r: r.name)
+    assert [g.name for g in gateways] == ["link-gateway", "link-gateway-2"]
+    assert [g.input("privateIp") for g in gateways] == ["172.16.1.10", "172.16.1.11"]
+    assert [g.input("hostName") for g in gateways] == ["aws2aliyun-gw1", "aws2aliyun-gw2"]
+    assert all(g.options["deleteBeforeReplace"] and "userData" in g.options["replaceOnChanges"] for g in gateways)
+    havip = plan.one(HAVIP)
+    assert havip.input("ipAddress") == "172.16.1.12"
+    assert havip.input("vswitchId") == plan.one("alicloud:vpc/switch:Switch").id
+    attached = sorted(a.input("instanceId") for a in plan.of_type(ATTACHMENT))
+    assert attached == sorted(g.id for g in gateways)
+    assert {a.input("haVipId") for a in plan.of_type(ATTACHMENT)} == {havip.id}
+    assert all(a.input("instanceType") == "EcsInstance" for a in plan.of_type(ATTACHMENT))
+
+
+def test_the_eip_and_the_route_entries_point_at_the_havip():
+    plan = pair_plan()
+    havip = plan.one(HAVIP)
+    assoc = plan.one(EIP_ASSOC)
+    assert (assoc.input("instanceType"), assoc.input("instanceId")) == ("HaVip", havip.id)
+    routes = plan.of_type(ROUTE)
+    assert routes and all((r.input("nexthopType"), r.input("nexthopId")) == ("HaVip", havip.id) for r in routes)
+    # AWS still sees one customer gateway and one connection with two tunnels
+    assert len(plan.of_type("aws:ec2/customerGateway:CustomerGateway")) == 1
+    assert len(plan.of_type("aws:ec2/vpnConnection:VpnConnection")) == 1
+    assert plan.outputs["haVipAddress"] == "172.16.1.12"
+    assert plan.outputs["ecsPrivateIps"] == ["172.16.1.10", "172.16.1.11"]
+
+
+def test_one_gateway_has_no_pair_resources():
+    plan = plan_for()
+    for t in (HAVIP, ATTACHMENT, INVOCATION, COMMAND):
+        assert plan.of_type(t) == []
+    assert plan.one(EIP_ASSOC).input("instanceType") == "EcsInstance"
+    assert plan.outputs["haVipAddress"] == ""
+    assert not [r for r in plan.of_type(SG_RULE) if "-ha-" in r.name]
+
+
+def test_the_security_group_admits_vrrp_from_each_gateway_only():
+    rules = {r.name: r for r in pair_plan().of_type(SG_RULE)}
+    ha = {n: r for n, r in rules.items() if "-sg-ha-" in n}
+    assert {r.input("cidrIp") for r in ha.values()} == {"172.16.1.10/32", "172.16.1.11/32"}
+    assert all(r.input("ipProtocol") == "all" and r.input("type") == "ingress" for r in ha.values())
+
+
+def test_the_vrrp_password_is_a_generated_secret_in_both_user_datas():
+    plan = pair_plan()
+    password = named(plan, "link-vrrp-auth")
+    assert password.input("length") == keepalived.VRRP_PASSWORD_LENGTH and password.input("special") is False
+    secret = password.output("result")
+    for g in plan.of_type(ECS):
+        assert offline.is_secret(g.inputs["userData"])
+        conf = shipped_text(files_of(yaml.safe_load(g.input("userData")))[paths.KEEPALIVED_CONF_PATH])
+        assert f"auth_pass {secret}" in conf
+
+
+def test_the_two_user_datas_differ_only_in_the_gateways_place_in_the_pair():
+    g1, g2 = sorted(pair_plan().of_type(ECS), key=lambda r: r.name)
+    c1 = shipped_text(files_of(yaml.safe_load(g1.input("userData")))[paths.KEEPALIVED_CONF_PATH])
+    c2 = shipped_text(files_of(yaml.safe_load(g2.input("userData")))[paths.KEEPALIVED_CONF_PATH])
+    assert "unicast_src_ip 172.16.1.10" in c1 and "unicast_src_ip 172.16.1.11" in c2
+    assert re.search(r"unicast_peer \{\s+172\.16\.1\.11\s+\}", c1)
+    assert re.search(r"unicast_peer \{\s+172\.16\.1\.10\s+\}", c2)
+    strip = re.compile(r"gw[12]|gateway [12]|172\.16\.1\.1[01]|priority \d+")
+    assert strip.sub("", c1) == strip.sub("", c2)
+
+
+# --- the gateways' configuration -------------------------------------------------------------
+
+
+def test_keepalived_is_unicast_authenticated_and_never_preempts():
+    conf = keepalived.conf(pair_gateway(1))
+    assert "state BACKUP" in conf and "nopreempt" in conf
+    assert "unicast_src_ip 172.16.1.10" in conf
+    assert "auth_type PASS" in conf and f"auth_pass {PASSWORD}" in conf
+    assert "172.16.1.12/24 dev eth0" in conf
+    assert f'notify "{paths.HA_PATH} notify"' in conf
+    assert keepalived.takeover_s(2) < 4
+
+
+@pytest.mark.parametrize("bad", ["short", "has space", "x" * 9])
+def test_a_bad_vrrp_password_is_refused(bad):
+    gw = dataclasses.replace(gateway(), ha=HaPair(1, ("172.16.1.10", "172.16.1.11"), "172.16.1.12", 24, bad))
+    with pytest.raises(ValueError, match="VRRP password"):
+        keepalived.conf(gw)
+
+
+@pytest.mark.skipif(shutil.which("keepalived") is None, reason="keepalived not installed (make deps)")
+@pytest.mark.parametrize("number", [1, 2])
+def test_keepalived_accepts_the_rendered_configuration(tmp_path, number):
+    """keepalived's own config test, the track and notify script pointing at the shipped one."""
+    conf = keepalived.conf(pair_gateway(number)).replace(paths.HA_PATH, str(ROOT / "userdata/files/aws2aliyun-ha.sh"))
+    path = tmp_path / "keepalived.conf"
+    path.write_text(conf)
+    out = subprocess.run(["keepalived", "-t", "-l", "-f", str(path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    broken = tmp_path / "broken.conf"
+    broken.write_text(conf.replace("nopreempt", "no_preempt_please"))
+    out = subprocess.run(["keepalived", "-t", "-l", "-f", str(broken)], capture_output=True, text=True)
+    assert out.returncode != 0, "the config test must be able to fail"
+
+
+def test_on_a_pair_ike_binds_to_the_havip_and_only_the_active_one_initiates():
+    conf = sw.swanctl_conf(pair_gateway(2))
+    assert conf.count("local_addrs = 172.16.1.12") == 2
+    assert "start_action = none" in conf and "start_action = start" not in conf
+    # the IKE identity stays the EIP: AWS sees one peer whichever gateway is active
+    assert conf.count("id = 198.51.100.10") == 2
+
+
+def test_the_watchdog_runs_only_on_the_active_gateway_of_a_pair():
+    assert f"ExecCondition={paths.HA_PATH} is-master" in watchdog_service(pair=True)
+    assert "ExecCondition" not in watchdog_service()
+
+
+def test_the_host_firewall_admits_vrrp_from_the_peer_only():
+    rules = ruleset(pair_gateway(1))
+    assert "ip saddr 172.16.1.11 ip protocol 112 accept" in rules
+    assert "protocol 112" not in ruleset(gateway())
+
+
+def test_a_pair_gateway_ships_keepalived_and_its_scripts():
+    doc = yaml.safe_load(render(pair_gateway(1)))
+    assert "keepalived" in doc["packages"]
+    files = files_of(doc)
+    assert files[paths.KEEPALIVED_CONF_PATH]["permissions"] == "0600"
+    assert files[paths.HA_PATH]["permissions"] == "0755"
+    # keepalived starts last: once strongSwan has loaded the connections it may initiate
+    assert doc["runcmd"][-1] == ["systemctl", "restart", paths.KEEPALIVED_SERVICE]
+    # keepalived and its script cost about 4 KiB; a single gateway's limit test keeps 20 % spare
+    assert len(render(pair_gateway(1)).encode()) <= USER_DATA_MAX_BYTES * 0.9
+
+
+def test_one_gateway_user_data_is_unchanged_by_the_pair():
+    """Existing single gateways are not replaced by this feature (their golden files hold)."""
+    assert render(gateway()) == (GOLDEN / "cloud-config.modern.yaml").read_text()
+
+
+@pytest.mark.parametrize("number", [1, 2])
+def test_golden_pair(number):
+    path = GOLDEN / f"keepalived.gateway{number}.conf"
+    text = keepalived.conf(pair_gateway(number))
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert path.exists(), f"{path} missing: run `make golden`"
+    assert text == path.read_text(), f"{path.name} differs from its golden file: review, then `make golden`"
+
+
+def test_the_ready_gate_waits_for_the_script_and_gives_up_in_time():
+    script = keepalived.ready_script()
+    assert f"{paths.HA_PATH} ready" in script
+    tries = int(re.search(r"seq 1 (\d+)", script).group(1))
+    assert tries * keepalived.READY_POLL_S < keepalived.READY_TIMEOUT_S
+
+
+# --- rolling replacement ---------------------------------------------------------------------
+
+
+def test_pulumi_up_creates_the_standby_and_gates_the_other_on_it():
+    plan = pair_plan()
+    first, second = named(plan, "link-gateway-2"), named(plan, "link-gateway")
+    gate = plan.one(INVOCATION)
+    assert gate.input("instanceIds") == [first.id]
+    assert gate.input("commandId") == plan.one(COMMAND).id
+    assert gate.urn in second.depends_on
+    assert plan.one(COMMAND).input("timeout") == keepalived.READY_TIMEOUT_S
+
+
+def test_the_order_follows_which_gateway_holds_the_havip():
+    mocks = CloudMocks(active_gateway="aws2aliyun-vpc-dev-link-gateway-2")
+    plan = offline.run(stack_with(gatewayCount="2"), mocks=mocks)
+    gate = plan.one(INVOCATION)
+    assert gate.input("instanceIds") == [named(plan, "link-gateway").id], "gateway 2 is active: gateway 1 first"
+    assert gate.urn in named(plan, "link-gateway-2").depends_on
+    assert gateway_pair.rollout_order(None) == (2, 1) and gateway_pair.rollout_order(1) == (2, 1)
+
+
+@pytest.mark.parametrize("active", [None, "aws2aliyun-vpc-dev-link-gateway-2"])
+def test_a_user_data_change_replaces_the_standby_then_the_active_one(active):
+    """Item 3: one hand-over, never both gateways down. A new PSK changes both user-datas."""
+    mocks = CloudMocks(active_gateway=active)
+    psks = {"tunnel1PresharedKey": "Rotated.tunnel1_key", "tunnel2PresharedKey": "Rotated.tunnel2_key"}
+    before = offline.run(stack_with(gatewayCount="2"), mocks=mocks)
+    after = offline.run(stack_with(gatewayCount="2", **psks), mocks=mocks)
+    steps = rollout.simulate(before, after)
+    assert steps.problems == []
+    standby, active_one = ("link-gateway", "link-gateway-2") if active else ("link-gateway-2", "link-gateway")
+    for g in (standby, active_one):
+        assert steps.ops(g) == ["delete", "create"]
+    gate = "link-standby-ready"
+    assert steps.ops(gate) == ["delete", "create"], "the gate runs again on the new standby"
+    assert steps.index("create", standby) < steps.index("create", gate) < steps.index("delete", active_one)
+    # the HaVip, the EIP association and the route entries stay where they are
+    for kept in ("link-havip", "link-eip-assoc", "link-route-to-aws-10-10-0-0-16"):
+        assert steps.ops(kept) == []
+    # each gateway's own attachment follows it (instance_id is ForceNew); the other's stays
+    attachment = {"link-gateway": "link-havip-gateway-1", "link-gateway-2": "link-havip-gateway-2"}
+    for g in (standby, active_one):
+        assert steps.index("delete", attachment[g]) < steps.index("delete", g) < steps.index("create", attachment[g])
+
+
+def test_moving_from_one_gateway_to_a_pair_keeps_gateway_1s_resource():
+    before, after = plan_for(), pair_plan()
+    steps = rollout.simulate(before, after)
+    assert steps.problems == []
+    assert steps.ops("link-gateway") == ["delete", "create"]
+    assert steps.ops("link-gateway-2") == ["create"]
+    assert steps.ops("link-havip") == ["create"]
+    assert steps.ops("link-eip-assoc") == ["delete", "create"], "from the instance to the HaVip"
