@@ -18,6 +18,7 @@ from components.args import VpnLinkArgs
 from components.naming import given
 from core.settings import KEYS, Problems, Settings, SettingsError, build_settings
 from userdata import Gateway, HaPair, Tunnel, keepalived, render
+from userdata.cloud_config import too_large
 
 PACKAGE = "aws2aliyun"  # the component package (provider/__main__.py)
 # The package's version as its schema states it; consumers pin a git tag of this repository
@@ -147,7 +148,11 @@ def user_data(
             ha=ha_pair(s, number, v[11]) if s.is_pair else None,
             aws_dpd_timeout_s=s.dpd_timeout_s,
         )
-        return render(gateway)
+        text = render(gateway)
+        problem = too_large(text)
+        if problem is not None:
+            raise pulumi.RunError(problem)
+        return text
 
     def rendered(number: int) -> pulumi.Output[str]:
         return pulumi.Output.secret(facts.apply(lambda v: build(v, number)))

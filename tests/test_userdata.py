@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -14,7 +15,15 @@ from core import paths
 from core.crypto import LEGACY, MODERN
 from userdata import Gateway, Tunnel, cloud_config, render
 from userdata import swanctl as sw
-from userdata.cloud_config import PACKED, PACKED_SUFFIX, USER_DATA_MAX_BYTES, link_env, shipped_text, static_file
+from userdata.cloud_config import (
+    PACKED,
+    PACKED_SUFFIX,
+    USER_DATA_MAX_BYTES,
+    link_env,
+    shipped_text,
+    static_file,
+    too_large,
+)
 
 GOLDEN = Path(__file__).parent / "golden"
 FILES = Path(__file__).resolve().parent.parent / "userdata" / "files"
@@ -151,10 +160,29 @@ def test_golden(name, render_fn):
     assert text == path.read_text(), f"{name} differs from its golden file: review, then `make golden`"
 
 
-def test_user_data_fits_alibabas_limit_with_room_to_spare():
+# A large stack the user-data must still fit for (each prefix is listed in link.env and the
+# host firewall); beyond, `pulumi up` stops with `too_large` naming the keys.
+MANY_AWS_PREFIXES = tuple(f"10.{i}.0.0/16" for i in range(40))
+MANY_ALI_PREFIXES = tuple(f"172.{16 + i}.0.0/16" for i in range(20))
+
+
+def many_prefixes(gw: Gateway) -> Gateway:
+    return dataclasses.replace(
+        gw, aws_prefixes=MANY_AWS_PREFIXES, ali_prefixes=MANY_ALI_PREFIXES, ssh_allowed_cidrs=("203.0.113.0/24",) * 5
+    )
+
+
+def test_user_data_fits_alibabas_limit_with_many_prefixes():
     for profile in (MODERN, LEGACY):
-        size = len(render(gateway(profile)).encode())
-        assert size <= USER_DATA_MAX_BYTES * 0.8, f"{profile.name}: {size} bytes of user-data"
+        size = len(render(many_prefixes(gateway(profile))).encode())
+        assert size <= USER_DATA_MAX_BYTES, f"{profile.name}: {size} bytes of user-data"
+        assert too_large(render(many_prefixes(gateway(profile)))) is None
+
+
+def test_user_data_beyond_alibabas_limit_is_refused_naming_the_keys():
+    huge = dataclasses.replace(gateway(), aws_prefixes=tuple(f"10.{i // 250}.{i % 250}.0/24" for i in range(1500)))
+    problem = too_large(render(huge))
+    assert problem is not None and "awsCidrs" in problem and str(USER_DATA_MAX_BYTES) in problem
 
 
 def test_static_scripts_ship_unchanged_in_the_user_data():

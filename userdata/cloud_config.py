@@ -39,7 +39,13 @@ USER_DATA_MAX_BYTES = 32 * 1024
 # The larger scripts ship gzipped: `NAME.gz.b64` beside each in userdata/files/, generated
 # once (`make golden`) and committed, so every machine renders byte-identical user-data
 # whatever its zlib (a changed user-data reboots the ECS); a test keeps each equal to its source.
-PACKED = ("aws2aliyun-liveness.py", "aws2aliyun-verify.sh", "aws2aliyun-watchdog.sh", "aws2aliyun-ha.sh")
+PACKED = (
+    "aws2aliyun-liveness.py",
+    "aws2aliyun-verify.sh",
+    "aws2aliyun-watchdog.sh",
+    "aws2aliyun-ha.sh",
+    "aws2aliyun-stale-sa.sh",
+)
 PACKED_SUFFIX = ".gz.b64"
 
 
@@ -193,6 +199,18 @@ def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
 
 
 _LiteralDumper.add_representer(str, _str_presenter)
+
+
+def too_large(user_data: str) -> str | None:
+    """Why Alibaba would refuse this user-data (RunInstances takes USER_DATA_MAX_BYTES), naming
+    the settings that make it grow; None when it fits."""
+    size = len(user_data.encode())
+    if size <= USER_DATA_MAX_BYTES:
+        return None
+    return (
+        f"awsCidrs, aliCidrs, sshAllowedCidrs: the gateway's user-data would be {size} bytes and Alibaba accepts "
+        f"at most {USER_DATA_MAX_BYTES}; every prefix is listed in it, so route fewer (summarize them)"
+    )
 
 
 def render(gw: Gateway) -> str:

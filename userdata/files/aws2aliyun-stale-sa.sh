@@ -1,15 +1,8 @@
 #!/bin/bash
-# aws2aliyun-stale-sa: on an IKEv1 link, drop an IKE SA the AWS end has already cleared.
-#
-# IKEv1's dead-peer detection never retransmits: one R_U_THERE every dpd_delay, dead after
-# dpd_timeout without an answer. On a lossy cross-border path a timeout as short as AWS's
-# (30 s) tears working tunnels down, so the gateway's is long (userdata/swanctl.py). The AWS
-# end still clears its SAs after its own DPD timeout (STALE_SA_AFTER_S in link.env: that
-# timeout plus a margin); after a longer outage the gateway's SA is then stale and nothing
-# would answer it until charon's own DPD gives up. So, run before the watchdog: a tunnel whose
-# liveness probes (aws2aliyun-liveness, 10 per second) have had no answer for STALE_SA_AFTER_S
-# while its IKE SA is ESTABLISHED is terminated; the watchdog then initiates it afresh, and it
-# comes back as soon as the path does. A lossy path never goes that long without an answer.
+# aws2aliyun-stale-sa (IKEv1, run before the watchdog): terminate a tunnel's ESTABLISHED IKE
+# SA once its liveness probes have had no answer for STALE_SA_AFTER_S (link.env: the AWS end's
+# DPD timeout plus a margin), since the AWS end has cleared its SAs by then; the watchdog then
+# initiates the tunnel afresh. Why: userdata/swanctl.py, ECS_IKEV1_DPD_TIMEOUT_S.
 set -u
 
 readonly LINK_ENV=${AWS2ALIYUN_LINK_ENV:-/etc/aws2aliyun/link.env}  # the variables: for tests
