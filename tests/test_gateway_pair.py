@@ -324,3 +324,91 @@ def test_moving_from_one_gateway_to_a_pair_keeps_gateway_1s_resource():
     assert steps.ops("link-gateway-2") == ["create"]
     assert steps.ops("link-havip") == ["create"]
     assert steps.ops("link-eip-assoc") == ["delete", "create"], "from the instance to the HaVip"
+
+
+# --- aws2aliyun-ha, run with fake tools -------------------------------------------------------
+
+
+def ha_env(tmp_path: Path, *, charon_pid: str = "100", cloud_init: str = "done", conns: int = 2) -> dict:
+    """A PATH of fakes for the tools aws2aliyun-ha calls; every call is logged to calls.log."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    calls = tmp_path / "calls.log"
+    (tmp_path / "pid").write_text(charon_pid)
+    listing = "".join(f"tunnel{n}: IKEv2, no reauthentication\\n" for n in range(1, conns + 1))
+    fakes = {
+        "pidof": f'p=$(cat {tmp_path}/pid); [ -n "$p" ] && echo "$p"',
+        "swanctl": f'echo "swanctl $*" >> {calls}; case "$*" in *--list-conns*) printf "{listing}";; esac; exit 0',
+        "cloud-init": f'echo "status: {cloud_init}"',
+        "systemctl": f'echo "systemctl $*" >> {calls}',
+        "logger": f'echo "logger $*" >> {calls}',
+        "verify": "exit 0",
+    }
+    for name, body in fakes.items():
+        (bindir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bindir / name).chmod(0o755)
+    return {
+        "PATH": f"{bindir}:/usr/bin:/bin",
+        "AWS2ALIYUN_RUN_DIR": str(tmp_path / "run"),
+        "VERIFY": str(bindir / "verify"),
+    }
+
+
+def ha(tmp_path: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    script = ROOT / "userdata" / "files" / "aws2aliyun-ha.sh"
+    return subprocess.run(["bash", str(script), *args], env=env, capture_output=True, text=True, timeout=30)
+
+
+def calls(tmp_path: Path) -> str:
+    path = tmp_path / "calls.log"
+    return path.read_text() if path.exists() else ""
+
+
+def test_becoming_master_takes_both_tunnels(tmp_path):
+    env = ha_env(tmp_path)
+    assert ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", "MASTER", "101").returncode == 0
+    assert (tmp_path / "run" / "ha-role").read_text().strip() == "MASTER"
+    log = calls(tmp_path)
+    assert "swanctl --load-all --noprompt" in log
+    for t in ("tunnel1", "tunnel2"):
+        assert f"swanctl --initiate --child {t}" in log
+    assert ha(tmp_path, env, "is-master").returncode == 0
+
+
+@pytest.mark.parametrize("state", ["BACKUP", "FAULT", "STOP"])
+def test_any_other_state_releases_both_tunnels(tmp_path, state):
+    env = ha_env(tmp_path)
+    ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", "MASTER", "101")
+    assert ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", state, "101").returncode == 0
+    assert (tmp_path / "run" / "ha-role").read_text().strip() == state
+    for t in ("tunnel1", "tunnel2"):
+        assert f"swanctl --terminate --ike {t} --force" in calls(tmp_path)
+    assert ha(tmp_path, env, "is-master").returncode != 0
+
+
+def test_check_fails_without_charon_and_when_it_restarted_under_the_active_gateway(tmp_path):
+    env = ha_env(tmp_path)
+    assert ha(tmp_path, env, "check").returncode == 0
+    ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", "MASTER", "101")
+    assert ha(tmp_path, env, "check").returncode == 0
+    (tmp_path / "pid").write_text("200")  # systemd restarted charon: its SAs are gone
+    out = ha(tmp_path, env, "check")
+    assert out.returncode == 1 and "restarted" in out.stdout
+    (tmp_path / "pid").write_text("")
+    out = ha(tmp_path, env, "check")
+    assert out.returncode == 1 and "not running" in out.stdout
+
+
+def test_ready_needs_cloud_init_both_connections_and_a_role(tmp_path):
+    env = ha_env(tmp_path, cloud_init="running")
+    out = ha(tmp_path, env, "ready")
+    assert out.returncode == 1 and "cloud-init" in out.stdout
+    env = ha_env(tmp_path, conns=1)
+    out = ha(tmp_path, env, "ready")
+    assert out.returncode == 1 and "1 of the 2 connections" in out.stdout
+    env = ha_env(tmp_path)
+    out = ha(tmp_path, env, "ready")
+    assert out.returncode == 1 and "role UNKNOWN" in out.stdout
+    ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", "BACKUP", "100")
+    out = ha(tmp_path, env, "ready")
+    assert out.returncode == 0 and "standby" in out.stdout
