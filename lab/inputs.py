@@ -26,6 +26,7 @@ EIP = "alicloud:ecs/eipAddress:EipAddress"
 ALI_VPC = "alicloud:vpc/network:Network"
 ALI_VSWITCH = "alicloud:vpc/switch:Switch"
 ALI_ROUTE_ENTRY = "alicloud:vpc/routeEntry:RouteEntry"
+HAVIP = "alicloud:vpc/haVipv2:HaVipv2"
 AWS_VPC = "aws:ec2/vpc:Vpc"
 VPN_CONNECTION = "aws:ec2/vpnConnection:VpnConnection"
 VPN_CONNECTION_ROUTE = "aws:ec2/vpnConnectionRoute:VpnConnectionRoute"
@@ -338,6 +339,13 @@ def from_plan(plan: dict) -> LabInputs:
     problems: list[str] = []
     defaulted: list[str] = []
     resources = plan.get("resources") or []
+    if any(r.get("type") == HAVIP for r in resources):
+        raise PlanError(
+            [
+                "the plan is a gateway pair behind a HaVip (gatewayCount 2): the lab does not boot a pair yet "
+                "(issue 13: a world VM with each gateway in a VM of its own); run it on a one-gateway stack"
+            ]
+        )
     ecs = _one(resources, ECS_INSTANCE, problems)
     eip = _one(resources, EIP, problems)
     vsw = _one(resources, ALI_VSWITCH, problems)

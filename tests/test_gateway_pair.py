@@ -412,3 +412,13 @@ def test_ready_needs_cloud_init_both_connections_and_a_role(tmp_path):
     ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", "BACKUP", "100")
     out = ha(tmp_path, env, "ready")
     assert out.returncode == 0 and "standby" in out.stdout
+
+
+def test_the_lab_refuses_a_pair_plan_with_a_clear_reason():
+    """Until the lab boots a pair (issue 13, items 4 and 5) it says so instead of failing later."""
+    from lab.inputs import PlanError, from_plan
+
+    plan = pair_plan().to_json(show_secrets=True)
+    with pytest.raises(PlanError) as e:
+        from_plan(plan)
+    assert any("gatewayCount 2" in p and "does not boot a pair yet" in p for p in e.value.problems)
