@@ -103,3 +103,14 @@ LOSSY_ROUTE_SWITCHES = Goal("route_switches", "==", 0, "0")
 BASELINE_UPLINK_RATIO = Goal("uplink_ratio", "<", 1.0, "< 1")
 # both directions wait for the AWS end's DPD: not worse, with 10 % for noise
 BASELINE_DOWNLINK_RATIO = Goal("downlink_ratio", "<=", 1.1, "<= 1.1")
+
+# A gateway pair (issue 13): a hand-over costs keepalived's master-down interval (about 3.6 s)
+# plus both tunnels' IKE_SA_INIT/IKE_AUTH from the new active gateway; it must beat what a
+# tunnel failover costs downlink (the AWS end's DPD timeout).
+HA_HANDOVER_S = 10.0
+HA_UPLINK = Goal("ha_uplink_outage_s", "<=", HA_HANDOVER_S, f"<= {HA_HANDOVER_S:g} s")
+HA_DOWNLINK = Goal("ha_downlink_outage_s", "<=", HA_HANDOVER_S, f"<= {HA_HANDOVER_S:g} s")
+HA_RECOVERED_LOST = Goal("ha_recovered_lost", "==", 0, "0")
+# a rolling replacement costs at most one hand-over
+ROLLING_UPLINK = Goal("rolling_uplink_outage_s", "<=", HA_HANDOVER_S, f"<= {HA_HANDOVER_S:g} s (one hand-over)")
+ROLLING_DOWNLINK = Goal("rolling_downlink_outage_s", "<=", HA_HANDOVER_S, f"<= {HA_HANDOVER_S:g} s (one hand-over)")

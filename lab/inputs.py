@@ -8,6 +8,7 @@ leaves unset (recorded in `LabInputs.defaulted`).
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import os
@@ -70,8 +71,18 @@ class Tunnel:
 
 
 @dataclass(frozen=True)
-class LabInputs:
+class GatewayInputs:
+    """One gateway instance of the plan: what its VM boots from."""
+
+    number: int  # 1, or 2 for the second of a pair
     user_data: str
+    private_ip: str
+    hostname: str
+
+
+@dataclass(frozen=True)
+class LabInputs:
+    user_data: str  # the (first) gateway's
     private_ip: str
     hostname: str
     eip: str
@@ -81,6 +92,19 @@ class LabInputs:
     tunnels: tuple[Tunnel, ...]
     defaulted: tuple[str, ...] = field(default=())
     verify_commands: tuple[str, ...] = field(default=())  # pulumi-command `create`s, when planned
+    # every gateway instance, gateway 1 first (one, or a pair behind `havip`)
+    gateways: tuple[GatewayInputs, ...] = field(default=())
+    havip: str | None = None  # a pair's HaVip: the EIP and the route entries point at it
+
+    @property
+    def pair(self) -> bool:
+        return self.havip is not None
+
+    @property
+    def ingress_ip(self) -> str:
+        """Where the EIP's 1:1 NAT and the route entries send traffic: the HaVip of a pair, else
+        the one ECS's private address."""
+        return self.havip or self.private_ip
 
     @property
     def ike_version(self) -> int:
@@ -92,6 +116,8 @@ class LabInputs:
         return {
             "ike_version": self.ike_version,
             "ecs_private_ip": self.private_ip,
+            "gateways": [{"number": g.number, "private_ip": g.private_ip} for g in self.gateways],
+            "havip": self.havip,
             "eip": self.eip,
             "vswitch_cidr": self.vswitch_cidr,
             "route_entries_to_ecs": list(self.aws_prefixes),
@@ -247,7 +273,8 @@ def _unique(items: list[str]) -> tuple[str, ...]:
 
 def _aws_prefixes(resources: list[dict], ecs_id: str | None, problems: list[str]) -> tuple[str, ...]:
     """The AWS prefixes: the destinations of the Alibaba route entries whose next hop is the
-    ECS, in plan order. The lab models one route table, so every table must send the same."""
+    ECS (a pair's HaVip: `ecs_id` is then the HaVip's id), in plan order. The lab models one
+    route table, so every table must send the same."""
     entries = [
         r
         for r in resources
@@ -339,14 +366,16 @@ def from_plan(plan: dict) -> LabInputs:
     problems: list[str] = []
     defaulted: list[str] = []
     resources = plan.get("resources") or []
-    if any(r.get("type") == HAVIP for r in resources):
-        raise PlanError(
-            [
-                "the plan is a gateway pair behind a HaVip (gatewayCount 2): the lab does not boot a pair yet "
-                "(issue 13: a world VM with each gateway in a VM of its own); run it on a one-gateway stack"
-            ]
+    havips = [r for r in resources if r.get("type") == HAVIP]
+    instances = sorted((r for r in resources if r.get("type") == ECS_INSTANCE), key=lambda r: str(r.get("name")))
+    wanted = 2 if havips else 1
+    if len(havips) > 1 or len(instances) != wanted:
+        problems.append(
+            f"plan has {len(instances)} resources of type {ECS_INSTANCE} and {len(havips)} of type {HAVIP}: "
+            "the lab needs one gateway, or a pair (two) behind one HaVip"
         )
-    ecs = _one(resources, ECS_INSTANCE, problems)
+    havip = havips[0] if len(havips) == 1 else None
+    ecs = instances[0] if instances else {}
     eip = _one(resources, EIP, problems)
     vsw = _one(resources, ALI_VSWITCH, problems)
     vpn = _one(resources, VPN_CONNECTION, problems)
@@ -357,7 +386,19 @@ def from_plan(plan: dict) -> LabInputs:
     eip_addr = _get(eip, "outputs", "ipAddress", problems)
     vsw_cidr = _get(vsw, "inputs", "cidrBlock", problems)
 
-    aws_prefixes = _aws_prefixes(resources, ecs.get("id"), problems)
+    havip_addr = _get(havip, "inputs", "ipAddress", problems) if havip else None
+    gateways = tuple(
+        GatewayInputs(
+            number=k,
+            user_data=str(_get(r, "inputs", "userData", problems)),
+            private_ip=str(_get(r, "inputs", "privateIp", problems)),
+            hostname=str(
+                (r.get("inputs") or {}).get("hostName") or ("ecs-aws2aliyun" if wanted == 1 else f"ecs-aws2aliyun-{k}")
+            ),
+        )
+        for k, r in enumerate(instances[:wanted], 1)
+    )
+    aws_prefixes = _aws_prefixes(resources, (havip or ecs).get("id"), problems)
     ali_prefixes = _ali_prefixes(resources, vpn, problems) if vpn else ()
     problems += _created_vpc_problems(resources, AWS_VPC, aws_prefixes, "the Alibaba route entries to the ECS are for")
     problems += _created_vpc_problems(resources, ALI_VPC, ali_prefixes, "AWS routes into the VPN")
@@ -369,8 +410,9 @@ def from_plan(plan: dict) -> LabInputs:
         if r.get("type") == REMOTE_COMMAND and "verify" in str((r.get("inputs") or {}).get("create", ""))
     )
 
-    if isinstance(user_data, str) and not user_data.startswith("#cloud-config"):
-        problems.append(f"{ECS_INSTANCE}: inputs.userData does not start with '#cloud-config'")
+    for g in gateways:
+        if not g.user_data.startswith("#cloud-config"):
+            problems.append(f"{ECS_INSTANCE} (gateway {g.number}): inputs.userData does not start with '#cloud-config'")
     if problems:
         raise PlanError(problems)
 
@@ -385,6 +427,8 @@ def from_plan(plan: dict) -> LabInputs:
         tunnels=tunnels,
         defaulted=tuple(defaulted),
         verify_commands=verify_commands,
+        gateways=tuple(dataclasses.replace(g, private_ip=_addr(g.private_ip, "privateIp", problems)) for g in gateways),
+        havip=_addr(havip_addr, "HaVip ipAddress", problems) if havip else None,
     )
     problems += consistency_problems(inputs)
     if problems:
@@ -399,6 +443,11 @@ def consistency_problems(i: LabInputs) -> list[str]:
     addr = ipaddress.ip_address
     if addr(i.private_ip) not in net(i.vswitch_cidr):
         problems.append(f"ECS privateIp {i.private_ip} is not in the vSwitch {i.vswitch_cidr}")
+    for g in i.gateways[1:]:
+        if addr(g.private_ip) not in net(i.vswitch_cidr):
+            problems.append(f"gateway {g.number} privateIp {g.private_ip} is not in the vSwitch {i.vswitch_cidr}")
+    if i.havip and addr(i.havip) not in net(i.vswitch_cidr):
+        problems.append(f"HaVip {i.havip} is not in the vSwitch {i.vswitch_cidr}")
     vsw = ipaddress.IPv4Network(i.vswitch_cidr)
     if not any(vsw.subnet_of(ipaddress.IPv4Network(p)) for p in i.ali_prefixes):
         problems.append(

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lab import diagnostics, goals
-from lab.checks import baseline, basic, failover, lossy, rekeys, restarts, rotation, security, traffic
+from lab.checks import baseline, basic, failover, ha, lossy, rekeys, restarts, rotation, security, traffic
 from lab.goals import Bound, Goal
 from lab.report import Check, Outcome
 
@@ -47,11 +47,19 @@ class Spec:
     # the IKE versions it runs on (a check IKEv1 cannot pass yet, for a reason of its own: `not_on_ikev1`)
     ike_versions: tuple[int, ...] = (1, 2)
     not_on_ikev1: str = ""
+    # the stacks it runs on by their gateway count: 1, or 2 for a pair behind a HaVip
+    gateway_counts: tuple[int, ...] = (1,)
 
 
-def for_ike(ike_version: int) -> tuple[str, ...]:
-    """The checks a run on a link of this IKE version runs, in order."""
-    return tuple(s.name for s in SPECS if ike_version in s.ike_versions)
+def for_ike(ike_version: int, gateway_count: int = 1) -> tuple[str, ...]:
+    """The checks a run on a link of this IKE version (and gateway count) runs, in order."""
+    return tuple(s.name for s in SPECS if ike_version in s.ike_versions and gateway_count in s.gateway_counts)
+
+
+# What a pair runs besides its own checks (issue 13: the traffic and tunnel-failover checks on
+# the pair); the others model one ECS (it is rebooted, replaced, reconfigured in place).
+NOT_ON_A_PAIR = "models one gateway ECS; a pair runs the ha_* checks, the traffic and the tunnel failover checks"
+BOTH = (1, 2)
 
 
 def _same(*keys: str) -> tuple[tuple[str, str], ...]:
@@ -59,23 +67,25 @@ def _same(*keys: str) -> tuple[tuple[str, str], ...]:
 
 
 SPECS: tuple[Spec, ...] = (
-    Spec("cloud_init_clean", basic.cloud_init_clean),
+    Spec("cloud_init_clean", basic.cloud_init_clean, gateway_counts=BOTH),
     Spec(
         "tunnels_established",
         basic.tunnels_established,
         rows=(Row("boot to both tunnels established", "boot_to_established_s"),),
+        gateway_counts=BOTH,
     ),
-    Spec("icmp_ali_to_aws", traffic.icmp_ali_to_aws),
-    Spec("icmp_aws_to_ali", traffic.icmp_aws_to_ali),
-    Spec("tcp_ali_to_aws", traffic.tcp_ali_to_aws),
-    Spec("tcp_aws_to_ali", traffic.tcp_aws_to_ali),
-    Spec("udp_ali_to_aws", traffic.udp_ali_to_aws),
-    Spec("udp_aws_to_ali", traffic.udp_aws_to_ali),
+    Spec("ha_established", ha.ha_established, gateway_counts=(2,)),
+    Spec("icmp_ali_to_aws", traffic.icmp_ali_to_aws, gateway_counts=BOTH),
+    Spec("icmp_aws_to_ali", traffic.icmp_aws_to_ali, gateway_counts=BOTH),
+    Spec("tcp_ali_to_aws", traffic.tcp_ali_to_aws, gateway_counts=BOTH),
+    Spec("tcp_aws_to_ali", traffic.tcp_aws_to_ali, gateway_counts=BOTH),
+    Spec("udp_ali_to_aws", traffic.udp_ali_to_aws, gateway_counts=BOTH),
+    Spec("udp_aws_to_ali", traffic.udp_aws_to_ali, gateway_counts=BOTH),
     Spec("nat_t", basic.nat_t),
     Spec("bulk_tcp_mtu", traffic.bulk_tcp_mtu),
-    Spec("single_sa_pair", basic.single_sa_pair),
-    Spec("routes_prefer_tunnel1", basic.routes_prefer_tunnel1),
-    Spec("verify_script", basic.verify_script),
+    Spec("single_sa_pair", basic.single_sa_pair, gateway_counts=BOTH),
+    Spec("routes_prefer_tunnel1", basic.routes_prefer_tunnel1, gateway_counts=BOTH),
+    Spec("verify_script", basic.verify_script, gateway_counts=BOTH),
     Spec("host_firewall", security.host_firewall),
     Spec("secrets_on_instance", security.secrets_on_instance),
     # the fault checks, in this order on one running lab
@@ -86,6 +96,7 @@ SPECS: tuple[Spec, ...] = (
         goals=(goals.FAILOVER_UPLINK, goals.FAILOVER_DOWNLINK),
         headline=_same("uplink_outage_s", "downlink_outage_s"),
         hands_over_to="failback",  # tunnel 1 stays blackholed: failback lifts it
+        gateway_counts=BOTH,
         rows=(
             Row("failover: uplink outage (Alibaba -> AWS)", "uplink_outage_s"),
             Row("failover: downlink outage (AWS -> Alibaba)", "downlink_outage_s"),
@@ -97,6 +108,7 @@ SPECS: tuple[Spec, ...] = (
         fault=True,
         goals=(goals.FAILBACK_LOST,),
         headline=_same("failback_lost"),
+        gateway_counts=BOTH,
         rows=(
             Row("failback: probes lost", "failback_lost", unit=""),
             Row("failback: block lifted to tunnel 1 preferred", "unblock_to_preferred_s"),
@@ -235,6 +247,74 @@ SPECS: tuple[Spec, ...] = (
                 informational=True,
             ),
         ),
+    ),
+)
+
+SPECS += (
+    # a gateway pair behind a HaVip (lab/checks/ha.py), after the tunnel failover checks
+    Spec(
+        "ha_active_killed",
+        ha.ha_active_killed,
+        fault=True,
+        goals=(goals.HA_UPLINK, goals.HA_DOWNLINK),
+        headline=_same("ha_uplink_outage_s", "ha_downlink_outage_s"),
+        rows=(
+            Row("pair: active gateway powered off, uplink outage", "ha_uplink_outage_s"),
+            Row("pair: active gateway powered off, downlink outage", "ha_downlink_outage_s"),
+        ),
+        gateway_counts=(2,),
+    ),
+    Spec(
+        "ha_recovered_no_preempt",
+        ha.ha_recovered_no_preempt,
+        fault=True,
+        goals=(goals.HA_RECOVERED_LOST,),
+        headline=_same("ha_recovered_lost"),
+        rows=(
+            Row("pair: old active back as standby, probes lost", "ha_recovered_lost", unit=""),
+            Row("pair: power-on to ready as standby", "power_on_to_ready_s", informational=True),
+        ),
+        gateway_counts=(2,),
+    ),
+    Spec(
+        "ha_strongswan_killed",
+        ha.ha_strongswan_killed,
+        fault=True,
+        goals=(goals.HA_UPLINK, goals.HA_DOWNLINK),
+        headline=(
+            ("ha_strongswan_uplink_outage_s", "ha_uplink_outage_s"),
+            ("ha_strongswan_downlink_outage_s", "ha_downlink_outage_s"),
+        ),
+        rows=(
+            Row("pair: charon killed on the active, uplink outage", "ha_uplink_outage_s"),
+            Row("pair: charon killed on the active, downlink outage", "ha_downlink_outage_s"),
+        ),
+        gateway_counts=(2,),
+    ),
+    Spec(
+        "ha_partition",
+        ha.ha_partition,
+        fault=True,
+        headline=_same("partition_uplink_lost", "partition_downlink_lost"),
+        rows=(
+            Row("pair: VRRP partition 60 s, probes lost uplink", "partition_uplink_lost", unit="", informational=True),
+            Row("pair: VRRP partition, probes lost downlink", "partition_downlink_lost", unit="", informational=True),
+        ),
+        gateway_counts=(2,),
+    ),
+    # last: it replaces both gateways
+    Spec(
+        ha.ROLLING_CHECK,
+        ha.ha_rolling_replacement,
+        fault=True,
+        goals=(goals.ROLLING_UPLINK, goals.ROLLING_DOWNLINK),
+        headline=_same("rolling_uplink_outage_s", "rolling_downlink_outage_s"),
+        rows=(
+            Row("pair: rolling replacement, uplink outage", "rolling_uplink_outage_s"),
+            Row("pair: rolling replacement, downlink outage", "rolling_downlink_outage_s"),
+            Row("pair: rolling replacement, total time", "rolling_total_s", informational=True),
+        ),
+        gateway_counts=(2,),
     ),
 )
 

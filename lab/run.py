@@ -19,8 +19,9 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from lab import REPO, cloudinit, diagnostics, machine, mutations, peer, poll, registry, swan
+from lab import REPO, cloudinit, diagnostics, gateways, machine, mutations, peer, poll, registry, swan
 from lab import image as image_mod
+from lab.checks import ha
 from lab.checks.rotation import VSWITCH_PORT
 from lab.image import Image
 from lab.inputs import LabInputs, PlanError, from_plan, run_plan, verify_script_path
@@ -28,7 +29,7 @@ from lab.options import Options
 from lab.report import Check, Progress, Report
 from lab.seed import labcfg_tar, write_seed
 from lab.session import BootFacts, Session
-from lab.topology import Topology, plan_topology, render_env
+from lab.topology import Topology, gateway_port, plan_topology, render_env
 from lab.vm import VM, ExecResult
 
 GUEST_DIR = Path(__file__).parent / "guest"
@@ -79,10 +80,14 @@ def stack_profile(config_file: Path) -> dict:
     return out
 
 
-def vswitch_ports(run_dir: Path, wanted: set[str]) -> tuple[Path, ...]:
-    """Spare vSwitch ports on the world VM for gateway VMs of their own: one for the
-    replacement gateway when psk_rotation runs (none otherwise: the QEMU command line of
-    every other run is what it always was)."""
+def vswitch_ports(run_dir: Path, wanted: set[str], topo: Topology | None = None) -> tuple[Path, ...]:
+    """Spare vSwitch ports on the world VM for gateway VMs of their own: a pair's two
+    gateways, and two more for their replacements when ha_rolling_replacement runs; one for
+    the replacement gateway when psk_rotation runs on a single gateway (none otherwise: the
+    QEMU command line of every other run is what it always was)."""
+    if topo is not None and topo.pair:
+        count = len(topo.gateways) * (2 if ha.ROLLING_CHECK in wanted else 1)
+        return tuple(run_dir / gateway_port(k) for k in range(1, count + 1))
     return (run_dir / VSWITCH_PORT,) if "psk_rotation" in wanted else ()
 
 
@@ -104,7 +109,8 @@ class Lab:
         self.stages = stages(opts)
         self.reports: list[tuple[str | None, Report]] = []  # (mutation, its report), in run order
         self._begin(self.stages[0])
-        self.vm: VM | None = None  # the world VM; its root namespace is the first ECS
+        self.vm: VM | None = None  # the world VM; its root namespace is the first ECS (one gateway)
+        self.gateway_vms: dict[int, VM] = {}  # a pair's gateways, each in a VM of its own, by number
         self.session: Session | None = None
         self.run_dir: Path | None = None
         self.image: Image | None = None
@@ -174,6 +180,7 @@ class Lab:
             topo=self.topo,
             user_data=self.user_data,
             world=self.vm,
+            gateways=self.gateway_vms,
             run_dir=self.run_dir,
             image=self.image,
             report=self.report,
@@ -239,7 +246,7 @@ class Lab:
         self.vm.resume()
 
     def close(self) -> None:
-        for extra in self.session.extra_vms if self.session else ():
+        for extra in [*(self.session.extra_vms if self.session else ()), *self.gateway_vms.values()]:
             extra.stop()
         if self.vm:
             self.vm.stop()
@@ -294,7 +301,10 @@ class Lab:
         self.run_dir = Path(tempfile.mkdtemp(prefix=RUN_DIR_PREFIX))
         self.run_dir.chmod(0o700)
         (self.run_dir / "owner.pid").write_text(f"{os.getpid()}\n")
-        write_seed(self.run_dir, self.user_data, i.hostname)
+        if i.pair:  # the gateways boot in VMs of their own (_boot_gateways); the world VM runs no ECS
+            write_seed(self.run_dir, gateways.WORLD_USER_DATA, "aws2aliyun-lab-world")
+        else:
+            write_seed(self.run_dir, self.user_data, i.hostname)
         self._write_labcfg(self.run_dir / "labcfg.tar")
 
     def _mutated(self, original: str, name: str) -> str:
@@ -342,7 +352,7 @@ class Lab:
             self.topo.slirp_net,
             self.o.memory_mb,
             self.o.cpus,
-            vswitch_ports=vswitch_ports(self.run_dir, self.wanted),
+            vswitch_ports=vswitch_ports(self.run_dir, self.wanted, self.topo),
         )
         self.vm.start()
         try:
@@ -352,6 +362,31 @@ class Lab:
         self.report.metrics["boot_to_agent_s"] = round(t, 1)
         self.p.say(f"guest agent up {t:.0f}s after VM start")
         self._wait_lab_boot()
+        if self.topo.pair:
+            self._boot_gateways()
+
+    def _boot_gateways(self) -> None:
+        """A pair: each gateway in a VM of its own, booted by cloud-init from its own planned
+        user-data, its NIC on a port of the world VM's vSwitch (started once the world's
+        network, the vSwitch's DHCP among it, is up)."""
+        assert self.run_dir and self.topo and self.image and self.inputs
+        by_number = {g.number: g for g in self.inputs.gateways}
+        for g in self.topo.gateways:
+            vm = gateways.gateway_vm(
+                self.run_dir,
+                self.image,
+                self.topo.slirp_net,
+                key=f"pair-gw{g.number}",
+                port=g.port,
+                mac=g.mac,
+                user_data=by_number[g.number].user_data,
+                hostname=by_number[g.number].hostname,
+                memory_mb=self.o.memory_mb,
+                cpus=self.o.cpus,
+            )
+            self.gateway_vms[g.number] = vm
+            vm.start()
+            self.p.say(f"gateway {g.number} of the pair: VM started (MAC {g.mac}, {g.ip})")
 
     def _wait_lab_boot(self) -> None:
         assert self.vm
@@ -373,10 +408,12 @@ class Lab:
 
     # ------------------------------------------------------------------ waiting
     def _wait_for_link(self, since: Callable[[], float] | None = None) -> BootFacts:
-        """cloud-init done, then both tunnels up; times `since` the VM's start (or a reboot)."""
+        """cloud-init done (on every gateway), then both tunnels up (on the ECS, or a pair's active
+        gateway); times `since` the world VM's start (or a reboot)."""
         assert self.vm and self.inputs
-        vm, i = self.vm, self.inputs
-        since = since or vm.since_start
+        i = self.inputs
+        vms = list(self.gateway_vms.values()) or [self.vm]
+        since = since or self.vm.since_start
         self.p.phase("cloud-init", "waiting for cloud-init (packages from Debian's registry) and both tunnels")
         # cloud-init's own JSON status files, whether strongSwan is installed yet, the ECS's SAs
         script = (
@@ -385,29 +422,39 @@ class Lab:
             "swanctl --list-sas --pretty 2>/dev/null"
         )
         facts = BootFacts()
-        seen: set[str] = set()
+        seen: set[int] = set()
+        statuses: dict[int, str] = {}
+        who = {k: (f"gateway {k}" if self.gateway_vms else "the ECS") for k in range(len(vms))}
 
         def look() -> bool:
-            """One look at the ECS: cloud-init's status, strongSwan, the tunnels."""
-            res = vm.sh(script, timeout=40)
-            ci_json, _, rest = res.out.partition("---\n")
-            head, _, sas_text = rest.partition("---\n")
-            status = cloudinit.status(ci_json)
-            if status and status != facts.cloud_init_status:
-                facts.cloud_init_status = status
-                self.p.say(f"cloud-init: {status}")
-            if "swanctl-installed" in head and "swanctl" not in seen:
-                seen.add("swanctl")
-                self.p.say("strongSwan installed on the ECS (by cloud-init)")
-            sas = swan.parse_pretty(sas_text)
-            for t in i.tunnels:
-                if t.number not in facts.tunnel_up_s and swan.established(sas, t.outside_address):
-                    facts.tunnel_up_s[t.number] = since()
-                    self.p.say(f"tunnel{t.number} ESTABLISHED {facts.tunnel_up_s[t.number]:.0f}s after VM (re)start")
-            if facts.cloud_init_status in cloudinit.TERMINAL and facts.cloud_init_done_s is None:
+            """One look at each gateway: cloud-init's status, strongSwan, the tunnels."""
+            for k, vm in enumerate(vms):
+                res = vm.sh(script, timeout=40)
+                ci_json, _, rest = res.out.partition("---\n")
+                head, _, sas_text = rest.partition("---\n")
+                status = cloudinit.status(ci_json)
+                if status and status != statuses.get(k):
+                    statuses[k] = status
+                    self.p.say(f"cloud-init: {status}" + (f" ({who[k]})" if self.gateway_vms else ""))
+                if "swanctl-installed" in head and k not in seen:
+                    seen.add(k)
+                    self.p.say(f"strongSwan installed on {who[k]} (by cloud-init)")
+                sas = swan.parse_pretty(sas_text)
+                for t in i.tunnels:
+                    if t.number not in facts.tunnel_up_s and swan.established(sas, t.outside_address):
+                        facts.tunnel_up_s[t.number] = since()
+                        self.p.say(
+                            f"tunnel{t.number} ESTABLISHED {facts.tunnel_up_s[t.number]:.0f}s after VM (re)start"
+                        )
+                if not vm.alive():
+                    raise LabAbortError("QEMU exited during boot:\n" + vm.tail_file(vm.console, 40))
+            done = [statuses.get(k, "") for k in range(len(vms))]
+            # the first that is not done is the one to report; all terminal: the worst
+            facts.cloud_init_status = next((x for x in done if x not in cloudinit.TERMINAL), None) or next(
+                (x for x in done if x != "done"), done[0]
+            )
+            if all(x in cloudinit.TERMINAL for x in done) and facts.cloud_init_done_s is None:
                 facts.cloud_init_done_s = since()
-            if not vm.alive():
-                raise LabAbortError("QEMU exited during boot:\n" + vm.tail_file(vm.console, 40))
             return facts.cloud_init_done_s is not None
 
         def all_up() -> bool:
@@ -427,10 +474,21 @@ class Lab:
         """Every wanted check in the registry's order; the basic checks' failures get the
         diagnostics of both ends, the fault checks run on one lab in order."""
         ike = s.inputs.ike_version
-        off = [spec for spec in registry.SPECS if spec.name in self.wanted and ike not in spec.ike_versions]
-        if off:  # not run on this link's IKE version, and why (the report says so)
+        count = len(s.inputs.gateways) or 1
+        off_ike = [spec for spec in registry.SPECS if spec.name in self.wanted and ike not in spec.ike_versions]
+        off_count = [
+            spec
+            for spec in registry.SPECS
+            if spec.name in self.wanted and count not in spec.gateway_counts and spec not in off_ike
+        ]
+        off = off_ike + off_count
+        if off:  # not run on this link's IKE version or gateway count, and why (the report says so)
             self.report.expected = tuple(n for n in self.report.expected if n not in {x.name for x in off})
-            self.report.config["not_on_this_ike_version"] = {x.name: x.not_on_ikev1 for x in off}
+        if off_ike:
+            self.report.config["not_on_this_ike_version"] = {x.name: x.not_on_ikev1 for x in off_ike}
+        if off_count:
+            why = registry.NOT_ON_A_PAIR if count == 2 else "a gateway pair's check (gatewayCount 2)"
+            self.report.config["not_on_this_gateway_count"] = {x.name: why for x in off_count}
         basic = [spec for spec in registry.SPECS if not spec.fault and spec.name in self.wanted and spec not in off]
         faults = [spec for spec in registry.SPECS if spec.fault and spec.name in self.wanted and spec not in off]
         last_with_goals = registry.quiet_until(basic + faults)

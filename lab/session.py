@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core import paths
-from lab import poll, swan, topology
+from lab import gateways, poll, swan, topology
 from lab.blackhole import Blackhole
 from lab.netem import Netem
 from lab.probes import Probes
@@ -126,6 +126,7 @@ class Session:
         topo: Topology,
         user_data: str,
         world: VM,
+        gateways: dict[int, VM] | None = None,
         run_dir: Path,
         image: Image,
         report: Report,
@@ -138,6 +139,9 @@ class Session:
         self.user_data = user_data
         self.world = world  # the world VM; its root namespace is the first ECS
         self.ecs = world  # the VM holding the ECS now (a replacement runs in a VM of its own)
+        # a pair's gateways by number, each in a VM of its own (the lab stops them); `ecs` is then
+        # the active one (keepalived MASTER: it holds the HaVip and the tunnels), see follow_active
+        self.gateways: dict[int, VM] = gateways if gateways is not None else {}
         self.extra_vms: list[VM] = []  # gateway VMs of their own, stopped with the world VM
         self.run_dir = run_dir
         self.image = image
@@ -152,6 +156,28 @@ class Session:
         self.probes = Probes(self.sh, topo, self.now)
         self.blackhole = Blackhole(self.sh, {t.number: t.outside_address for t in inputs.tunnels}, self.event, self.now)
         self.netem = Netem(self.sh, [t.number for t in inputs.tunnels], self.event, self.now)
+        if self.gateways:
+            self.follow_active()
+
+    # ------------------------------------------------------------------ a pair's gateways
+    def roles(self) -> dict[int, str]:
+        """keepalived's role of each gateway of a pair (DOWN: its VM is not running)."""
+        return {
+            n: gateways.parse_role(vm.sh(gateways.ROLE_SCRIPT, 15).out) if vm.alive() else "DOWN"
+            for n, vm in self.gateways.items()
+        }
+
+    def active_number(self) -> int | None:
+        """The pair's gateway that is MASTER, when exactly one is."""
+        masters = [n for n, r in self.roles().items() if r == "MASTER"]
+        return masters[0] if len(masters) == 1 else None
+
+    def follow_active(self) -> int | None:
+        """Point `ecs` at the pair's active gateway (the checks' "the ECS"); returns its number."""
+        n = self.active_number()
+        if n is not None:
+            self.ecs = self.gateways[n]
+        return n
 
     # ------------------------------------------------------------------ running things
     def sh(self, script: str, timeout: float = 60) -> ExecResult:
@@ -308,7 +334,17 @@ class Session:
             + f"; do {PEER} start $n; done",
             120,
         )
-        self.ecs_sh("systemctl restart strongswan", 60)
+        if self.gateways:
+            # a pair: restarting charon on the active gateway would hand over (aws2aliyun-ha
+            # check); the active one initiates both tunnels afresh instead
+            self.follow_active()
+            self.ecs_sh(
+                "for t in tunnel1 tunnel2; do swanctl --terminate --ike $t --force --timeout 3; "
+                "swanctl --initiate --child $t --timeout 30; done >/dev/null 2>&1",
+                90,
+            )
+        else:
+            self.ecs_sh("systemctl restart strongswan", 60)
         self.event("lab: both ends restarted (precondition)", self.now())
         self.notes.append(
             f"the link was not up in {UP_TIMEOUT_S} s before this check ({before}); the lab restarted "

@@ -39,6 +39,12 @@ PEER_MARKS = (100, 200)
 HOST_NET_PREFIXLEN = 28  # an extra host's subnet inside its prefix (the prefix itself when smaller)
 
 
+def gateway_port(k: int) -> str:
+    """The file name (in the run directory) of the world VM's k-th spare vSwitch port: a unix
+    socket a gateway VM of its own plugs its NIC into (lab.vm.gateway_netdevs)."""
+    return f"vsw-gw{k}.sock"
+
+
 def gateway_mac(k: int) -> str:
     """The MAC of the k-th gateway instance created after the first (k >= 1): a replacement
     ECS gets a NIC of its own on a real cloud, so a new MAC (locally administered, unicast)."""
@@ -58,6 +64,17 @@ class PeerNet:
     vti_mtu: int
     transit_peer: str
     transit_router: str
+
+
+@dataclass(frozen=True)
+class GatewayNet:
+    """A gateway of a pair in a VM of its own: its NIC's MAC on the vSwitch, the address the
+    vSwitch's DHCP gives it, its port on the world VM's hub (`gateway_port(port)`)."""
+
+    number: int
+    mac: str
+    ip: str
+    port: int
 
 
 @dataclass(frozen=True)
@@ -103,6 +120,21 @@ class Topology:
     aws_host_nets: tuple[HostNet, ...]  # the AWS prefixes after the first
     peers: tuple[PeerNet, ...]
     host_mtu: int = HOST_MTU
+    # A pair (gatewayCount 2): each gateway in a VM of its own on the world VM's vSwitch, the
+    # EIP's NAT and the route entries to the HaVip; the world VM's root namespace is then only
+    # a bystander on the vSwitch at `private_ip` (a lab address). One gateway: empty, and the
+    # world VM's root namespace is the ECS.
+    gateways: tuple[GatewayNet, ...] = ()
+    havip: str | None = None
+
+    @property
+    def pair(self) -> bool:
+        return bool(self.gateways)
+
+    @property
+    def ingress_ip(self) -> str:
+        """The EIP's 1:1 NAT target and the route entries' next hop: the HaVip, or the ECS."""
+        return self.havip or self.private_ip
 
     @property
     def vswitch_prefix(self) -> int:
@@ -187,6 +219,13 @@ def plan_topology(i: LabInputs) -> Topology:
     if len(hosts) < 12:
         raise TopologyError(f"vSwitch {vsw} is too small for the lab")
     alihost = hosts[9]
+    pair_ips = [g.private_ip for g in i.gateways] if i.pair else []
+    world_ip = i.private_ip
+    if i.havip is not None:
+        taken_here = {addr(a) for a in (*pair_ips, i.havip)}
+        spare = [h for h in hosts if h not in taken_here]
+        alihost = spare[9]
+        world_ip = str(spare[10])  # the world VM's root namespace: a bystander on the vSwitch
     aws_hosts = list(_first_hosts(aws, 12))
     if len(aws_hosts) < 11:
         raise TopologyError(f"AWS prefix {aws} is too small for the lab")
@@ -219,7 +258,7 @@ def plan_topology(i: LabInputs) -> Topology:
         ecs_mac=ECS_MAC,
         ali_lan_mac=ALI_LAN_MAC,
         ali_wan_mac=ALI_WAN_MAC,
-        private_ip=i.private_ip,
+        private_ip=world_ip if i.pair else i.private_ip,
         vswitch_cidr=str(vsw),
         vswitch_gw=str(gw),
         alihost_ip=str(alihost),
@@ -235,6 +274,10 @@ def plan_topology(i: LabInputs) -> Topology:
         awshost_ip=str(aws_hosts[9]),
         aws_host_nets=host_nets("aws", list(i.aws_prefixes[1:]), avoid),
         peers=tuple(peers),
+        gateways=tuple(GatewayNet(g.number, gateway_mac(g.number), g.private_ip, g.number) for g in i.gateways)
+        if i.pair
+        else (),
+        havip=i.havip,
     )
 
 
@@ -257,6 +300,9 @@ def render_env(t: Topology) -> str:
         "ALI_LAN_MAC": t.ali_lan_mac,
         "ALI_WAN_MAC": t.ali_wan_mac,
         "PRIVATE_IP": t.private_ip,
+        "INGRESS_IP": t.ingress_ip,
+        # the vSwitch's DHCP: MAC,address of every instance (the world VM's root namespace first)
+        "DHCP_HOSTS": " ".join([f"{t.ecs_mac},{t.private_ip}", *(f"{g.mac},{g.ip}" for g in t.gateways)]),
         "VSW_CIDR": t.vswitch_cidr,
         "VSW_PREFIX": t.vswitch_prefix,
         "VSW_NETMASK": str(ipaddress.ip_network(t.vswitch_cidr).netmask),

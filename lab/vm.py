@@ -347,12 +347,15 @@ class VM:
         """A NIC's link up/down as QEMU sees it: down, nothing reaches it or leaves it."""
         self.qmp("set_link", {"name": netdev, "up": up})
 
-    def start(self) -> None:
-        subprocess.run(
-            ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(self.disk), str(self.overlay)],
-            check=True,
-            capture_output=True,
-        )
+    def start(self, keep_disk: bool = False) -> None:
+        """Start QEMU on a fresh overlay of the image, or (`keep_disk`) on the overlay of an
+        earlier start: a machine powered on again after a power-off keeps its disk."""
+        if not (keep_disk and self.overlay.exists()):
+            subprocess.run(
+                ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(self.disk), str(self.overlay)],
+                check=True,
+                capture_output=True,
+            )
         # Own session: a Ctrl-C on the terminal reaches the lab, which stops QEMU itself.
         with open(self.run_dir / "qemu.log", "wb") as log:
             self.proc = subprocess.Popen(
@@ -429,6 +432,15 @@ class VM:
             return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
         except OSError:
             return ""
+
+    def power_off(self) -> None:
+        """Pulled the plug: QEMU killed at once (SIGKILL), nothing in the guest runs after it;
+        the disk stays for `start(keep_disk=True)`."""
+        self.agent.close()
+        if self.proc and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
 
     def stop(self) -> None:
         self.agent.close()

@@ -414,11 +414,25 @@ def test_ready_needs_cloud_init_both_connections_and_a_role(tmp_path):
     assert out.returncode == 0 and "standby" in out.stdout
 
 
-def test_the_lab_refuses_a_pair_plan_with_a_clear_reason():
-    """Until the lab boots a pair (issue 13, items 4 and 5) it says so instead of failing later."""
-    from lab.inputs import PlanError, from_plan
+def test_the_lab_reads_a_pair_plan_both_gateways_and_the_havip():
+    """The lab boots a pair (issue 13, item 4): each gateway from its own planned user-data, the
+    EIP's NAT and the route entries to the HaVip, the world VM's root namespace a bystander."""
+    from lab.inputs import from_plan
+    from lab.topology import gateway_mac, plan_topology, render_env
 
     plan = pair_plan().to_json(show_secrets=True)
-    with pytest.raises(PlanError) as e:
-        from_plan(plan)
-    assert any("gatewayCount 2" in p and "does not boot a pair yet" in p for p in e.value.problems)
+    i = from_plan(plan)
+    assert i.pair and [g.number for g in i.gateways] == [1, 2]
+    assert len({g.private_ip for g in i.gateways} | {i.havip}) == 3
+    assert all(g.user_data.startswith("#cloud-config") for g in i.gateways)
+    assert i.gateways[0].user_data != i.gateways[1].user_data  # keepalived's own addresses and priority
+    assert i.ingress_ip == i.havip
+    t = plan_topology(i)
+    assert t.pair and t.ingress_ip == i.havip
+    assert [(g.mac, g.ip) for g in t.gateways] == [(gateway_mac(n), g.private_ip) for n, g in enumerate(i.gateways, 1)]
+    taken = {g.private_ip for g in i.gateways} | {i.havip}
+    assert t.private_ip not in taken and t.alihost_ip not in taken and t.private_ip != t.alihost_ip
+    env = render_env(t)
+    assert f"INGRESS_IP={i.havip}" in env
+    for g in t.gateways:
+        assert f"{g.mac},{g.ip}" in env

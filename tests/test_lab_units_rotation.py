@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lab import gateways
 from lab.checks import rotation
 from lab.inputs import LabInputs, Tunnel
-from lab.registry import FAULT_CHECKS
+from lab.registry import BY_NAME, FAULT_CHECKS
 from lab.seed import labcfg_tar
 from lab.topology import ALI_LAN_MAC, ALI_WAN_MAC, ECS_MAC, gateway_mac
 from lab.vm import VM, gateway_netdevs, world_netdevs
@@ -139,7 +140,7 @@ def test_psk_files_verdict():
 
 
 def test_labcfg_tar_is_block_padded_and_holds_the_files():
-    data = labcfg_tar({"boot.sh": (rotation.GATEWAY_BOOT_SH.encode(), 0o755), "x": (b"1", 0o600)}, mtime=0)
+    data = labcfg_tar({"boot.sh": (gateways.GATEWAY_BOOT_SH.encode(), 0o755), "x": (b"1", 0o600)}, mtime=0)
     assert len(data) % 4096 == 0
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         members = {m.name: m for m in tar.getmembers()}
@@ -200,7 +201,10 @@ def test_vms_keep_their_files_apart(tmp_path: Path):
 
 def test_psk_rotation_runs_last():
     # it replaces the ECS every other check (the baselines included) measures
-    assert FAULT_CHECKS[-1] == "psk_rotation"
+    single = [n for n in FAULT_CHECKS if 1 in BY_NAME[n].gateway_counts]
+    assert single[-1] == "psk_rotation"
+    pair = [n for n in FAULT_CHECKS if 2 in BY_NAME[n].gateway_counts]
+    assert pair[-1] == "ha_rolling_replacement"  # it replaces both gateways of a pair
     # the baselines reconfigure the ECS: after every check of ours that is not itself a soak
     # (lossy_path puts the program's configuration back first)
     order = list(FAULT_CHECKS)

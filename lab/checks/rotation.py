@@ -43,14 +43,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lab import cloudinit, mutations, peer, poll
+from lab import cloudinit, gateways, mutations, peer, poll
 from lab.checks.baseline import restore_ours
 from lab.checks.basic import settle_single_pair
 from lab.inputs import LabInputs, PlanError, from_plan, run_plan, verify_script_path
 from lab.report import Outcome
-from lab.seed import labcfg_tar, write_seed
-from lab.topology import gateway_mac, plan_topology
-from lab.vm import VM, gateway_netdevs
+from lab.topology import gateway_mac, gateway_port, plan_topology
 
 if TYPE_CHECKING:
     from lab.session import Session
@@ -61,16 +59,9 @@ NAMESPACE = "aws2aliyun-vpc"
 PSK_KEYS = ("tunnel1PresharedKey", "tunnel2PresharedKey")
 PSK_ALPHABET = string.ascii_letters + string.digits + "._"
 PSK_PATTERN = re.compile(r"^[A-Za-z1-9._][A-Za-z0-9._]{7,63}$")  # AWS's rule
-VSWITCH_PORT = "vsw-gw1.sock"  # the world VM's spare vSwitch port (lab.run.vswitch_ports)
+VSWITCH_PORT = gateway_port(1)  # the world VM's spare vSwitch port (lab.run.vswitch_ports)
 GATEWAY_DIR = "gw1"  # the replacement gateway VM's own directory in the run directory
 OLD_ECS_NETDEV = "ecs"  # the first ECS's NIC on the world VM's hub (lab.vm.world_netdevs)
-
-GATEWAY_BOOT_SH = """#!/bin/sh
-# A gateway VM of its own (lab/rotation.py): no lab network to build around it; its one
-# NIC is eth0 on the world VM's vSwitch, addressed by DHCP like any ECS.
-mkdir -p /run/lab/log
-echo "=== gateway VM boot $(date +%T): nothing to build" >>/run/lab/log/boot.log
-"""
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -205,24 +196,17 @@ class Rotation:
 
     def gateway_vm(self, new: LabInputs, user_data: str):
         s = self.s
-        d = s.run_dir / GATEWAY_DIR
-        d.mkdir(mode=0o700, exist_ok=True)
-        seed = write_seed(d, user_data, new.hostname)
-        labcfg = d / "labcfg.tar"
-        labcfg.write_bytes(labcfg_tar({"boot.sh": (GATEWAY_BOOT_SH.encode(), 0o755)}))
-        img = s.image
-        return VM(
-            d,
-            img.kernel,
-            img.initrd,
-            img.disk,
-            seed,
-            labcfg,
+        return gateways.gateway_vm(
+            s.run_dir,
+            s.image,
             s.topo.slirp_net,
-            s.opts.memory_mb,
-            s.opts.cpus,
-            name="aws2aliyun-lab-gw1",
-            netdevs=gateway_netdevs(self.mac, s.run_dir / VSWITCH_PORT),
+            key=GATEWAY_DIR,
+            port=1,
+            mac=self.mac,
+            user_data=user_data,
+            hostname=new.hostname,
+            memory_mb=s.opts.memory_mb,
+            cpus=s.opts.cpus,
         )
 
     def modify_aws_tunnel(self, t, mark: int) -> float:

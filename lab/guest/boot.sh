@@ -84,11 +84,11 @@ $R addr add "$EIP/32" dev inet0
 $R link set inet0 up
 $R route add "$AWS1_ADDR/32" dev inet0
 $R route add "$AWS2_ADDR/32" dev inet0
-# the route entries: each AWS prefix -> the ECS
-for r in $AWS_PREFIXES; do $R route add "$r" via "$PRIVATE_IP" dev vsw0; done
-sed -e "s|@EIP@|$EIP|g" -e "s|@PRIVATE_IP@|$PRIVATE_IP|g" /run/lab/alirouter.nft |
+# the route entries: each AWS prefix -> the ECS (a pair's HaVip: whichever gateway holds it)
+for r in $AWS_PREFIXES; do $R route add "$r" via "$INGRESS_IP" dev vsw0; done
+sed -e "s|@EIP@|$EIP|g" -e "s|@INGRESS_IP@|$INGRESS_IP|g" /run/lab/alirouter.nft |
   ip netns exec alirouter chroot "$LABROOT" nft -f -
-/bin/sh /run/lab/alidhcp.sh start "$ECS_MAC"
+/bin/sh /run/lab/alidhcp.sh start
 
 # --- AWS: two tunnel endpoints, a VPC router behind them, a host in each AWS prefix
 A="ip -n awsrouter"
