@@ -17,10 +17,13 @@ if TYPE_CHECKING:
 
 DIAG_MARK = "--- diagnostics (ECS, AWS-like peers, routers) ---"
 
-DIAG_SCRIPT = r"""
+DIAG_HEAD = r"""
 sec() { echo "=== $1"; }
 swanctl() { command swanctl "$@" 2>&1 | grep -v "^plugin '.*': failed to load"; }
 red() { sed -E 's/0x[0-9a-f]{16,}/[key]/g'; }
+"""
+# on the ECS (wherever it runs: the world VM's root namespace, a replacement's VM, a pair's active gateway)
+ECS_DIAG_SCRIPT = r"""
 sec "ecs: swanctl --list-sas"; swanctl --list-sas 2>&1
 sec "ecs: swanctl --list-conns"; swanctl --list-conns 2>&1 | head -80
 sec "ecs: ip xfrm state (keys redacted)"; ip xfrm state 2>&1 | red
@@ -34,6 +37,10 @@ sec "ecs: aws2aliyun-updown log"; journalctl -t aws2aliyun-updown --no-pager -n 
 sec "ecs: cloud-init status"; cloud-init status --long 2>&1
 sec "ecs: cloud-init.log (last lines)"; tail -n 40 /var/log/cloud-init.log 2>&1
 sec "ecs: cloud-init-output.log (last lines)"; tail -n 25 /var/log/cloud-init-output.log 2>&1
+sec "ecs: keepalived (a pair's gateway)"; cat /run/aws2aliyun/ha-role 2>&1; journalctl -u keepalived --no-pager -n 12 2>&1; journalctl -t aws2aliyun-ha --no-pager -n 12 2>&1
+"""
+# in the world VM: the AWS-like ends and the routers
+WORLD_DIAG_SCRIPT = r"""
 for n in 1 2; do
   sec "aws$n: swanctl --list-sas"; /bin/sh /run/lab/peer.sh exec $n swanctl --list-sas 2>&1 | grep -v "^plugin '.*': failed to load"
   sec "aws$n: ip xfrm state (keys redacted)"; ip -n aws$n xfrm state 2>&1 | red
@@ -47,13 +54,20 @@ sec "alirouter: routes and NAT counters"; ip -n alirouter route 2>&1; ip netns e
 
 
 def collect(s: Session) -> dict[str, str]:
-    """Every section of DIAG_SCRIPT, run in the world VM (its root namespace is the first ECS)."""
+    """Every section of the ECS's and the world's scripts (the world VM's root namespace is
+    the first ECS; a pair's active gateway and a replacement run in VMs of their own)."""
     if not s.world.alive():
         return {"vm": "not running"}
-    res = s.sh(DIAG_SCRIPT, timeout=90)
+    if s.ecs is s.world:
+        res = s.sh(DIAG_HEAD + ECS_DIAG_SCRIPT + WORLD_DIAG_SCRIPT, timeout=90)
+        text = res.out
+    else:
+        ecs = s.ecs_sh(DIAG_HEAD + ECS_DIAG_SCRIPT, timeout=90)
+        res = s.sh(DIAG_HEAD + WORLD_DIAG_SCRIPT, timeout=90)
+        text = ecs.out + "\n" + res.out
     out: dict[str, str] = {}
     cur = None
-    for line in res.out.splitlines():
+    for line in text.splitlines():
         if line.startswith("=== "):
             cur = line[4:]
             out[cur] = ""
@@ -87,13 +101,13 @@ def auth_analysis(s: Session, numbers: list[int]) -> str:
         elif not log.strip():
             out.append(f"aws{n}: no IKE request reached the AWS-like endpoint")
         out.append(f"aws{n} log:\n{log.rstrip()}")
-    conns = s.sh("swanctl --list-conns 2>&1 | grep -E '^[a-z0-9]+:|local|remote|id:' | head -40", 30).out
+    conns = s.ecs_sh("swanctl --list-conns 2>&1 | grep -E '^[a-z0-9]+:|local|remote|id:' | head -40", 30).out
     out.append("ECS connections (swanctl --list-conns):\n" + conns.rstrip())
     return "\n".join(out)
 
 
 def mss_analysis(s: Session) -> str:
-    rules = s.sh(
+    rules = s.ecs_sh(
         "iptables-save -t mangle 2>&1; echo '# nft rules setting maxseg:'; "
         "nft list ruleset 2>/dev/null | grep -i 'maxseg size set'",
         30,
@@ -148,7 +162,7 @@ FAULT_CONTEXT_MARK = "## ECS route to the first AWS prefix"  # fault_context's f
 
 def fault_context(s: Session) -> str:
     """What an engineer looks at first after a failover problem."""
-    return s.sh(
+    ecs = s.ecs_sh(
         f"echo '{FAULT_CONTEXT_MARK}'; ip route show {s.topo.aws_prefixes[0]}; "
         "echo '## ECS SAs'; swanctl --list-sas 2>&1 | grep -v \"^plugin '\" | head -30; "
         "echo '## updown log'; journalctl -t aws2aliyun-updown --no-pager -n 12 2>&1; "
@@ -157,10 +171,16 @@ def fault_context(s: Session) -> str:
         "echo '## ECS charon (last lines)'; journalctl -u strongswan --no-pager -n 25 2>&1; "
         "echo '## ECS charon, tunnel events of the last 6 min (not DPD)'; "
         "journalctl -u strongswan --no-pager --since -6min 2>&1 | grep -vE 'DPD|INFORMATIONAL|packet:' "
-        "| grep -iE 'tunnel|NO_PROP|AUTH|giving up|retransmit|delet|initiat|establish|error|fail' | tail -40; "
-        "echo '## aws1 charon, the last 6 min without vici'; grep -v vici /run/lab/log/aws1-charon.log | tail -40; "
-        "echo '## aws1 swanctl --load-all log'; tail -n 8 /run/lab/log/aws1-swanctl.log 2>&1; "
-        "echo '## awsrouter'; tail -n 6 /run/lab/log/awsrouter.log; "
-        f"echo '## blackhole'; {blackhole.NFT} list table inet labfault 2>&1",
+        "| grep -iE 'tunnel|NO_PROP|AUTH|giving up|retransmit|delet|initiat|establish|error|fail' | tail -40; ",
         60,
     ).out
+    return (
+        ecs
+        + s.sh(
+            "echo '## aws1 charon, the last 6 min without vici'; grep -v vici /run/lab/log/aws1-charon.log | tail -40; "
+            "echo '## aws1 swanctl --load-all log'; tail -n 8 /run/lab/log/aws1-swanctl.log 2>&1; "
+            "echo '## awsrouter'; tail -n 6 /run/lab/log/awsrouter.log; "
+            f"echo '## blackhole'; {blackhole.NFT} list table inet labfault 2>&1",
+            60,
+        ).out
+    )

@@ -60,6 +60,9 @@ class Job:
     measured: bool = True
     # (unmeasured runs) hold with `--pause-until` until these jobs have ended
     resume_after: tuple[str, ...] = ()
+    # (measured runs) start only once these measured jobs have run every check whose goals
+    # need a quiet machine (or have ended): its boots and faults then load nothing they measure
+    start_after: tuple[str, ...] = ()
 
 
 @dataclass
@@ -113,6 +116,12 @@ class LabJobs:
     def _waits_for(self, name: str) -> list[str]:
         return [n for n in self.jobs[name].resume_after if n in self.jobs]
 
+    def _starts_after(self, name: str) -> list[str]:
+        return [n for n in self.jobs[name].start_after if n in self.jobs]
+
+    def _may_start(self, name: str) -> bool:
+        return all(self._goals_done(n) for n in self._starts_after(name))
+
     def _goals_done_path(self, name: str) -> Path:
         """The path a measured job creates once its checks with goals have run (`--goals-done`)."""
         assert self.workdir is not None
@@ -132,7 +141,8 @@ class LabJobs:
         args = [*self.command, *job.args, "--report", str(rep)]
         if self._waits_for(name):
             args += ["--pause-until", str(self._go(name))]
-        if self.resume_at_goals_done and any(name in self._waits_for(other) for other in self.jobs):
+        waited_for = any(name in self._waits_for(other) for other in self.jobs) and self.resume_at_goals_done
+        if waited_for or any(name in self._starts_after(other) for other in self.jobs):
             args += ["--goals-done", str(self._goals_done_path(name))]
         side = sum(j.measured for j in self.jobs.values()) if job.measured else 1
         env = {**os.environ, SIDE_BY_SIDE_ENV: str(side)}
@@ -168,9 +178,10 @@ class LabJobs:
                     pending.remove(name)
                     running[name] = self._launch(name)
                 elif not unmeasured and not busy:
-                    for name in list(pending):  # every measured run at once
-                        pending.remove(name)
-                        running[name] = self._launch(name)
+                    for name in list(pending):  # every measured run at once (a late one when it may)
+                        if self._may_start(name):
+                            pending.remove(name)
+                            running[name] = self._launch(name)
                 time.sleep(self.poll_s)
         except BaseException as e:  # a scheduler bug fails every waiting test, never hangs it
             for f in self.futures.values():

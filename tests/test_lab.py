@@ -43,6 +43,10 @@ DIAG_MARK = "--- diagnostics"
 KEEP_REPORTS_ENV = "AWS2ALIYUN_LAB_KEEP_REPORTS"
 
 MUTATIONS_JOB = "mutations"
+# A gateway pair behind a HaVip (issue 13): the world VM and a VM per gateway; it starts once
+# both profiles have run their quiet checks, beside their lossy-path soaks and the mutations.
+PAIR_JOB = "pair"
+PAIR_STACK = REPO / "lab" / "stacks" / "Pulumi.lab-pair.yaml"
 # MiB per bulk TCP transfer: thousands of full-size segments each way, enough to prove the
 # path MTU and the MSS clamp (bulk_tcp_mtu has no goal; `make lab` keeps the default 20)
 BULK_MB = 8
@@ -65,6 +69,7 @@ def jobs() -> dict[str, Job]:
         measured=False,
         resume_after=tuple(f"profile-{p}" for p in sorted(PROFILES)),
     )
+    out[PAIR_JOB] = Job(["--config-file", str(PAIR_STACK)], start_after=tuple(f"profile-{p}" for p in sorted(PROFILES)))
     return out
 
 
@@ -81,6 +86,8 @@ def job_name(item: pytest.Item) -> str | None:
         return f"profile-{params['profile']}"
     if "name" in params:
         return MUTATIONS_JOB
+    if item.name == "test_lab_pair_passes_every_check":
+        return PAIR_JOB
     return None
 
 
@@ -170,3 +177,30 @@ def test_fault_injection_is_caught(name: str, lab_jobs: LabJobs):
     # what the fault does not touch still passes, so the failure is specific
     for check in set(only) - set(m.expect_failing):
         assert by_name[check]["ok"], f"{name}: {check} failed too: {by_name[check]['detail'][:3000]}"
+
+
+def test_lab_pair_passes_every_check(lab_jobs: LabJobs):
+    """A gateway pair (issue 13): every ha_* check, the traffic and the tunnel failover checks
+    pass and meet their goals; the hand-overs beat a tunnel failover's downlink."""
+    res = lab_jobs.result(PAIR_JOB)
+    rep = finished(res)
+    keep = os.environ.get(KEEP_REPORTS_ENV)
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(res.report_path, Path(keep) / "lab-pair.json")
+    by_name = {c["name"]: c for c in rep["checks"]}
+    expected = registry.for_ike(2, 2)
+    assert list(by_name) == list(expected), f"checks in report: {list(by_name)}"
+    assert rep.get("error") is None, rep.get("error")
+    assert rep["config"]["plan"]["havip"] and len(rep["config"]["plan"]["gateways"]) == 2
+    for name in expected:
+        assert by_name[name]["ok"], f"pair: {name}: {by_name[name]['detail']}"
+        for goal in registry.goals_for(registry.BY_NAME[name], 2):
+            met, verdict = goal.judge(by_name[name]["metrics"])
+            assert met, f"pair: {name}: {verdict}"
+    assert rep["ok"] and res.proc.returncode == 0, f"exit {res.proc.returncode}:\n{failures(rep)}"
+    m = rep["metrics"]
+    print(
+        f"pair: ha_uplink_outage_s={m.get('ha_uplink_outage_s')} ha_downlink_outage_s={m.get('ha_downlink_outage_s')} "
+        f"rolling={m.get('rolling_uplink_outage_s')}/{m.get('rolling_downlink_outage_s')} total_s={m['total_s']}"
+    )

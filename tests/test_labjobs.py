@@ -107,6 +107,26 @@ def test_a_holding_run_pauses_while_the_measured_ones_run_and_resumes_after_thos
     assert held["resumed"] < legacy["end"]  # not after the one it does not wait for
 
 
+def test_a_late_measured_run_starts_once_those_it_starts_after_have_run_their_quiet_checks(tmp_path):
+    """A pair's run (three VMs) starts when the profiles no longer measure anything a boot
+    would disturb: their --goals-done, not their end; a job it does not name does not hold it."""
+    script = tmp_path / "fake.py"
+    script.write_text(HOLDING)
+    jobs = {
+        "modern": Job(["0.5"]),
+        "legacy": Job(["0.2"]),
+        "pair": Job(["0.1"], start_after=("modern", "not-selected")),
+    }
+    j = LabJobs(jobs, workdir=tmp_path, command=(sys.executable, str(script)), poll_s=0.05)
+    try:
+        t = {n: j.result(n).report for n in jobs}
+    finally:
+        j.close()
+    assert t["modern"]["done"] and not t["legacy"]["done"] and not t["pair"]["done"]
+    assert t["pair"]["start"] >= t["modern"]["paused"]  # after modern's quiet checks
+    assert t["pair"]["start"] < t["modern"]["end"]  # not after its end: beside its soaks
+
+
 def test_by_default_a_holding_run_resumes_once_those_it_waits_for_have_ended(tmp_path):
     script = tmp_path / "fake.py"
     script.write_text(HOLDING)

@@ -17,7 +17,21 @@ if TYPE_CHECKING:
 
 
 def cloud_init_clean(s: Session) -> Outcome:
-    res = s.sh(
+    """On the ECS, or on each gateway of a pair."""
+    if not s.gateways:
+        return _cloud_init_clean(s.sh)
+    outcomes = {n: _cloud_init_clean(vm.sh) for n, vm in sorted(s.gateways.items())}
+    ok = all(o[0] for o in outcomes.values())
+    detail = (
+        "; ".join(f"gateway {n}: {o[1]}" for n, o in outcomes.items() if o[0])
+        if ok
+        else "\n".join(f"gateway {n}: {o[1]}" for n, o in outcomes.items() if not o[0])
+    )
+    return ok, detail, {f"gateway{n}": o[2] for n, o in outcomes.items()}
+
+
+def _cloud_init_clean(sh) -> Outcome:
+    res = sh(
         "cloud-init status --format json 2>&1; "
         "echo '=== failed units'; systemctl --failed --no-legend --plain 2>&1; "
         "echo '=== warnings'; grep -E ' (WARNING|ERROR|CRITICAL)' /var/log/cloud-init.log | tail -n 30",
@@ -55,7 +69,7 @@ def cloud_init_clean(s: Session) -> Outcome:
         + "\n".join(warn_lines[-20:])
     )
     if failed_units:
-        detail += "\n" + s.sh(f"systemctl status --no-pager -n 15 {' '.join(failed_units)} 2>&1", 30).out
+        detail += "\n" + sh(f"systemctl status --no-pager -n 15 {' '.join(failed_units)} 2>&1", 30).out
     return False, detail + "\n" + text[:3000], metrics
 
 
@@ -128,7 +142,7 @@ def single_sa_pair(s: Session) -> Outcome:
 def nat_t(s: Session) -> Outcome:
     i = s.inputs
     ecs = s.ecs_sas()
-    ecs_x = swan.parse_xfrm_states(s.sh("ip xfrm state", 30).out)
+    ecs_x = swan.parse_xfrm_states(s.ecs_sh("ip xfrm state", 30).out)
     problems, facts = [], []
     for t in i.tunnels:
         sas = swan.sas_to(ecs, t.outside_address)
@@ -182,7 +196,7 @@ def verify_script(s: Session) -> Outcome:
         return False, "no write_files entry ending in '-verify' in the user-data", {}
     planned = [c for c in s.inputs.verify_commands if path in c]
     command = planned[0] if planned else path
-    res = s.sh(command, timeout=400 if planned else 150)
+    res = s.ecs_sh(command, timeout=400 if planned else 150)
     ok = res.rc == 0 and not res.timed_out
     head = f"`{command}` ({'the planned pulumi-command step' if planned else 'from the user-data'}) exited {res.rc}"
     if res.timed_out:

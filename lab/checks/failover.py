@@ -155,7 +155,7 @@ def verify_script_detects_down(s: Session) -> Outcome:
             90,
         )
         verdict = s.liveness().get("tunnel2", {}).get("state")
-        res = s.sh(path, 200)
+        res = s.ecs_sh(path, 200)
     finally:
         s.blackhole.unblock(2)
     text = res.text()
