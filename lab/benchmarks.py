@@ -52,11 +52,70 @@ PANELS = (
 )
 
 
+def is_pair(rep: dict) -> bool:
+    return bool(((rep.get("config") or {}).get("plan") or {}).get("havip"))
+
+
 def profile_name(rep: dict) -> str:
     cfg = rep.get("config") or {}
     plan = cfg.get("plan") or {}
-    prof = str(cfg.get("crypto_profile") or plan.get("crypto_profile") or "?")
-    return prof.replace(" (default)", "")
+    prof = str(cfg.get("crypto_profile") or plan.get("crypto_profile") or "?").replace(" (default)", "")
+    return f"{prof}, gateway pair" if is_pair(rep) else prof
+
+
+def _worse(m: dict, up: str, down: str):
+    values = [m.get(up), m.get(down)]
+    return max(v for v in values if v is not None) if any(v is not None for v in values) else None
+
+
+# (what happens, one gateway: (check, metric or (uplink, downlink)), a pair: (check, (uplink, downlink)))
+AVAILABILITY = (
+    (
+        "the gateway reboots / the active gateway is powered off",
+        ("reboot_persistence", "reboot_to_established_s"),
+        ("ha_active_killed", ("ha_uplink_outage_s", "ha_downlink_outage_s")),
+    ),
+    (
+        "strongSwan dies on the (active) gateway",
+        ("charon_restart_ecs", ("uplink_outage_s", "downlink_outage_s")),
+        ("ha_strongswan_killed", ("ha_uplink_outage_s", "ha_downlink_outage_s")),
+    ),
+    (
+        "`pulumi up` replaces the gateway(s) (a user-data change)",
+        ("psk_rotation", ("rotation_uplink_outage_s", "rotation_downlink_outage_s")),
+        ("ha_rolling_replacement", ("rolling_uplink_outage_s", "rolling_downlink_outage_s")),
+    ),
+)
+
+
+def availability_section(reports: Sequence[dict]) -> list[str]:
+    """One gateway against a pair (issue 13): the outage, worse direction, of what takes the
+    gateway away, from the first report of each kind."""
+    single = next((r for r in reports if not is_pair(r)), None)
+    pair = next((r for r in reports if is_pair(r)), None)
+    if single is None or pair is None:
+        return []
+
+    def value(rep: dict, where: tuple) -> str:
+        check, key = where
+        m = check_metrics(rep, check)
+        v = m.get(key) if isinstance(key, str) else _worse(m, *key)
+        return f"{_fmt(v, 's')} (`{check}`)"
+
+    out = [
+        "",
+        "## One gateway or a pair",
+        "",
+        f"The outage, worse direction, of what takes the gateway away: one gateway ({profile_name(single)})",
+        f"against a pair behind a HaVip ({profile_name(pair)}). A reboot of the one gateway is timed from",
+        "the reboot command to both tunnels up again (the lab's world shares its VM, so no probes cross it).",
+        "",
+        "| what happens | one gateway | a pair |",
+        "| --- | --- | --- |",
+    ]
+    for label, one, two in AVAILABILITY:
+        out.append(f"| {label} | {value(single, one)} | {value(pair, two)} |")
+    return out
 
 
 def check_metrics(rep: dict, name: str) -> dict:
@@ -201,6 +260,7 @@ def render(reports: Sequence[tuple[str, dict]], plot_path: str | None, command: 
         "from the new user-data), so its outage is bounded by a full boot and the package install under",
         "TCG: reported, with no goal (`lab/checks/rotation.py`).",
         *lossy_section(names, [r for _, r in reports]),
+        *availability_section([r for _, r in reports]),
         *ikev1_section(),
         "",
         "## Checks",

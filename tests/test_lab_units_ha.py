@@ -95,3 +95,22 @@ def test_a_pair_runs_the_ha_checks_the_traffic_and_the_tunnel_failover():
     for name in ("ha_active_killed", "ha_strongswan_killed"):
         assert {g.metric for g in registry.BY_NAME[name].goals} == {"ha_uplink_outage_s", "ha_downlink_outage_s"}
         assert all(g.limit == 10.0 for g in registry.BY_NAME[name].goals)
+
+
+def test_benchmarks_put_one_gateway_and_a_pair_side_by_side():
+    from lab import benchmarks
+
+    def rep(pair: bool, checks: dict) -> dict:
+        plan = {"havip": "172.16.1.12"} if pair else {}
+        return {
+            "config": {"crypto_profile": "modern", "plan": plan},
+            "checks": [{"name": n, "ok": True, "metrics": m} for n, m in checks.items()],
+        }
+
+    single = rep(False, {"reboot_persistence": {"reboot_to_established_s": 55.0}})
+    pair = rep(True, {"ha_active_killed": {"ha_uplink_outage_s": 4.2, "ha_downlink_outage_s": 6.5}})
+    text = "\n".join(benchmarks.availability_section([single, pair]))
+    assert "55.0 s (`reboot_persistence`)" in text and "6.5 s (`ha_active_killed`)" in text
+    assert "not measured (`ha_rolling_replacement`)" in text  # a missing metric says so
+    assert benchmarks.profile_name(pair) == "modern, gateway pair" and benchmarks.profile_name(single) == "modern"
+    assert benchmarks.availability_section([single]) == []  # no pair report: no section
