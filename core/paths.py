@@ -9,7 +9,6 @@ UPDOWN_PATH = "/usr/local/sbin/aws2aliyun-updown"
 VERIFY_PATH = "/usr/local/sbin/aws2aliyun-verify"
 WATCHDOG_PATH = "/usr/local/sbin/aws2aliyun-watchdog"
 LIVENESS_PATH = "/usr/local/sbin/aws2aliyun-liveness"
-STALE_SA_PATH = "/usr/local/sbin/aws2aliyun-stale-sa"  # IKEv1: drops an IKE SA the AWS end has cleared
 HA_PATH = "/usr/local/sbin/aws2aliyun-ha"  # a gateway pair's keepalived notify and track script
 
 # Configuration

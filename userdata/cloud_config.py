@@ -44,7 +44,6 @@ PACKED = (
     "aws2aliyun-verify.sh",
     "aws2aliyun-watchdog.sh",
     "aws2aliyun-ha.sh",
-    "aws2aliyun-stale-sa.sh",
 )
 PACKED_SUFFIX = ".gz.b64"
 
@@ -77,8 +76,6 @@ def link_env(gw: Gateway) -> str:
         "TCP_MSS": mss,
         "LIVENESS_REQUIRED": "yes" if gw.aws_end_answers else "no",
     }
-    if gw.crypto.ike_version == 1:
-        values["STALE_SA_AFTER_S"] = swanctl.stale_sa_after_s(gw.aws_dpd_timeout_s)
     if gw.ha is not None:
         # one of a pair: only the active one (keepalived MASTER) holds the tunnels
         values.update({"HA_PAIR": "yes", "HA_VIP": gw.ha.vip, "HA_SELF": gw.ha.self_ip, "HA_PEER": gw.ha.peer_ip})
@@ -123,10 +120,6 @@ def _script(path: str, name: str) -> dict:
     return _file(path, static_file(name), "0755")
 
 
-def _ikev1_files(gw: Gateway) -> list[dict]:
-    return [_script(paths.STALE_SA_PATH, "aws2aliyun-stale-sa.sh")] if gw.crypto.ike_version == 1 else []
-
-
 def _pair_files(gw: Gateway) -> list[dict]:
     if gw.ha is None:
         return []
@@ -160,12 +153,7 @@ def cloud_config(gw: Gateway) -> dict:
             _script(paths.UPDOWN_PATH, "aws2aliyun-updown.sh"),
             _script(paths.VERIFY_PATH, "aws2aliyun-verify.sh"),
             _script(paths.WATCHDOG_PATH, "aws2aliyun-watchdog.sh"),
-            *_ikev1_files(gw),
-            _file(
-                paths.WATCHDOG_SERVICE_PATH,
-                watchdog.service(pair=gw.ha is not None, stale_sa=gw.crypto.ike_version == 1),
-                "0644",
-            ),
+            _file(paths.WATCHDOG_SERVICE_PATH, watchdog.service(pair=gw.ha is not None), "0644"),
             _file(paths.WATCHDOG_TIMER_PATH, watchdog.timer(), "0644"),
             _script(paths.LIVENESS_PATH, "aws2aliyun-liveness.py"),
             _file(paths.LIVENESS_SERVICE_PATH, liveness.service(), "0644"),

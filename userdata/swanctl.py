@@ -31,20 +31,11 @@ ECS_RETRANSMIT_TIMEOUT_S = 2.0
 ECS_RETRANSMIT_BASE = 1.3
 ECS_RETRANSMIT_LIMIT_S = 5
 # IKEv1 has its own DPD timer instead of retransmissions: dead after this long without an
-# answer to its R_U_THERE requests (one every dpd_delay, none retransmitted). 30 s holds about
-# two exchanges: on a path with 15 % loss each way (0.28 of exchanges fail) the lab measured
-# 3 teardowns in 5 minutes. 90 s holds eight: 0.28**8 per request, about 0.3 a day per tunnel
-# at 15 % loss, like IKEv2's backstop. A tunnel dead for longer than the AWS end's own DPD
-# timeout is not left to this: aws2aliyun-stale-sa drops its IKE SA once the liveness probes
-# have had no answer for that long (`stale_sa_after_s`), and the watchdog initiates it afresh.
-ECS_IKEV1_DPD_TIMEOUT_S = 90
-STALE_SA_MARGIN_S = 5
-
-
-def stale_sa_after_s(aws_dpd_timeout_s: int) -> int:
-    """IKEv1: seconds without an answer through a tunnel after which the AWS end has cleared
-    its SAs (its DPD timeout) and the gateway's are stale."""
-    return aws_dpd_timeout_s + STALE_SA_MARGIN_S
+# answer to its R_U_THERE requests (one every dpd_delay, none retransmitted). A 90 s timeout
+# with a liveness-driven stale-SA check was tried (calm on a lossy path) and taken back: under
+# `make test` load the legacy runs then failed to settle after forced rekeys and, once on CI,
+# to establish at boot (docs/lab-findings.md #18). So IKEv1 is not calm on a lossy path yet.
+ECS_IKEV1_DPD_TIMEOUT_S = 30
 
 
 def ecs_dpd_transmissions() -> int:

@@ -20,12 +20,10 @@ INTERVAL_S = 15
 INITIATE_TIMEOUT_S = 10  # how long one `swanctl --initiate` may block the watchdog
 
 
-def service(pair: bool = False, stale_sa: bool = False) -> str:
+def service(pair: bool = False) -> str:
     """On a gateway of a pair only the active one (keepalived MASTER) holds tunnels: systemd
-    skips the run on the others (ExecCondition). On an IKEv1 link the stale-SA check runs first
-    (`-`: its failure never stops the watchdog)."""
+    skips the run on the others (ExecCondition)."""
     condition = f"ExecCondition={paths.HA_PATH} is-master\n" if pair else ""
-    condition += f"ExecStartPre=-{paths.STALE_SA_PATH}\n" if stale_sa else ""
     return f"""[Unit]
 Description=aws2aliyun-vpc: re-initiate a tunnel strongSwan gave up on
 After=strongswan.service

@@ -171,20 +171,10 @@ def verify_script_detects_down(s: Session) -> Outcome:
     return ok, detail, {"exit_code": res.rc, "names_tunnel": names}
 
 
-def stale_sa_drops(s: Session) -> int:
-    """How many IKE SAs aws2aliyun-stale-sa has dropped on the ECS so far (IKEv1 gateways; 0 elsewhere)."""
-    out = s.ecs_sh(
-        "journalctl -t aws2aliyun-stale-sa -o cat --no-pager 2>/dev/null | grep -c 'terminating the stale IKE SA'", 30
-    )
-    text = out.out.strip()
-    return int(text) if text.isdigit() else 0
-
-
 def both_down_recover(s: Session) -> Outcome:
     bad = s.precondition()
     if bad:
         return False, bad, {}
-    stale_before = stale_sa_drops(s)
     t0 = s.probes.start()
     time.sleep(3)
     s.blackhole.block(1)
@@ -193,7 +183,6 @@ def both_down_recover(s: Session) -> Outcome:
     tu = s.blackhole.unblock_all(record=True)
     flowing = s.probes.wait_flowing(tu, timeout=120, settle=1.0)
     r = s.probes.stop(t0)
-    stale = stale_sa_drops(s) - stale_before
     # time from the unblock to the first probe received after it, per direction
     up_back = first_after(r, "up", tu)
     down_back = first_after(r, "down", tu)
@@ -204,15 +193,12 @@ def both_down_recover(s: Session) -> Outcome:
         "downlink_back_s": round(down_back, 2) if down_back is not None else None,
         "uplink": r.up.as_metrics(tu),
         "downlink": r.down.as_metrics(tu),
-        # IKEv1: IKE SAs the ECS dropped because the AWS end had cleared them (aws2aliyun-stale-sa)
-        "stale_sa_drops": stale,
     }
     ok = flowing is not None and goals.BOTH_DOWN_RECOVER.judge(metrics)[0]
     detail = (
         f"both tunnels blackholed for 60s, then lifted: traffic back both ways after "
         f"{rec if rec is None else round(rec, 1)}s (uplink {metrics['uplink_back_s']}s, "
         f"downlink {metrics['downlink_back_s']}s)"
-        + (f"; the ECS dropped {stale} stale IKE SA(s) during the outage (aws2aliyun-stale-sa)" if stale else "")
     )
     if not ok:
         detail += "\n" + diagnostics.fault_context(s)
