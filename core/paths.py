@@ -19,6 +19,8 @@ SWANCTL_SECRETS_PATH = "/etc/swanctl/conf.d/aws2aliyun-secrets.conf"
 CHARON_CONF_PATH = "/etc/strongswan.d/charon-aws2aliyun.conf"
 SYSCTL_PATH = "/etc/sysctl.d/90-aws2aliyun.conf"
 KEEPALIVED_CONF_PATH = "/etc/keepalived/keepalived.conf"
+# a standby gateway of a pair loads this empty set of connections (aws2aliyun-ha): it initiates nothing
+HA_STANDBY_CONF_PATH = "/etc/aws2aliyun/standby-swanctl.conf"
 
 # State
 LIVENESS_STATE_PATH = "/run/aws2aliyun/liveness.json"  # the liveness daemon's view of each tunnel

@@ -424,7 +424,7 @@ class Lab:
         facts = BootFacts()
         seen: set[int] = set()
         statuses: dict[int, str] = {}
-        who = {k: (f"gateway {k}" if self.gateway_vms else "the ECS") for k in range(len(vms))}
+        who = dict(enumerate(f"gateway {n}" for n in self.gateway_vms)) or {0: "the ECS"}
 
         def look() -> bool:
             """One look at each gateway: cloud-init's status, strongSwan, the tunnels."""

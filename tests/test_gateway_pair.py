@@ -244,7 +244,7 @@ def test_a_pair_gateway_ships_keepalived_and_its_scripts():
     assert files[paths.KEEPALIVED_CONF_PATH]["permissions"] == "0600"
     assert files[paths.HA_PATH]["permissions"] == "0755"
     # keepalived starts last: once strongSwan has loaded the connections it may initiate
-    assert doc["runcmd"][-1] == ["systemctl", "restart", paths.KEEPALIVED_SERVICE]
+    assert doc["runcmd"][-1] == ["systemctl", "enable", "--now", paths.KEEPALIVED_SERVICE]
     assert len(render(many_prefixes(pair_gateway(1))).encode()) <= USER_DATA_MAX_BYTES
 
 
@@ -329,16 +329,18 @@ def test_moving_from_one_gateway_to_a_pair_keeps_gateway_1s_resource():
 # --- aws2aliyun-ha, run with fake tools -------------------------------------------------------
 
 
-def ha_env(tmp_path: Path, *, charon_pid: str = "100", cloud_init: str = "done", conns: int = 2) -> dict:
+def ha_env(tmp_path: Path, *, charon_pid: str = "100", cloud_init: str = "done", conns: int = 2, sas: int = 0) -> dict:
     """A PATH of fakes for the tools aws2aliyun-ha calls; every call is logged to calls.log."""
     bindir = tmp_path / "bin"
     bindir.mkdir(exist_ok=True)
     calls = tmp_path / "calls.log"
     (tmp_path / "pid").write_text(charon_pid)
     listing = "".join(f"tunnel{n}: IKEv2, no reauthentication\\n" for n in range(1, conns + 1))
+    held = "".join(f"tunnel{n}: #{n}, ESTABLISHED, IKEv2\\n" for n in range(1, sas + 1))
     fakes = {
         "pidof": f'p=$(cat {tmp_path}/pid); [ -n "$p" ] && echo "$p"',
-        "swanctl": f'echo "swanctl $*" >> {calls}; case "$*" in *--list-conns*) printf "{listing}";; esac; exit 0',
+        "swanctl": f'echo "swanctl $*" >> {calls}; case "$*" in *--list-conns*) printf "{listing}";; '
+        + f'*--list-sas*) printf "{held}";; esac; exit 0',
         "cloud-init": f'echo "status: {cloud_init}"',
         "systemctl": f'echo "systemctl $*" >> {calls}',
         "logger": f'echo "logger $*" >> {calls}',
@@ -350,6 +352,7 @@ def ha_env(tmp_path: Path, *, charon_pid: str = "100", cloud_init: str = "done",
     return {
         "PATH": f"{bindir}:/usr/bin:/bin",
         "AWS2ALIYUN_RUN_DIR": str(tmp_path / "run"),
+        "AWS2ALIYUN_STANDBY_CONF": str(tmp_path / "standby.conf"),
         "VERIFY": str(bindir / "verify"),
     }
 
@@ -381,9 +384,41 @@ def test_any_other_state_releases_both_tunnels(tmp_path, state):
     ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", "MASTER", "101")
     assert ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", state, "101").returncode == 0
     assert (tmp_path / "run" / "ha-role").read_text().strip() == state
+    log = calls(tmp_path)
+    # the connections unloaded first (nothing left to initiate, not even a DPD or close restart)
+    assert f"swanctl --load-conns --file {tmp_path / 'standby.conf'}" in log
     for t in ("tunnel1", "tunnel2"):
-        assert f"swanctl --terminate --ike {t} --force" in calls(tmp_path)
+        assert f"swanctl --terminate --ike {t} --force" in log
+        assert log.rindex("--load-conns") < log.rindex(f"--terminate --ike {t}")
     assert ha(tmp_path, env, "is-master").returncode != 0
+
+
+def test_a_standby_that_still_holds_sas_releases_them_at_its_next_check(tmp_path):
+    """A MASTER that turned BACKUP while its initiation was still running (or any SA a
+    standby gets) is released by the track script, which keepalived runs every second."""
+    env = ha_env(tmp_path, sas=2)
+    ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", "BACKUP", "100")
+    (tmp_path / "calls.log").write_text("")
+    assert ha(tmp_path, env, "check").returncode == 0  # a healthy standby: no hand-over
+    log = calls(tmp_path)
+    assert "still holds SAs" in log and "swanctl --terminate --ike tunnel1 --force" in log
+    ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", "MASTER", "101")
+    (tmp_path / "calls.log").write_text("")
+    assert ha(tmp_path, env, "check").returncode == 0
+    assert "--terminate" not in calls(tmp_path)  # the active gateway keeps its SAs
+
+
+def test_the_standby_connection_set_is_empty_and_where_the_script_loads_it():
+    from core import paths
+    from userdata import keepalived
+
+    script = (ROOT / "userdata" / "files" / "aws2aliyun-ha.sh").read_text()
+    assert f"AWS2ALIYUN_STANDBY_CONF:-{paths.HA_STANDBY_CONF_PATH}" in script
+    conf = keepalived.standby_conf()
+    assert "connections {\n}" in conf and "children" not in conf
+    # keepalived waits for the check longer than the check waits for charon
+    answer_s = int(re.search(r"ANSWER_S=(\d+)", script).group(1))
+    assert answer_s < keepalived.CHECK_TIMEOUT_S
 
 
 def test_check_fails_without_charon_and_when_it_restarted_under_the_active_gateway(tmp_path):
@@ -399,13 +434,10 @@ def test_check_fails_without_charon_and_when_it_restarted_under_the_active_gatew
     assert out.returncode == 1 and "not running" in out.stdout
 
 
-def test_ready_needs_cloud_init_both_connections_and_a_role(tmp_path):
+def test_ready_needs_cloud_init_charon_and_a_role(tmp_path):
     env = ha_env(tmp_path, cloud_init="running")
     out = ha(tmp_path, env, "ready")
     assert out.returncode == 1 and "cloud-init" in out.stdout
-    env = ha_env(tmp_path, conns=1)
-    out = ha(tmp_path, env, "ready")
-    assert out.returncode == 1 and "1 of the 2 connections" in out.stdout
     env = ha_env(tmp_path)
     out = ha(tmp_path, env, "ready")
     assert out.returncode == 1 and "role UNKNOWN" in out.stdout

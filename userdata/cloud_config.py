@@ -125,15 +125,19 @@ def _pair_files(gw: Gateway) -> list[dict]:
         return []
     return [
         _file(paths.KEEPALIVED_CONF_PATH, keepalived.conf(gw), "0600"),
+        _file(paths.HA_STANDBY_CONF_PATH, keepalived.standby_conf(), "0644"),
         _script(paths.HA_PATH, "aws2aliyun-ha.sh"),
     ]
 
 
 def _pair_commands(gw: Gateway) -> list[list[str]]:
-    """keepalived last: it may make this gateway MASTER at once, and then initiates the tunnels."""
+    """keepalived last: it may make this gateway MASTER at once, and then initiates the tunnels.
+    Debian's package has started it already with the configuration write_files put in place
+    (and the notify script loads the connections itself), so it is enabled, not restarted: a
+    restart of the gateway that won the first election would hand the pair over for nothing."""
     if gw.ha is None:
         return []
-    return [["systemctl", "enable", paths.KEEPALIVED_SERVICE], ["systemctl", "restart", paths.KEEPALIVED_SERVICE]]
+    return [["systemctl", "enable", "--now", paths.KEEPALIVED_SERVICE]]
 
 
 def cloud_config(gw: Gateway) -> dict:

@@ -25,7 +25,9 @@ ADVERT_INT_S = 1
 # Gateway 1 wins an election held with both up (a first boot, a healed partition).
 PRIORITIES = (101, 100)
 CHECK_INTERVAL_S = 1
-CHECK_TIMEOUT_S = 3
+# aws2aliyun-ha check waits up to 5 s for charon's answer (a loaded host must not hand over a
+# healthy gateway) and may release a standby's SAs after it
+CHECK_TIMEOUT_S = 10
 CHECK_FALL = 2  # two failed checks in a row: a loaded host may stall one
 CHECK_RISE = 2
 VRRP_PASSWORD_LENGTH = 8  # VRRPv2 simple-text authentication holds 8 characters
@@ -91,6 +93,16 @@ vrrp_instance {VRRP_INSTANCE} {{
     notify "{paths.HA_PATH} notify"
 }}
 """
+
+
+def standby_conf() -> str:
+    """The empty connection set a standby gateway loads (`swanctl --load-conns --file`):
+    swanctl unloads every connection not in it, so nothing on the standby initiates."""
+    return (
+        "# aws2aliyun-vpc: a standby gateway of the pair loads no connection (aws2aliyun-ha);\n"
+        "# the active one loads /etc/swanctl/conf.d/ again when it takes over\n"
+        "connections {\n}\n"
+    )
 
 
 def ready_script() -> str:

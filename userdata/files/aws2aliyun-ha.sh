@@ -11,20 +11,32 @@
 # MASTER (this gateway now holds the HaVip, the address IKE binds to): load the connections
 # and initiate both tunnels. The IKE identity is the EIP, so AWS sees the same peer, and the
 # INITIAL_CONTACT of a fresh IKE SA makes it drop the other gateway's SAs at once.
-# Any other state: terminate both tunnels, so only the active gateway holds SAs (and routes:
-# aws2aliyun-liveness routes over VTIs that are up, and a VTI goes down with its SA).
-# check fails when charon is not running, does not answer within 2 s, or was restarted while
-# this gateway was MASTER (its SAs died with it: hand over to the standby, whose charon is up).
+# Any other state: unload the connections (an empty set, STANDBY_CONF) and terminate both
+# tunnels, so only the active gateway holds SAs (and routes: aws2aliyun-liveness routes over
+# VTIs that are up, and a VTI goes down with its SA). With no connection loaded, nothing on a
+# standby initiates: not dpd_action or close_action = restart after AWS deleted an SA that the
+# active gateway's INITIAL_CONTACT replaced (which would take the tunnels back from it).
+# Transitions are serialised (flock) and each acts on the latest role, so a MASTER that turns
+# BACKUP while still initiating ends with no SA; `check` (every second) releases any SA a
+# standby still holds.
+# check fails when charon is not running, was restarted while this gateway was MASTER (its
+# SAs died with it: hand over to the standby, whose charon is up), or does not answer within
+# ANSWER_S (generous: a loaded host must not hand over a healthy gateway).
 set -u
 
-readonly RUN_DIR=${AWS2ALIYUN_RUN_DIR:-/run/aws2aliyun}  # the variable: for tests
+readonly RUN_DIR=${AWS2ALIYUN_RUN_DIR:-/run/aws2aliyun}  # the variables: for tests
+readonly STANDBY_CONF=${AWS2ALIYUN_STANDBY_CONF:-/etc/aws2aliyun/standby-swanctl.conf}
 readonly ROLE_FILE=$RUN_DIR/ha-role
 readonly CHARON_PID_FILE=$RUN_DIR/ha-charon-pid
+readonly LOCK_FILE=$RUN_DIR/ha.lock
 readonly TUNNELS=(tunnel1 tunnel2)
+readonly ANSWER_S=5
 
 log() { logger -t aws2aliyun-ha -- "$*" 2>/dev/null || echo "aws2aliyun-ha: $*" >&2; }
 
 charon_pid() { pidof -s charon-systemd || pidof -s charon; }
+
+role() { cat "$ROLE_FILE" 2>/dev/null || echo UNKNOWN; }
 
 become_master() {
   charon_pid >"$CHARON_PID_FILE" || rm -f "$CHARON_PID_FILE"
@@ -32,7 +44,8 @@ become_master() {
   local t
   for t in "${TUNNELS[@]}"; do
     (
-      out=$(swanctl --initiate --child "$t" --timeout 30 2>&1 | grep -v "^plugin '")
+      # charon goes on with the exchange after the command returns
+      out=$(swanctl --initiate --child "$t" --timeout 5 2>&1 | grep -v "^plugin '")
       log "MASTER: $t: $(tail -n 1 <<<"$out")"
     ) &
   done
@@ -41,12 +54,27 @@ become_master() {
 
 become_standby() {
   rm -f "$CHARON_PID_FILE"
+  swanctl --load-conns --file "$STANDBY_CONF" >/dev/null 2>&1 || log "$1: unloading the connections failed"
   local t
   for t in "${TUNNELS[@]}"; do
     # --force: do not wait for AWS's answer to the DELETE (the peer may already hold the link)
     swanctl --terminate --ike "$t" --force --timeout 3 >/dev/null 2>&1
   done
-  log "$1: both tunnels torn down (the active gateway holds them)"
+  log "$1: connections unloaded, both tunnels torn down (the active gateway holds them)"
+}
+
+# Act on the latest role, one transition at a time.
+reconcile() {
+  (
+    flock 9
+    local now
+    now=$(role)
+    if [ "$now" = MASTER ]; then
+      become_master
+    else
+      become_standby "$now"
+    fi
+  ) 9>"$LOCK_FILE"
 }
 
 notify() {
@@ -57,38 +85,39 @@ notify() {
     *) log "notify: unknown state '$state' ($*)"; return 1 ;;
   esac
   log "keepalived: $state (priority ${4:-?}): $([ "$state" = MASTER ] && echo "taking the tunnels" || echo "releasing the tunnels")"
-  if [ "$state" = MASTER ]; then
-    become_master
-  else
-    become_standby "$state"
-  fi
+  reconcile
 }
 
 check() {
-  local pid recorded
+  local pid recorded now
   pid=$(charon_pid) || { echo "charon is not running"; return 1; }
-  timeout 2 swanctl --stats >/dev/null 2>&1 || { echo "charon does not answer"; return 1; }
-  if [ "$(cat "$ROLE_FILE" 2>/dev/null)" = MASTER ] && recorded=$(cat "$CHARON_PID_FILE" 2>/dev/null) \
+  timeout "$ANSWER_S" swanctl --stats >/dev/null 2>&1 || { echo "charon does not answer"; return 1; }
+  now=$(role)
+  if [ "$now" = MASTER ] && recorded=$(cat "$CHARON_PID_FILE" 2>/dev/null) \
     && [ -n "$recorded" ] && [ "$recorded" != "$pid" ]; then
     log "check: charon restarted under the active gateway (pid $recorded -> $pid): handing over"
     echo "charon restarted"
     return 1
   fi
+  # a standby holds no SA: release one left by a transition that raced (never blocks on the lock)
+  if [ "$now" != MASTER ] && [ -e "$RUN_DIR" ] && swanctl --list-sas --noblock 2>/dev/null | grep -qE "^tunnel[12]: #"; then
+    ( flock -n 9 && [ "$(role)" != MASTER ] && log "check: $now gateway still holds SAs: releasing them" \
+      && become_standby "$now" ) 9>"$LOCK_FILE"
+  fi
   return 0
 }
 
-# Ready to carry the link alone: cloud-init done, charon up with both connections loaded, and
-# keepalived either standby (BACKUP: the peer is active) or active with both tunnels up.
+# Ready to carry the link alone: cloud-init done, charon up and answering, and keepalived
+# either standby (BACKUP: the peer is active; its connections are loaded when it takes over)
+# or active with both tunnels up.
 ready() {
-  local role conns
+  local role
   cloud-init status 2>/dev/null | grep -q "status: done" || { echo "not ready: cloud-init has not finished"; return 1; }
   check >/dev/null || { echo "not ready: $(check)"; return 1; }
-  conns=$(swanctl --list-conns 2>/dev/null | grep -cE "^tunnel[12]: ")
-  [ "$conns" -eq 2 ] || { echo "not ready: charon has $conns of the 2 connections loaded"; return 1; }
   systemctl is-active --quiet keepalived || { echo "not ready: keepalived is not running"; return 1; }
-  role=$(cat "$ROLE_FILE" 2>/dev/null || echo UNKNOWN)
+  role=$(role)
   case $role in
-    BACKUP) echo "ready: standby (keepalived BACKUP), charon up with both connections" ;;
+    BACKUP) echo "ready: standby (keepalived BACKUP), charon up" ;;
     MASTER)
       if "${VERIFY:-/usr/local/sbin/aws2aliyun-verify}" >/dev/null 2>&1; then
         echo "ready: active (keepalived MASTER), both tunnels up"
@@ -104,8 +133,8 @@ ready() {
 case ${1:-} in
   notify) shift; notify "$@" ;;
   check) check ;;
-  role) cat "$ROLE_FILE" 2>/dev/null || echo UNKNOWN ;;
-  is-master) [ "$(cat "$ROLE_FILE" 2>/dev/null)" = MASTER ] ;;
+  role) role ;;
+  is-master) [ "$(role)" = MASTER ] ;;
   ready) ready ;;
   *) echo "usage: aws2aliyun-ha notify TYPE NAME STATE PRIORITY | check | role | is-master | ready" >&2; exit 2 ;;
 esac
