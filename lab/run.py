@@ -503,6 +503,8 @@ class Lab:
         if failed:
             self.p.say("collecting diagnostics from both ends")
             text = diagnostics.as_text(diagnostics.collect(s))
+            if s.gateways:  # a pair: every gateway's role, addresses, SAs and hand-over logs
+                text += "\n--- the pair's gateways ---\n" + ha.pair_context(s)
             for c in failed:
                 c.detail += text
         if faults:

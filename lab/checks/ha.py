@@ -92,6 +92,23 @@ def gateway_states(s: Session) -> dict[int, dict]:
     return out
 
 
+CONTEXT_SCRIPT = (
+    f'echo "role $(cat {paths.HA_ROLE_PATH} 2>/dev/null || echo NONE)"; ip -br -4 addr show dev eth0; '
+    "swanctl --list-sas 2>&1 | grep -v \"^plugin '\" | grep -E '^[a-z]|INSTALLED' | head -12; "
+    "echo '# keepalived'; journalctl -u keepalived --no-pager -o short-precise -n 25 2>&1; "
+    "echo '# aws2aliyun-ha'; journalctl -t aws2aliyun-ha --no-pager -o short-precise -n 25 2>&1"
+)
+
+
+def pair_context(s: Session) -> str:
+    """Each gateway's role, addresses, SAs and hand-over logs: what a failed ha_* check needs."""
+    out = []
+    for n, vm in sorted(s.gateways.items()):
+        text = vm.sh(CONTEXT_SCRIPT, 30).text().rstrip() if vm.alive() else "(VM not running)"
+        out.append(f"## gateway {n}\n{text}")
+    return "\n".join(out)
+
+
 def summary(states: dict[int, dict]) -> str:
     return ", ".join(
         f"gateway {n}: {st['role']}{' with the HaVip' if st['holds_havip'] else ''}, {st['ike_sas']} IKE SAs"
@@ -137,7 +154,12 @@ def wait_settled(s: Session, timeout: float) -> tuple[list[str], dict[int, dict]
 def ha_precondition(s: Session) -> str | None:
     problems, states = wait_settled(s, 90)
     if problems:
-        return "precondition failed: the pair is not settled: " + "; ".join(problems) + f" ({summary(states)})"
+        return (
+            "precondition failed: the pair is not settled: "
+            + "; ".join(problems)
+            + f" ({summary(states)})\n"
+            + pair_context(s)
+        )
     return s.precondition()
 
 
@@ -166,7 +188,7 @@ def ha_established(s: Session) -> Outcome:
         f"one SA pair per tunnel, the standby none; {s.state_line()}"
     )
     if problems:
-        return False, "; ".join(problems) + "\n" + detail, metrics
+        return False, "; ".join(problems) + "\n" + detail + "\n" + pair_context(s), metrics
     return True, detail, metrics
 
 
@@ -198,7 +220,7 @@ def _handover(s: Session, name: str, what: str, fault) -> Outcome:
         f"({r.down.lost} lost); after: {summary(states)}; {s.state_line()}"
     )
     if not ok:
-        detail = "traffic did not flow both ways again through the other gateway\n" + detail
+        detail = "traffic did not flow both ways again through the other gateway\n" + detail + "\n" + pair_context(s)
     return ok, detail, metrics
 
 
@@ -323,9 +345,9 @@ def ha_partition(s: Session) -> Outcome:
         f"(longest gap {r.up.outage_s:.1f}s), downlink {r.down.lost} (longest gap {r.down.outage_s:.1f}s)"
     )
     if problems:
-        detail = "; ".join(problems) + "\n" + detail
+        detail = "; ".join(problems) + "\n" + detail + "\n" + pair_context(s)
     elif flowing is None:
-        detail = "traffic did not flow both ways after the partition healed\n" + detail
+        detail = "traffic did not flow both ways after the partition healed\n" + detail + "\n" + pair_context(s)
     return ok, detail, metrics
 
 
@@ -447,5 +469,5 @@ def ha_rolling_replacement(s: Session) -> Outcome:
         f"({r.up.lost + r.down.lost} lost); after: {summary(states)}"
     )
     if problems:
-        detail = "; ".join(problems) + "\n" + detail
+        detail = "; ".join(problems) + "\n" + detail + "\n" + pair_context(s)
     return ok, detail, metrics
