@@ -4,6 +4,7 @@
 #   make test           every test: unit, mocks, golden files, lint, and the lab (both profiles)
 #   make test-quick     the quick suite (skips the lab)
 #   make lab            the end-to-end lab for the dev stack (modern) and the legacy profile
+#   make lab-pair       the lab for a gateway pair behind a HaVip (three VMs, the hand-over checks)
 #   make benchmarks     the lab for both, then BENCHMARKS.md and its failover plot
 #   make plan STACK=dev the offline plan under mocks
 #   make up STACK=dev   deploy for real (needs the Pulumi CLI and cloud credentials)
@@ -21,10 +22,10 @@ REPORTS := reports
 APT_LISTS := packages.apt $(wildcard lab/requirements-apt.txt)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps venv test test-quick lab lab-dev lab-legacy benchmarks plan preview up destroy golden status clean
+.PHONY: help deps venv test test-quick lab lab-dev lab-legacy lab-pair benchmarks plan preview up destroy golden status clean
 
 help:
-	@sed -n '1,10p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,11p' Makefile | sed 's/^# \{0,1\}//'
 
 # Debian packages, installed only when missing (one `apt-get update` at most).
 deps: $(VENV)/.deps-apt
@@ -54,6 +55,11 @@ test-quick: deps venv
 LAB_ARGS ?=
 
 lab: lab-dev lab-legacy
+
+# A gateway pair behind a HaVip (gatewayCount 2): the world VM and a VM per gateway, the ha_* checks.
+lab-pair: deps venv
+	@mkdir -p $(REPORTS)
+	$(PY) -m lab run --config-file lab/stacks/Pulumi.lab-pair.yaml --report $(REPORTS)/lab-pair.json $(LAB_ARGS)
 
 lab-dev: deps venv
 	@mkdir -p $(REPORTS)

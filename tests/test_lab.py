@@ -43,10 +43,14 @@ DIAG_MARK = "--- diagnostics"
 KEEP_REPORTS_ENV = "AWS2ALIYUN_LAB_KEEP_REPORTS"
 
 MUTATIONS_JOB = "mutations"
-# A gateway pair behind a HaVip (issue 13): the world VM and a VM per gateway; it starts once
-# both profiles have run their quiet checks, beside their lossy-path soaks and the mutations.
+# A gateway pair behind a HaVip (issue 13): the world VM and a VM per gateway. Opt-in for now
+# (PAIR_ENV=1): beside the profiles its boots (three VMs, two package installs, two more for
+# the rolling replacement) disturbed the modern profile's lossy-path soak (a liveness verdict
+# on a 1.7 s delivery stall), and after the soaks it would take `make test` past its 60
+# minutes; docs/lab-findings.md #19. `make lab-pair` runs it alone.
 PAIR_JOB = "pair"
 PAIR_STACK = REPO / "lab" / "stacks" / "Pulumi.lab-pair.yaml"
+PAIR_ENV = "AWS2ALIYUN_LAB_PAIR"
 # MiB per bulk TCP transfer: thousands of full-size segments each way, enough to prove the
 # path MTU and the MSS clamp (bulk_tcp_mtu has no goal; `make lab` keeps the default 20)
 BULK_MB = 8
@@ -70,7 +74,10 @@ def jobs() -> dict[str, Job]:
         measured=False,
         resume_after=tuple(f"profile-{p}" for p in sorted(PROFILES)),
     )
-    out[PAIR_JOB] = Job(["--config-file", str(PAIR_STACK)], start_after=tuple(f"profile-{p}" for p in sorted(PROFILES)))
+    if os.environ.get(PAIR_ENV) == "1":
+        out[PAIR_JOB] = Job(
+            ["--config-file", str(PAIR_STACK)], start_after=tuple(f"profile-{p}" for p in sorted(PROFILES))
+        )
     return out
 
 
@@ -180,6 +187,11 @@ def test_fault_injection_is_caught(name: str, lab_jobs: LabJobs):
         assert by_name[check]["ok"], f"{name}: {check} failed too: {by_name[check]['detail'][:3000]}"
 
 
+@pytest.mark.skipif(
+    os.environ.get(PAIR_ENV) != "1",
+    reason=f"the pair's lab run is opt-in ({PAIR_ENV}=1; `make lab-pair` alone): it does not fit make test's "
+    "60 minutes beside the profiles yet (docs/lab-findings.md #19, issue 13)",
+)
 def test_lab_pair_passes_every_check(lab_jobs: LabJobs):
     """A gateway pair (issue 13): every ha_* check, the traffic and the tunnel failover checks
     pass and meet their goals; the hand-overs beat a tunnel failover's downlink."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from core import paths
@@ -20,7 +21,10 @@ def cloud_init_clean(s: Session) -> Outcome:
     """On the ECS, or on each gateway of a pair."""
     if not s.gateways:
         return _cloud_init_clean(s.sh)
-    outcomes = {n: _cloud_init_clean(vm.sh) for n, vm in sorted(s.gateways.items())}
+    # side by side: `cloud-init status` is a Python start-up, many seconds in a TCG guest
+    with ThreadPoolExecutor(max_workers=len(s.gateways)) as pool:
+        futures = {n: pool.submit(_cloud_init_clean, vm.sh) for n, vm in sorted(s.gateways.items())}
+        outcomes = {n: f.result() for n, f in futures.items()}
     ok = all(o[0] for o in outcomes.values())
     detail = (
         "; ".join(f"gateway {n}: {o[1]}" for n, o in outcomes.items() if o[0])
@@ -35,7 +39,7 @@ def _cloud_init_clean(sh) -> Outcome:
         "cloud-init status --format json 2>&1; "
         "echo '=== failed units'; systemctl --failed --no-legend --plain 2>&1; "
         "echo '=== warnings'; grep -E ' (WARNING|ERROR|CRITICAL)' /var/log/cloud-init.log | tail -n 30",
-        60,
+        150,
     )
     text = res.out
     try:  # cloud-init's own JSON: status and the errors of every stage
@@ -115,7 +119,7 @@ def single_sa_pair(s: Session) -> Outcome:
         peer_sas = s.peer_sas(t.number)
         peer_x = swan.parse_xfrm_states(s.sh(f"ip -n aws{t.number} xfrm state", 30).out)
         for end, sas, remote, xs, me in (
-            ("ECS", ecs, t.outside_address, ecs_x, i.private_ip),
+            ("ECS", ecs, t.outside_address, ecs_x, i.ingress_ip),  # IKE binds to a pair's HaVip
             (f"aws{t.number}", peer_sas, i.eip, peer_x, t.outside_address),
         ):
             ike = swan.sas_to(sas, remote)
