@@ -372,10 +372,17 @@ def test_becoming_master_takes_both_tunnels(tmp_path):
     assert ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", "MASTER", "101").returncode == 0
     assert (tmp_path / "run" / "ha-role").read_text().strip() == "MASTER"
     log = calls(tmp_path)
-    assert "swanctl --load-all --noprompt" in log
+    assert "swanctl --load-conns" in log and "--file" not in log  # the connections, from /etc/swanctl
     for t in ("tunnel1", "tunnel2"):
         assert f"swanctl --initiate --child {t}" in log
     assert ha(tmp_path, env, "is-master").returncode == 0
+
+
+def test_becoming_master_again_initiates_only_a_tunnel_without_an_sa(tmp_path):
+    env = ha_env(tmp_path, sas=1)  # tunnel1 has an IKE SA
+    ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", "MASTER", "101")
+    log = calls(tmp_path)
+    assert "swanctl --initiate --child tunnel2" in log and "--initiate --child tunnel1" not in log
 
 
 @pytest.mark.parametrize("state", ["BACKUP", "FAULT", "STOP"])

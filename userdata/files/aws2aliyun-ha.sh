@@ -38,11 +38,15 @@ charon_pid() { pidof -s charon-systemd || pidof -s charon; }
 
 role() { cat "$ROLE_FILE" 2>/dev/null || echo UNKNOWN; }
 
+# Idempotent: the connections (re)loaded (a standby unloaded them; the secrets stay loaded),
+# and only a tunnel without an IKE SA initiated.
 become_master() {
   charon_pid >"$CHARON_PID_FILE" || rm -f "$CHARON_PID_FILE"
-  swanctl --load-all --noprompt >/dev/null 2>&1 || log "MASTER: swanctl --load-all failed"
-  local t
+  swanctl --load-conns >/dev/null 2>&1 || log "MASTER: swanctl --load-conns failed"
+  local t sas
+  sas=$(swanctl --list-sas --noblock 2>/dev/null)
   for t in "${TUNNELS[@]}"; do
+    grep -qE "^$t: #[0-9]+, " <<<"$sas" && continue
     (
       # charon goes on with the exchange after the command returns
       out=$(swanctl --initiate --child "$t" --timeout 5 2>&1 | grep -v "^plugin '")
