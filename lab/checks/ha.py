@@ -265,7 +265,14 @@ def ha_recovered_no_preempt(s: Session) -> Outcome:
     except Exception as e:
         s.probes.stop(t0)
         return False, f"gateway {back} did not boot again: {e}", {}
-    ready = poll.until(lambda: vm.sh(f"{paths.HA_PATH} ready", 30).ok, 300, interval=3.0)
+    said: list[str] = []
+
+    def is_ready() -> bool:
+        res = vm.sh(f"{paths.HA_PATH} ready", 30)
+        said[:] = [res.text().strip()[-300:]]
+        return res.ok
+
+    ready = poll.until(is_ready, 300, interval=3.0)
     time.sleep(10)  # traffic while the recovered gateway runs as standby
     r = s.probes.stop(t0)
     s.timelines["ha_recovered_no_preempt"] = (r, tp)
@@ -287,6 +294,8 @@ def ha_recovered_no_preempt(s: Session) -> Outcome:
         f"{'stayed' if still else 'did NOT stay'} active (nopreempt); {lost} probes lost "
         f"(uplink {r.up.lost}, downlink {r.down.lost}); {summary(states)}"
     )
+    if not ok:
+        detail += f"\nits last `aws2aliyun-ha ready`: {said[0] if said else 'never answered'}\n" + pair_context(s)
     return ok, detail, metrics
 
 
