@@ -24,6 +24,7 @@ VIRTUAL_ROUTER_ID = 51  # unicast VRRP: only the pair hears it, so any id works
 ADVERT_INT_S = 1
 # Gateway 1 wins an election held with both up (a first boot, a healed partition).
 PRIORITIES = (101, 100)
+STARTUP_DELAY_S = 5  # keepalived 2.2 (Debian 12); 2.4 adds vrrp_delay_after_boot for boots only
 CHECK_INTERVAL_S = 1
 # aws2aliyun-ha check waits up to 5 s for charon's answer (a loaded host must not hand over a
 # healthy gateway) and may release a standby's SAs after it
@@ -56,6 +57,9 @@ global_defs {{
     router_id aws2aliyun-gw{ha.number}
     script_user root
     enable_script_security
+    # at boot, listen before taking part: a gateway whose NIC is not passing traffic yet hears
+    # no advert and would become MASTER beside the active one (and take its tunnels)
+    vrrp_startup_delay {STARTUP_DELAY_S}
     # announce the HaVip again a second after taking it, and every 10 s while holding it
     vrrp_garp_master_delay 1
     vrrp_garp_master_refresh 10
