@@ -220,6 +220,12 @@ SPECS: tuple[Spec, ...] = (
         rows=(
             Row("lossy path (10 min): tunnel teardowns", "teardowns", unit=""),
             Row("lossy path: route switches off tunnel 1", "route_switches", unit=""),
+            Row(
+                "lossy path: route switches on a stall of the lab's host",
+                "route_switches_on_host_stall",
+                unit="",
+                informational=True,
+            ),
             Row("lossy path: standby withdrawals", "standby_withdrawals", unit="", informational=True),
             Row("lossy path: probes lost uplink (path: 15 % each way)", "uplink_loss_pct", unit="%"),
             Row("lossy path: probes lost downlink", "downlink_loss_pct", unit="%"),

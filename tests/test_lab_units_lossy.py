@@ -129,3 +129,19 @@ def test_the_expected_false_verdicts_favour_liveness_at_every_loss():
     # the issue's arithmetic for the old design: about 0.5 a day at 3 %, about 4 at 5 %
     assert 0.3 < lossy.expected_per_day("previous", 0.03) < 0.8
     assert 3 < lossy.expected_per_day("previous", 0.05) < 5
+
+
+def test_a_verdict_on_a_stall_of_the_labs_host_is_counted_apart():
+    """A tunnel-1 verdict preceded by a lab probe held up longer than the daemon's dead threshold
+    (the path delays a probe a few hundred ms at most): the host stalled, the daemon did its job;
+    it does not count against lossy_path's goal of no route switch. A slow probe below the
+    threshold, or a verdict on tunnel 2 (the lab probes do not cross it), is no such evidence."""
+    stall = {"tunnel": 1, "t": 418.3, "slow_probes_before": [(416.0, liveness.DOWN_AFTER_S + 0.45), (416.3, 1.0)]}
+    assert lossy.on_host_stall(stall)
+    assert not lossy.on_host_stall({**stall, "slow_probes_before": [(416.0, liveness.DOWN_AFTER_S - 0.1)]})
+    assert not lossy.on_host_stall({**stall, "slow_probes_before": []})
+    assert not lossy.on_host_stall({**stall, "tunnel": 2})
+    assert lossy.HOST_STALL_S == liveness.DOWN_AFTER_S
+    # far beyond what the simulated path delays a probe one way
+    one_way_max_s = (netem.CROSS_BORDER.delay_ms + netem.CROSS_BORDER.jitter_ms) / 1000
+    assert 4 * one_way_max_s < lossy.HOST_STALL_S
