@@ -58,6 +58,8 @@ def test_pair_verdict_wants_one_master_holding_the_havip_and_every_sa():
     assert any("2 gateways are MASTER" in p for p in ha.pair_verdict(s, split))
     stale = {1: good[1], 2: {**good[2], "ike_sas": 1}}
     assert any("standby gateway 2 holds 1 IKE SAs" in p for p in ha.pair_verdict(s, stale))
+    fault = {1: good[1], 2: {**good[2], "role": "FAULT"}}
+    assert any("standby gateway 2 is FAULT" in p for p in ha.pair_verdict(s, fault))
     lost_vip = {1: {**good[1], "holds_havip": False}, 2: good[2]}
     assert any("HaVip" in p for p in ha.pair_verdict(s, lost_vip))
 

@@ -128,6 +128,9 @@ def pair_verdict(s: Session, states: dict[int, dict]) -> list[str]:
     for n, st in states.items():
         if n not in masters and st["ike_sas"]:
             problems.append(f"standby gateway {n} holds {st['ike_sas']} IKE SAs (expected none)")
+        if n not in masters and st["role"] != "BACKUP":
+            # FAULT: its track script fails, so it could not take over
+            problems.append(f"standby gateway {n} is {st['role']} (expected BACKUP: ready to take over)")
     return problems
 
 
