@@ -245,6 +245,34 @@ _SAS = {
         "  {c}: #12, reqid 1, INSTALLED, TUNNEL, ESP:AES_CBC-128/HMAC_SHA1_96\n"
         "    installed 3s ago, rekeying in 1700s, expires in 3500s\n"
     ),
+    # rekey collisions under load (docs/lab-findings.md #21): a superseded SA left behind
+    "stale-rekeyed": (
+        "{c}: #14, ESTABLISHED, IKEv1, 1a2b_i* 3c4d_r\n"
+        "  {c}: #11, reqid 2, REKEYED, TUNNEL-in-UDP, ESP:AES_CBC-128/HMAC_SHA1_96/MODP_1024\n"
+        "    installed 75s ago, rekeying in 1905s, expires in 3527s\n"
+        "  {c}: #15, reqid 2, INSTALLED, TUNNEL-in-UDP, ESP:AES_CBC-128/HMAC_SHA1_96/MODP_1024\n"
+        "    installed 69s ago, rekeying in 1923s, expires in 3531s\n"
+    ),
+    "stale-deleted": (
+        "{c}: #8, ESTABLISHED, IKEv2, 4a57_i 982d_r*\n"
+        "  {c}: #7, reqid 1, DELETED, TUNNEL-in-UDP, ESP:AES_GCM_16-256/ECP_256\n"
+        "    installed 95s ago, rekeying in 1854s, expires in 3505s\n"
+        "  {c}: #8, reqid 1, INSTALLED, TUNNEL-in-UDP, ESP:AES_GCM_16-256/ECP_256\n"
+        "    installed 89s ago, rekeying in 1858s, expires in 3511s\n"
+    ),
+    # charon's own few seconds after a rekey: not the watchdog's business yet
+    "just-rekeyed": (
+        "{c}: #8, ESTABLISHED, IKEv2, 4a57_i 982d_r*\n"
+        "  {c}: #7, reqid 1, DELETED, TUNNEL-in-UDP, ESP:AES_GCM_16-256\n"
+        "    installed 95s ago, rekeying in 1854s, expires in 3505s\n"
+        "  {c}: #9, reqid 1, INSTALLED, TUNNEL-in-UDP, ESP:AES_GCM_16-256\n"
+        "    installed 2s ago, rekeying in 1858s, expires in 3511s\n"
+    ),
+    "rekeyed-only": (
+        "{c}: #8, ESTABLISHED, IKEv1, 4a57_i 982d_r*\n"
+        "  {c}: #7, reqid 1, REKEYED, TUNNEL-in-UDP, ESP:AES_CBC-128/HMAC_SHA1_96\n"
+        "    installed 95s ago, rekeying in 1854s, expires in 3505s\n"
+    ),
     "rekeying": (
         "{c}: #6, ESTABLISHED, IKEv2, 1a2b_i* 3c4d_r\n"
         "  {c}: #8, reqid 1, REKEYING, TUNNEL, ESP:AES_GCM_16-256\n"
@@ -263,6 +291,8 @@ _SAS = {
         ("none", "none", ["tunnel1", "tunnel2"], []),
         ("established", "duplicate", [], ["8", "9"]),  # all but the newest (#12)
         ("fresh-duplicate", "established", [], []),  # maybe a rekey in progress: wait
+        ("stale-rekeyed", "stale-deleted", [], ["11", "7"]),
+        ("just-rekeyed", "rekeyed-only", [], []),
     ],
 )
 def test_watchdog_initiates_only_a_tunnel_without_sas(tmp_path, state1, state2, initiated, terminated):

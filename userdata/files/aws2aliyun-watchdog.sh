@@ -4,35 +4,41 @@
 # For tunnel1 and tunnel2: when charon holds no IKE SA for it at all (not even CONNECTING),
 # or an ESTABLISHED IKE SA without any CHILD_SA, initiate the tunnel's CHILD_SA. Anything
 # else (established, connecting, rekeying) is left alone, so no duplicate SA is created.
-# When a tunnel has more than one INSTALLED CHILD_SA (IKEv1 has no rekey collision
-# handling: both ends rekeying at once leaves two), and the newest is DUPLICATE_AGE seconds
-# old, the older ones are deleted (both ends: charon sends the DELETE): AWS keeps one SA
-# per tunnel and would drop traffic on the other.
+# When a tunnel's newest INSTALLED CHILD_SA is DUPLICATE_AGE seconds old, every other
+# CHILD_SA of it is superseded and deleted (charon sends the DELETE, so both ends drop it):
+# - older INSTALLED ones: IKEv1 has no rekey collision handling, both ends rekeying at once
+#   leaves two, and AWS keeps one SA per tunnel and would drop traffic on the other;
+# - REKEYED or DELETED ones: after rekey collisions under load the lab saw one left behind,
+#   its inbound SA installed, for minutes (IKEv1 REKEYED on both ends, IKEv2 DELETED on the
+#   ECS; docs/lab-findings.md #21). charon keeps those only a few seconds by design.
+# A CHILD_SA being created or rekeyed (any other state) is left alone.
 set -u
 
 timeout_s=${INITIATE_TIMEOUT:-10}
 duplicate_age=${DUPLICATE_AGE:-10}
 
-# "ID AGE" of each INSTALLED CHILD_SA of connection $1 in `swanctl --list-sas` output $2.
-installed_children() {
+# "ID STATE AGE" of each INSTALLED, REKEYED or DELETED CHILD_SA of connection $1 in
+# `swanctl --list-sas` output $2, oldest (lowest unique ID) first.
+settled_children() {
   awk -v c="$1" '
-    $0 ~ "^  " c ": #[0-9]+, reqid [0-9]+, INSTALLED" {
-      match($0, /#[0-9]+/); id = substr($0, RSTART + 1, RLENGTH - 1); want = 1; next
+    $0 ~ "^  " c ": #[0-9]+, reqid [0-9]+, (INSTALLED|REKEYED|DELETED)," {
+      match($0, /#[0-9]+/); id = substr($0, RSTART + 1, RLENGTH - 1)
+      match($0, /(INSTALLED|REKEYED|DELETED)/); state = substr($0, RSTART, RLENGTH); want = 1; next
     }
     want && match($0, /installed [0-9]+s ago/) {
-      print id, substr($0, RSTART + 10, RLENGTH - 15); want = 0
+      print id, state, substr($0, RSTART + 10, RLENGTH - 15); want = 0
     }' <<<"$2" | sort -n
 }
 
-reap_duplicates() {
-  local conn=$1 sas=$2 children newest age id
-  children=$(installed_children "$conn" "$sas")
+reap_superseded() {
+  local conn=$1 sas=$2 children newest age id state
+  children=$(settled_children "$conn" "$sas")
   [ "$(grep -c . <<<"$children")" -gt 1 ] || return 0
-  read -r newest age <<<"$(tail -n 1 <<<"$children")"
-  [ "$age" -ge "$duplicate_age" ] || return 0
-  while read -r id _; do
+  read -r newest _ age <<<"$(grep " INSTALLED " <<<"$children" | tail -n 1)"
+  [ -n "$newest" ] && [ "$age" -ge "$duplicate_age" ] || return 0
+  while read -r id state _; do
     [ "$id" = "$newest" ] && continue
-    logger -t aws2aliyun-watchdog -p daemon.notice "$conn: duplicate CHILD_SA #$id (keeping #$newest), deleting"
+    logger -t aws2aliyun-watchdog -p daemon.notice "$conn: superseded $state CHILD_SA #$id (keeping #$newest), deleting"
     swanctl --terminate --child-id "$id" --timeout 5 >/dev/null 2>&1
   done <<<"$children"
 }
@@ -51,7 +57,7 @@ for n in 1 2; do
   elif [ "$established" -gt 0 ] && [ "$child" -eq 0 ]; then
     why="IKE SA without CHILD_SA"
   else
-    reap_duplicates "$conn" "$sas"
+    reap_superseded "$conn" "$sas"
     continue
   fi
   logger -t aws2aliyun-watchdog -p daemon.notice "$conn: $why, initiating"
