@@ -26,8 +26,8 @@ ADVERT_INT_S = 1
 PRIORITIES = (101, 100)
 STARTUP_DELAY_S = 5  # keepalived 2.2 (Debian 12); 2.4 adds vrrp_delay_after_boot for boots only
 CHECK_INTERVAL_S = 1
-# aws2aliyun-ha check waits up to 5 s for charon's answer (a loaded host must not hand over a
-# healthy gateway) and may release a standby's SAs after it
+# aws2aliyun-ha check itself is light (no strongSwan CLI call), but on a standby that still
+# holds SAs it releases them, a few swanctl calls of about a second each on a loaded host
 CHECK_TIMEOUT_S = 10
 CHECK_FALL = 2  # two failed checks in a row: a loaded host may stall one
 CHECK_RISE = 2
