@@ -33,7 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         help="Pulumi stack file (default: Pulumi.dev.yaml)",
     )
     r.add_argument("--report", type=Path, help="write the JSON report here")
-    r.add_argument("--only", help=f"comma-separated checks to run (of: {', '.join(CHECKS)})")
+    r.add_argument(
+        "--only",
+        help=f"comma-separated checks to run (of: {', '.join(CHECKS)}; or the fault checks listed under --no-faults)",
+    )
     r.add_argument(
         "--mutate",
         metavar="NAME[,NAME...]",
