@@ -7,6 +7,20 @@ peer stays standby instead of taking the link back (a second outage). The one th
 MASTER brings both tunnels up (`aws2aliyun-ha notify`), the others tear theirs down, so only
 the active gateway holds IKE SAs.
 
+`aws2aliyun-ha` (userdata/files/aws2aliyun-ha.sh) follows the role. MASTER (this gateway now
+holds the HaVip, the address IKE binds to): load the connections and initiate both tunnels.
+The IKE identity is the EIP, so AWS sees the same peer, and the INITIAL_CONTACT of a fresh IKE
+SA makes it drop the other gateway's SAs at once. Any other state: load an empty connection
+set (`standby_conf`, so swanctl unloads the others) and terminate both tunnels, so only the
+active gateway holds SAs (and routes: aws2aliyun-liveness routes over VTIs that are up, and a
+VTI goes down with its SA). With no connection loaded nothing on a standby initiates: not
+dpd_action or close_action = restart after AWS deleted an SA that the active gateway's
+INITIAL_CONTACT replaced (which would take the tunnels back from it). Transitions are
+serialised (flock) and each acts on the latest role, so a MASTER that turns BACKUP while still
+initiating ends with no SA; `check` (every second) releases any SA a standby still holds. It
+is light (no strongSwan CLI call: on a TCG guest each takes about a second, and a check that
+outran its interval flapped the pair, docs/lab-findings.md #19).
+
 Health: VRRP adverts stop when the active gateway is down or hung (the standby takes over
 after 3 * ADVERT_INT_S plus its skew); `aws2aliyun-ha check` fails when charon is not running,
 does not answer, or was restarted under an active gateway (its SAs are gone: hand over to

@@ -9,7 +9,17 @@ IKE_SA at all. Nothing would ever initiate them again.
 
 Every INTERVAL_S the watchdog initiates a tunnel's CHILD_SA only when charon holds no IKE_SA
 for it at all (not even CONNECTING), or an ESTABLISHED IKE_SA without any CHILD_SA: so it
-never creates a duplicate and the "one SA pair per tunnel" property holds.
+never creates a duplicate and the "one SA pair per tunnel" property holds. Anything else
+(established, connecting, rekeying) is left alone.
+
+When a tunnel's newest INSTALLED CHILD_SA is DUPLICATE_AGE_S old, every other CHILD_SA of it
+is superseded and deleted (charon sends the DELETE, so both ends drop it):
+- older INSTALLED ones: IKEv1 has no rekey collision handling, both ends rekeying at once
+  leaves two, and AWS keeps one SA per tunnel and would drop traffic on the other;
+- REKEYED or DELETED ones: after rekey collisions under load the lab saw one left behind, its
+  inbound SA installed, for minutes (IKEv1 REKEYED on both ends, IKEv2 DELETED on the ECS;
+  docs/lab-findings.md #21), where charon keeps them a few seconds by design.
+A CHILD_SA being created or rekeyed (any other state) is left alone.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from core import paths
 
 INTERVAL_S = 15
 INITIATE_TIMEOUT_S = 10  # how long one `swanctl --initiate` may block the watchdog
+DUPLICATE_AGE_S = 10  # how old the newest INSTALLED CHILD_SA must be before the others go
 
 
 def service(pair: bool = False) -> str:
@@ -32,6 +43,7 @@ Requisite=strongswan.service
 [Service]
 Type=oneshot
 Environment=INITIATE_TIMEOUT={INITIATE_TIMEOUT_S}
+Environment=DUPLICATE_AGE={DUPLICATE_AGE_S}
 {condition}ExecStart={paths.WATCHDOG_PATH}
 """
 

@@ -8,19 +8,8 @@
 #   aws2aliyun-ha ready                             exit 0 once this gateway can carry the link alone
 #                                                   (`pulumi up` waits for it before replacing the other)
 #
-# MASTER (this gateway now holds the HaVip, the address IKE binds to): load the connections
-# and initiate both tunnels. The IKE identity is the EIP, so AWS sees the same peer, and the
-# INITIAL_CONTACT of a fresh IKE SA makes it drop the other gateway's SAs at once.
-# Any other state: unload the connections (an empty set, STANDBY_CONF) and terminate both
-# tunnels, so only the active gateway holds SAs (and routes: aws2aliyun-liveness routes over
-# VTIs that are up, and a VTI goes down with its SA). With no connection loaded, nothing on a
-# standby initiates: not dpd_action or close_action = restart after AWS deleted an SA that the
-# active gateway's INITIAL_CONTACT replaced (which would take the tunnels back from it).
-# Transitions are serialised (flock) and each acts on the latest role, so a MASTER that turns
-# BACKUP while still initiating ends with no SA; `check` (every second) releases any SA a
-# standby still holds.
-# check fails when charon is not running or has no control socket, or was restarted while this
-# gateway was MASTER (its SAs died with it: hand over to the standby, whose charon is up).
+# MASTER: load the connections, initiate both tunnels. Any other state: load an empty
+# connection set (STANDBY_CONF), terminate both tunnels. Why: userdata/keepalived.py.
 set -u
 
 readonly RUN_DIR=${AWS2ALIYUN_RUN_DIR:-/run/aws2aliyun}  # the variables: for tests
@@ -39,19 +28,26 @@ role() { cat "$ROLE_FILE" 2>/dev/null || echo UNKNOWN; }
 
 # Idempotent: the connections (re)loaded (a standby unloaded them; the secrets stay loaded),
 # and only a tunnel without an IKE SA initiated.
+# Seconds since $1 (an $EPOCHREALTIME), for the hand-over's timings in the journal.
+since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1fs", b - a }'; }
+
 become_master() {
+  local t sas start=$EPOCHREALTIME held=()
   charon_pid >"$CHARON_PID_FILE" || rm -f "$CHARON_PID_FILE"
   swanctl --load-conns >/dev/null 2>&1 || log "MASTER: swanctl --load-conns failed"
-  local t sas
   sas=$(swanctl --list-sas --noblock 2>/dev/null)
   for t in "${TUNNELS[@]}"; do
-    grep -qE "^$t: #[0-9]+, " <<<"$sas" && continue
+    if grep -qE "^$t: #[0-9]+, " <<<"$sas"; then
+      held+=("$t")
+      continue
+    fi
     (
       # charon goes on with the exchange after the command returns
       out=$(swanctl --initiate --child "$t" --timeout 5 2>&1 | grep -v "^plugin '")
-      log "MASTER: $t: $(tail -n 1 <<<"$out")"
+      log "MASTER: $t: $(tail -n 1 <<<"$out") ($(since "$start") after taking over)"
     ) &
   done
+  log "MASTER: connections loaded in $(since "$start"); initiating the tunnels${held[*]:+ but ${held[*]} (already held)}"
   wait
 }
 
@@ -92,8 +88,7 @@ notify() {
 }
 
 check() {
-  # light: keepalived runs it every second, and a TCG guest spends a second on each call of
-  # strongSwan's CLI (its plugins): a check that outran its interval flapped the pair (docs/lab-findings.md #19)
+  # light (no strongSwan CLI): keepalived runs it every second
   local pid recorded now
   pid=$(charon_pid) || { echo "charon is not running"; return 1; }
   [ -S "$VICI_SOCKET" ] || { echo "charon's control socket is missing"; return 1; }

@@ -1,17 +1,6 @@
 #!/bin/bash
-# aws2aliyun-watchdog: initiate a tunnel strongSwan has given up on (run by a systemd timer).
-#
-# For tunnel1 and tunnel2: when charon holds no IKE SA for it at all (not even CONNECTING),
-# or an ESTABLISHED IKE SA without any CHILD_SA, initiate the tunnel's CHILD_SA. Anything
-# else (established, connecting, rekeying) is left alone, so no duplicate SA is created.
-# When a tunnel's newest INSTALLED CHILD_SA is DUPLICATE_AGE seconds old, every other
-# CHILD_SA of it is superseded and deleted (charon sends the DELETE, so both ends drop it):
-# - older INSTALLED ones: IKEv1 has no rekey collision handling, both ends rekeying at once
-#   leaves two, and AWS keeps one SA per tunnel and would drop traffic on the other;
-# - REKEYED or DELETED ones: after rekey collisions under load the lab saw one left behind,
-#   its inbound SA installed, for minutes (IKEv1 REKEYED on both ends, IKEv2 DELETED on the
-#   ECS; docs/lab-findings.md #21). charon keeps those only a few seconds by design.
-# A CHILD_SA being created or rekeyed (any other state) is left alone.
+# aws2aliyun-watchdog: initiate a tunnel strongSwan has given up on, delete superseded
+# CHILD_SAs (run by a systemd timer; why and when: userdata/watchdog.py in aws2aliyun-vpc).
 set -u
 
 timeout_s=${INITIATE_TIMEOUT:-10}
