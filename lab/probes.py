@@ -44,8 +44,15 @@ def parse_rx(text: str) -> list[tuple[int, float]]:
     return out
 
 
+def parse_rx_dropped(text: str) -> int:
+    """The 4th field of a `.tx` state line: datagrams the kernel dropped at that end's full
+    receive buffer (0 when absent)."""
+    parts = text.split()
+    return int(parts[3]) if len(parts) >= 4 and parts[3].isdigit() else 0
+
+
 def parse_tx(text: str) -> tuple[int, float, float] | None:
-    """`SENT FIRST_T LAST_T` -> (sent, first_t, last_t)."""
+    """`SENT FIRST_T LAST_T [RX_DROPPED]` -> (sent, first_t, last_t)."""
     parts = text.split()
     if len(parts) < 3:
         return None
@@ -65,6 +72,8 @@ class DirectionStats:
     outage_to: float | None = None  # send instant of the first probe received after it
     recovered: bool = True  # False when the longest gap lasted until the end
     gaps: list[tuple[float, float, int]] = field(default_factory=list)  # (from, to, missing), longest first
+    # datagrams the lab's own receiver dropped, its socket buffer full (the warm-up's included)
+    rx_dropped: int = 0
 
     def as_metrics(self, t_ref: float | None = None) -> dict:
         rel = (lambda t: None if t is None else round(t - t_ref, 2)) if t_ref is not None else (lambda t: t)
@@ -77,6 +86,7 @@ class DirectionStats:
             "outage_to": rel(self.outage_to),
             "recovered": self.recovered,
             "gaps": [(rel(a), rel(b), n) for a, b, n in self.gaps],  # (from, to, missing), longest first
+            "rx_dropped": self.rx_dropped,
         }
 
 
@@ -286,6 +296,7 @@ def probe_result(out: str, t0: float) -> ProbeResult:
         tx = parse_tx(parts.get(f"{sender}.tx", "")) or (0, t0, t0)
         rx = parse_rx(parts.get(f"{receiver}.rx", ""))
         st = direction_stats(rx, tx[0], tx[1], tx[2], iv, start_seq=WARMUP)
+        st.rx_dropped = parse_rx_dropped(parts.get(f"{receiver}.tx", ""))
         return st, [t for seq, t in rx if WARMUP <= seq < tx[0]], tx[2]
 
     up, up_rx, up_end = stats("ali", "aws")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lab import peer
-from lab.probes import direction_stats, parse_rx, parse_tx
+from lab.probes import RATE, WARMUP, direction_stats, parse_rx, parse_tx, probe_result
 from lab.registry import CHECKS, FAULT_CHECKS
 
 IV = 0.1
@@ -59,6 +59,20 @@ def test_parsers_ignore_garbage():
     assert parse_rx("1 1000.1 1000.2\n2 1000.2\nbad line here\n\nx y\n") == [(1, 1000.1), (2, 1000.2)]
     assert parse_tx("42 1000.0 1004.1\n") == (42, 1000.0, 1004.1)
     assert parse_tx("") is None and parse_tx("a b c") is None
+    assert parse_tx("42 1000.0 1004.1 7\n") == (42, 1000.0, 1004.1)
+
+
+def test_what_the_labs_own_receiver_dropped_is_reported_per_direction():
+    """seqprobe's 4th `.tx` field counts datagrams its full socket buffer dropped (SO_RXQ_OVFL):
+    the ali end's is the downlink's receiver, the aws end's the uplink's."""
+    n, t0 = WARMUP + 20, 1000.0
+    rows = "".join(f"{k} {t0 + k / RATE:.6f} {t0 + k / RATE + 0.01:.6f}\n" for k in range(n) if k != WARMUP + 5)
+    last = t0 + (n - 1) / RATE
+    out = f"=== ali.tx\n{n} {t0} {last} 3\n=== ali.rx\n{rows}=== aws.tx\n{n} {t0} {last}\n=== aws.rx\n{rows}"
+    r = probe_result(out, t0)
+    assert (r.down.rx_dropped, r.up.rx_dropped) == (3, 0)
+    assert r.down.lost == r.up.lost == 1
+    assert r.down.as_metrics()["rx_dropped"] == 3
 
 
 def test_metrics_relative_to_a_reference():

@@ -299,7 +299,8 @@ def ha_recovered_no_preempt(s: Session) -> Outcome:
         f"gateway {back} powered on again at t=0 (its disk kept): "
         f"{'ready as standby' if ready else 'NOT ready'} after {vm.since_start():.0f}s; gateway {active} "
         f"{'stayed' if still else 'did NOT stay'} active (nopreempt); {lost} probes lost "
-        f"(uplink {r.up.lost}, downlink {r.down.lost}); {summary(states)}"
+        f"(uplink {r.up.lost}, downlink {r.down.lost}; the lab's receivers dropped "
+        f"{r.up.rx_dropped + r.down.rx_dropped}, their socket buffers full); {summary(states)}"
     )
     if not ok:
         detail += f"\nits last `aws2aliyun-ha ready`: {said[0] if said else 'never answered'}\n" + pair_context(s)

@@ -4,7 +4,10 @@
 Each end sends `SEQ T_SEND` datagrams to the other at --rate packets per second (on a fixed
 schedule: packet k at t0 + k/rate, wall clock, which all namespaces of the VM share) and
 logs every datagram it receives as `SEQ T_SEND T_RECV` in DIR/NAME.rx. DIR/NAME.tx holds
-`SENT FIRST_T LAST_T` (rewritten every second and at exit). It stops when DIR/stop exists,
+`SENT FIRST_T LAST_T RX_DROPPED` (rewritten every second and at exit): RX_DROPPED is how many
+datagrams the kernel dropped because this receiver's socket buffer was full (SO_RXQ_OVFL), a
+loss of the lab's own receiver, not of the path. The buffer is large (RCVBUF) so that a host
+stall followed by a catch-up burst (the schedule is fixed) does not overflow it. It stops when DIR/stop exists,
 on SIGTERM, or after --max seconds (after the stop file: 2.5 s more receiving, no sending).
 """
 
@@ -14,7 +17,12 @@ import os
 import select
 import signal
 import socket
+import struct
 import time
+
+RCVBUF = 4 << 20  # bytes; the default (about 200 KiB) holds only some 90 small datagrams from a virtio NIC
+SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)  # Linux: the socket's drop counter as ancillary data
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # as root: past net.core.rmem_max
 
 
 def main():
@@ -32,18 +40,24 @@ def main():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((a.bind, a.port))
+    try:
+        s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
+    except OSError:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+    s.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+    cmsg_space = socket.CMSG_SPACE(4)
     s.setblocking(False)
     rx = open(os.path.join(a.dir, a.name + ".rx"), "a", buffering=1)  # noqa: SIM115 (whole run)
     txpath = os.path.join(a.dir, a.name + ".tx")
     stopfile = os.path.join(a.dir, "stop")
     interval = 1.0 / a.rate
     t0 = time.time()
-    seq, first_t, last_t, last_state = 0, None, None, 0.0
+    seq, first_t, last_t, last_state, dropped = 0, None, None, 0.0, 0
 
     def write_state():
         tmp = txpath + ".tmp"
         with open(tmp, "w") as f:
-            f.write(f"{seq} {first_t or 0:.6f} {last_t or 0:.6f}\n")
+            f.write(f"{seq} {first_t or 0:.6f} {last_t or 0:.6f} {dropped}\n")
         os.replace(tmp, txpath)
 
     draining_until = None  # after the stop: send no more, keep receiving the other end's last probes
@@ -70,11 +84,14 @@ def main():
         if r:
             while True:
                 try:
-                    data = s.recv(256)
+                    data, anc, _flags, _addr = s.recvmsg(256, cmsg_space)
                 except (BlockingIOError, InterruptedError):
                     break
                 except OSError:
                     break
+                for level, kind, value in anc:
+                    if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(value) >= 4:
+                        dropped = struct.unpack("I", value[:4])[0]
                 tr = time.time()
                 parts = data.split()
                 if len(parts) == 2:
