@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import yaml
 
 from lab.inputs import LabInputs
+from userdata.cloud_config import dump, pack, shipped_text
 
 
 class MutationError(ValueError):
@@ -109,10 +110,33 @@ def apply(name: str, user_data: str, inputs: LabInputs) -> str:
         m = MUTATIONS[name]
     except KeyError:
         raise MutationError(f"unknown mutation {name!r} (known: {', '.join(MUTATIONS)})") from None
-    new = m.apply(user_data, inputs)
-    if new == user_data:
+    # the mutation edits the files as text: the packed (gzip+Base64) ones unpacked, and
+    # packed again afterwards when it changed them
+    doc = _cloud_config(user_data)
+    packed = {i for i, f in enumerate(doc["write_files"]) if f.get("encoding") == "gz+b64"}
+    plain = dump({**doc, "write_files": [_unpacked(f) for f in doc["write_files"]]})
+    new = m.apply(plain, inputs)
+    if new == plain:
         raise MutationError(f"{name}: did not change the user-data")
-    return new
+    out = _cloud_config(new)
+    files = out["write_files"]
+    if len(files) != len(doc["write_files"]):
+        return new  # not a content change: changed_files says so
+    for i in packed:
+        before = doc["write_files"][i]
+        if files[i] == _unpacked(before):
+            files[i] = before
+        else:
+            files[i] = {**files[i], "encoding": "gz+b64", "content": pack(str(files[i]["content"]))}
+            files[i] = {k: files[i][k] for k in before if k in files[i]} | files[i]
+    return dump(out)
+
+
+def _unpacked(f: dict) -> dict:
+    """A write_files entry with its content as text (a packed one decoded, its encoding gone)."""
+    if f.get("encoding") != "gz+b64":
+        return f
+    return {k: v for k, v in f.items() if k != "encoding"} | {"content": shipped_text(f)}
 
 
 def parse_names(text: str) -> tuple[str, ...]:
@@ -152,8 +176,5 @@ def changed_files(before: str, after: str) -> list[dict]:
             "the mutated user-data differs in more than file contents, so a reboot cannot apply it: "
             + ", ".join(problems)
         )
-    changed = [f for f, old in zip(af, bf, strict=True) if f.get("content") != old.get("content")]
-    encoded = [f["path"] for f in changed if f.get("encoding")]
-    if encoded:
-        raise MutationError(f"the mutation changes an encoded file, which the lab writes as text: {', '.join(encoded)}")
-    return changed
+    # the lab writes each file as text: a packed one unpacked
+    return [_unpacked(f) for f, old in zip(af, bf, strict=True) if f.get("content") != old.get("content")]

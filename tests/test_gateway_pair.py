@@ -227,8 +227,8 @@ def test_on_a_pair_ike_binds_to_the_havip_and_only_the_active_one_initiates():
 
 
 def test_the_watchdog_runs_only_on_the_active_gateway_of_a_pair():
-    assert f"ExecCondition={paths.HA_PATH} is-master" in watchdog_service(pair=True)
-    assert "ExecCondition" not in watchdog_service()
+    assert f"ExecCondition={paths.HA_PATH} is-master" in watchdog_service(2, pair=True)
+    assert "ExecCondition" not in watchdog_service(2)
 
 
 def test_the_host_firewall_admits_vrrp_from_the_peer_only():

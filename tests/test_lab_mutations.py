@@ -15,6 +15,7 @@ from lab.options import Options
 from lab.report import report_path
 from lab.run import stages
 from tests.test_lab_units import make_plan
+from userdata.cloud_config import shipped_text
 
 GOLDEN = Path(__file__).parent / "golden" / "cloud-config.modern.yaml"
 USER_DATA = GOLDEN.read_text()
@@ -41,8 +42,13 @@ def test_the_golden_user_data_is_what_the_mutations_break():
 def test_each_mutation_changes_one_file_and_only_its_content(name, path):
     files = mutations.changed_files(USER_DATA, mutated(name))
     assert [f["path"] for f in files] == [path]
-    new = yaml.safe_load(mutated(name))["write_files"]
-    assert files[0] == next(f for f in new if f["path"] == path)  # owner and mode as the user-data has them
+    new = next(f for f in yaml.safe_load(mutated(name))["write_files"] if f["path"] == path)
+    # owner and mode as the user-data has them; a packed file (the updown script) written as text
+    assert {k: v for k, v in files[0].items() if k != "content"} == {
+        k: v for k, v in new.items() if k not in ("content", "encoding")
+    }
+    assert files[0]["content"] == shipped_text(new)
+    assert "encoding" not in files[0]
 
 
 def test_from_one_mutation_to_the_next_the_first_is_undone():

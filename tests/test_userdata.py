@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from userdata.cloud_config import (
     PACKED_SUFFIX,
     USER_DATA_MAX_BYTES,
     link_env,
+    pack,
     shipped_text,
     static_file,
     too_large,
@@ -134,8 +137,7 @@ def test_golden_packed_script_is_its_source(name):
     path = FILES / (name + PACKED_SUFFIX)
     source = (FILES / name).read_bytes()
     if os.environ.get("UPDATE_GOLDEN"):
-        blob = base64.b64encode(gzip.compress(source, compresslevel=9, mtime=0)).decode()
-        path.write_text("\n".join(blob[i : i + 76] for i in range(0, len(blob), 76)) + "\n")
+        path.write_text(pack(source.decode()))
     assert path.exists(), f"{path} missing: run `make golden`"
     assert gzip.decompress(base64.b64decode(path.read_text())) == source, f"{path.name} is stale: `make golden`"
 
@@ -187,7 +189,7 @@ def test_user_data_beyond_alibabas_limit_is_refused_naming_the_keys():
 
 def test_static_scripts_ship_unchanged_in_the_user_data():
     files = files_of(cloud_config(gateway()))
-    assert files[paths.UPDOWN_PATH]["content"] == static_file("aws2aliyun-updown.sh")
+    assert shipped_text(files[paths.UPDOWN_PATH]) == static_file("aws2aliyun-updown.sh")
     assert files[paths.VERIFY_PATH]["permissions"] == "0755"
 
 
@@ -323,6 +325,75 @@ def test_watchdog_initiates_only_a_tunnel_without_sas(tmp_path, state1, state2, 
     syslog = (tmp_path / "syslog").read_text() if initiated else ""
     for conn in initiated:
         assert f"{conn}: " in syslog and "initiating" in syslog
+
+
+def _run_watchdog(tmp_path, states: dict[int, str], liveness: dict | None, extra_env: dict | None = None):
+    """The watchdog script against a stand-in `swanctl` (charon's list format), with the
+    liveness daemon's state file; returns the swanctl calls and what it logged."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    log = tmp_path / "calls"
+    for n, state in states.items():
+        (tmp_path / f"tunnel{n}.sas").write_text(_SAS[state].format(c=f"tunnel{n}"))
+    (bindir / "swanctl").write_text(
+        "#!/bin/bash\n"
+        f'echo "$*" >> {log}\n'
+        'if [ "$1" = --list-sas ]; then for a; do case $a in tunnel*) '
+        f"cat {tmp_path}/$a.sas;; esac; done; fi\n"
+        'if [ "$1" = --initiate ]; then echo "initiate completed successfully"; fi\n'
+    )
+    (bindir / "logger").write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/syslog\n')
+    for f in bindir.iterdir():
+        f.chmod(0o755)
+    state_file = tmp_path / "liveness.json"
+    if liveness is not None:
+        state_file.write_text(json.dumps(liveness))
+    # the shipped liveness script's own --dead-for, reading that state file
+    liveness_cli = bindir / "aws2aliyun-liveness"
+    liveness_cli.write_text(
+        f'#!/bin/sh\nAWS2ALIYUN_LIVENESS_STATE={state_file} exec python3 {FILES / "aws2aliyun-liveness.py"} "$@"\n'
+    )
+    liveness_cli.chmod(0o755)
+    env = {
+        "PATH": f"{bindir}:/usr/bin:/bin",
+        "LIVENESS": str(liveness_cli),
+        "WATCHDOG_RUN_DIR": str(tmp_path / "run"),
+        "DEAD_CHILD_AFTER": "48",
+        **(extra_env or {}),
+    }
+    out = subprocess.run(["bash", str(FILES / "aws2aliyun-watchdog.sh")], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    calls = log.read_text().splitlines() if log.exists() else []
+    syslog = (tmp_path / "syslog").read_text() if (tmp_path / "syslog").exists() else ""
+    return calls, syslog
+
+
+def _liveness(state: str, for_s: float, age_s: float = 0.5) -> dict:
+    t = {"vti": "Tunnel1", "target": "169.254.121.1", "state": state, "for_s": for_s}
+    return {"updated": time.time() - age_s, "routed": [], "tunnels": {"tunnel1": t}}
+
+
+@pytest.mark.parametrize(
+    ("liveness", "recreated"),
+    [
+        (("dead", 61.7), True),  # the lab's orphan: IKE answers, ESP does not
+        (("dead", 30.0), False),  # an outage DPD has not judged yet: DPD's business
+        (("alive", 300.0), False),
+        (("dead", 61.7, 60), False),  # the daemon is not running: no evidence
+        (None, False),
+    ],
+)
+def test_watchdog_recreates_a_child_sa_dead_underneath_an_established_tunnel(tmp_path, liveness, recreated):
+    liveness = _liveness(*liveness) if liveness else None  # its clock: now, not at collection
+    calls, syslog = _run_watchdog(tmp_path, {1: "established", 2: "established"}, liveness)
+    terminated = [c.split()[2] for c in calls if c.startswith("--terminate --child-id")]
+    initiated = [c.split()[2] for c in calls if c.startswith("--initiate")]
+    assert (terminated, initiated) == ((["7"], ["tunnel1"]) if recreated else ([], []))
+    if recreated:
+        assert "tunnel1: established, but nothing answered through it for 61s" in syslog
+        # at most once per DEAD_CHILD_AFTER: the next run leaves it to the new CHILD_SA
+        again, _ = _run_watchdog(tmp_path, {1: "established", 2: "established"}, liveness)
+        assert not [c for c in again[len(calls) :] if c.startswith(("--terminate", "--initiate"))]
 
 
 XFRM_STATE = "src 172.16.1.10 dst 192.0.2.10\n\tproto esp spi 0x{spi} reqid 2 mode tunnel\n\tmark 0x64/0xffffffff\n"

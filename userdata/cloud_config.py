@@ -40,6 +40,7 @@ USER_DATA_MAX_BYTES = 32 * 1024
 # once (`make golden`) and committed, so every machine renders byte-identical user-data
 # whatever its zlib (a changed user-data reboots the ECS); a test keeps each equal to its source.
 PACKED = (
+    "aws2aliyun-updown.sh",
     "aws2aliyun-liveness.py",
     "aws2aliyun-verify.sh",
     "aws2aliyun-watchdog.sh",
@@ -58,6 +59,13 @@ def shipped_text(entry: dict) -> str:
     if entry.get("encoding") == "gz+b64":
         return gzip.decompress(base64.b64decode(entry["content"])).decode()
     return str(entry["content"])
+
+
+def pack(text: str) -> str:
+    """gzip (level 9, no timestamp) and Base64 in 76-column lines: byte-identical wherever
+    it is made with the same zlib; what `make golden` commits as NAME.gz.b64."""
+    blob = base64.b64encode(gzip.compress(text.encode(), compresslevel=9, mtime=0)).decode()
+    return "\n".join(blob[i : i + 76] for i in range(0, len(blob), 76)) + "\n"
 
 
 def packed_file(name: str) -> str:
@@ -107,8 +115,7 @@ def _file(path: str, content: str, mode: str) -> dict:
 
 
 def _script(path: str, name: str) -> dict:
-    """A script of userdata/files/, gzipped when it is one of PACKED (the updown script stays
-    text: the lab's mutations edit it in the user-data)."""
+    """A script of userdata/files/, gzipped when it is one of PACKED."""
     if name in PACKED:
         return {
             "path": path,
@@ -157,7 +164,7 @@ def cloud_config(gw: Gateway) -> dict:
             _script(paths.UPDOWN_PATH, "aws2aliyun-updown.sh"),
             _script(paths.VERIFY_PATH, "aws2aliyun-verify.sh"),
             _script(paths.WATCHDOG_PATH, "aws2aliyun-watchdog.sh"),
-            _file(paths.WATCHDOG_SERVICE_PATH, watchdog.service(pair=gw.ha is not None), "0644"),
+            _file(paths.WATCHDOG_SERVICE_PATH, watchdog.service(gw.crypto.ike_version, pair=gw.ha is not None), "0644"),
             _file(paths.WATCHDOG_TIMER_PATH, watchdog.timer(), "0644"),
             _script(paths.LIVENESS_PATH, "aws2aliyun-liveness.py"),
             _file(paths.LIVENESS_SERVICE_PATH, liveness.service(), "0644"),
@@ -205,7 +212,11 @@ def too_large(user_data: str) -> str | None:
     )
 
 
+def dump(doc: dict) -> str:
+    """User-data text of a cloud-config document: `#cloud-config` and its YAML."""
+    return "#cloud-config\n" + yaml.dump(doc, Dumper=_LiteralDumper, sort_keys=False, width=1000)
+
+
 def render(gw: Gateway) -> str:
     """The user-data text: `#cloud-config` and the YAML dump of `cloud_config(gw)`."""
-    body = yaml.dump(cloud_config(gw), Dumper=_LiteralDumper, sort_keys=False, width=1000)
-    return "#cloud-config\n" + body
+    return dump(cloud_config(gw))

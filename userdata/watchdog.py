@@ -20,18 +20,41 @@ is superseded and deleted (charon sends the DELETE, so both ends drop it):
   inbound SA installed, for minutes (IKEv1 REKEYED on both ends, IKEv2 DELETED on the ECS;
   docs/lab-findings.md #21), where charon keeps them a few seconds by design.
 A CHILD_SA being created or rekeyed (any other state) is left alone.
+
+A tunnel whose data plane has been dead (aws2aliyun-liveness: no answer through it) for
+`dead_child_after_s` while charon still holds it established is re-created: its CHILD_SA
+terminated and initiated again, at most once per that time. That is longer than charon takes
+to declare a silent peer dead (dpd_delay plus the IKEv2 retransmissions or the IKEv1 DPD
+timeout), so in an outage DPD acts first; a tunnel still established after it answers IKE but
+not ESP: an SA the AWS end no longer has. The lab met one after the AWS end reauthenticated an
+IKEv1 SA during forced rekeys: the ECS kept a CHILD_SA the AWS end had deleted, tunnel 1
+delivered nothing for over a minute, and only the ECS's next rekey (half an hour on) would
+have healed it (docs/lab-findings.md #23).
 """
 
 from __future__ import annotations
 
+import math
+
 from core import paths
+from userdata import swanctl
 
 INTERVAL_S = 15
 INITIATE_TIMEOUT_S = 10  # how long one `swanctl --initiate` may block the watchdog
 DUPLICATE_AGE_S = 10  # how old the newest INSTALLED CHILD_SA must be before the others go
+DEAD_CHILD_MARGIN_S = 8  # past charon's own dead-peer verdict
 
 
-def service(pair: bool = False) -> str:
+def dead_child_after_s(ike_version: int) -> int:
+    """Seconds of a dead data plane under an established tunnel before its CHILD_SA is
+    re-created: charon's longest wait for a dead-peer verdict, plus a margin."""
+    verdict = swanctl.ECS_DPD_DELAY_S + (
+        swanctl.ECS_IKEV1_DPD_TIMEOUT_S if ike_version == 1 else swanctl.ecs_dpd_give_up_s()
+    )
+    return math.ceil(verdict + DEAD_CHILD_MARGIN_S)
+
+
+def service(ike_version: int, pair: bool = False) -> str:
     """On a gateway of a pair only the active one (keepalived MASTER) holds tunnels: systemd
     skips the run on the others (ExecCondition)."""
     condition = f"ExecCondition={paths.HA_PATH} is-master\n" if pair else ""
@@ -44,6 +67,8 @@ Requisite=strongswan.service
 Type=oneshot
 Environment=INITIATE_TIMEOUT={INITIATE_TIMEOUT_S}
 Environment=DUPLICATE_AGE={DUPLICATE_AGE_S}
+Environment=DEAD_CHILD_AFTER={dead_child_after_s(ike_version)}
+Environment=LIVENESS={paths.LIVENESS_PATH}
 {condition}ExecStart={paths.WATCHDOG_PATH}
 """
 

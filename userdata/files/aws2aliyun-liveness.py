@@ -323,6 +323,21 @@ def status():
     return 0 if ok else 1
 
 
+def dead_for(name):
+    """Print how many seconds tunnel `name` has been dead (no answer through its VTI while it
+    is up); 0 only when it is dead and the daemon is running (the watchdog asks)."""
+    try:
+        with open(STATE_PATH) as f:
+            st = json.load(f)
+        t = st["tunnels"][name]
+    except (OSError, ValueError, KeyError):
+        return 1
+    if time.time() - st["updated"] > STALE_AFTER_S or t["state"] != "dead":
+        return 1
+    print(int(t["for_s"]))
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     # no defaults: the service unit passes what userdata/liveness.py declares
@@ -333,9 +348,12 @@ def main(argv=None):
         "--common-down-after", type=float, help="dead after this long without an answer when no tunnel answers"
     )
     ap.add_argument("--status", action="store_true", help="print each tunnel's liveness (exit 0: both alive)")
+    ap.add_argument("--dead-for", metavar="TUNNEL", help="print the seconds TUNNEL has been dead (exit 1: it is not)")
     a = ap.parse_args(argv)
     if a.status:
         return status()
+    if a.dead_for:
+        return dead_for(a.dead_for)
     if None in (a.interval, a.down_after, a.rise, a.common_down_after) or not (
         0 < a.interval < a.down_after <= a.common_down_after and a.rise >= 1
     ):

@@ -1,10 +1,14 @@
 #!/bin/bash
 # aws2aliyun-watchdog: initiate a tunnel strongSwan has given up on, delete superseded
-# CHILD_SAs (run by a systemd timer; why and when: userdata/watchdog.py in aws2aliyun-vpc).
+# CHILD_SAs, re-create one dead underneath (run by a systemd timer; why and when:
+# userdata/watchdog.py in aws2aliyun-vpc).
 set -u
 
 timeout_s=${INITIATE_TIMEOUT:-10}
 duplicate_age=${DUPLICATE_AGE:-10}
+dead_child_after=${DEAD_CHILD_AFTER:-50}
+liveness=${LIVENESS:-/usr/local/sbin/aws2aliyun-liveness}
+stamp_dir=${WATCHDOG_RUN_DIR:-/run/aws2aliyun}
 
 # "ID STATE AGE" of each INSTALLED, REKEYED or DELETED CHILD_SA of connection $1 in
 # `swanctl --list-sas` output $2, oldest (lowest unique ID) first.
@@ -32,6 +36,20 @@ reap_superseded() {
   done <<<"$children"
 }
 
+# A tunnel established but dead underneath for dead_child_after seconds: its CHILD_SA again.
+recreate_dead_child() {
+  local conn=$1 sas=$2 dead out stamp=$stamp_dir/watchdog-recreated-$1
+  dead=$("$liveness" --dead-for "$conn" 2>/dev/null) && [ "$dead" -ge "$dead_child_after" ] || return 0
+  [ -n "$(find "$stamp" -newermt "$dead_child_after seconds ago" 2>/dev/null)" ] && return 0
+  mkdir -p "$stamp_dir" && touch "$stamp"
+  logger -t aws2aliyun-watchdog -p daemon.notice "$conn: established, but nothing answered through it for ${dead}s: re-creating its CHILD_SA"
+  grep -oE "^  $conn: #[0-9]+" <<<"$sas" | grep -oE "[0-9]+$" | while read -r id; do
+    swanctl --terminate --child-id "$id" --timeout 5 >/dev/null 2>&1
+  done
+  out=$(swanctl --initiate --child "$conn" --timeout "$timeout_s" 2>&1 | grep -v "^plugin '")
+  logger -t aws2aliyun-watchdog "$conn: $(tail -n 1 <<<"$out")"
+}
+
 for n in 1 2; do
   conn="tunnel$n"
   if ! sas=$(swanctl --list-sas --noblock --ike "$conn" 2>&1); then
@@ -47,6 +65,7 @@ for n in 1 2; do
     why="IKE SA without CHILD_SA"
   else
     reap_superseded "$conn" "$sas"
+    [ "$established" -gt 0 ] && recreate_dead_child "$conn" "$sas"
     continue
   fi
   logger -t aws2aliyun-watchdog -p daemon.notice "$conn: $why, initiating"
