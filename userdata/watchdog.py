@@ -54,6 +54,12 @@ def dead_child_after_s(ike_version: int) -> int:
     return math.ceil(verdict + DEAD_CHILD_MARGIN_S)
 
 
+def heals_within_s(ike_version: int) -> int:
+    """The longest a CHILD_SA dead underneath an established tunnel lasts: dead_child_after_s,
+    then the timer's next run and the initiation."""
+    return dead_child_after_s(ike_version) + INTERVAL_S + INITIATE_TIMEOUT_S
+
+
 def service(ike_version: int, pair: bool = False) -> str:
     """On a gateway of a pair only the active one (keepalived MASTER) holds tunnels: systemd
     skips the run on the others (ExecCondition)."""

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from lab import diagnostics
 from lab.checks.basic import settle_single_pair
 from lab.report import Outcome
+from userdata import watchdog
 
 if TYPE_CHECKING:
     from lab.session import Session
@@ -43,7 +44,9 @@ def _rekey(s: Session, collision: bool):
         s.event(label, s.now())
         outputs.append(f"{label}: {res.out.strip().splitlines()[-1:] or res.text()[-200:]}")
         time.sleep(4)
-    pair_ok, pair_detail, pair_metrics, settle_s = settle_single_pair(s)
+    # a rekey may leave a CHILD_SA the AWS end has deleted: the watchdog re-creates it in time
+    settle_timeout = max(60, watchdog.heals_within_s(s.inputs.ike_version) + 10)
+    pair_ok, pair_detail, pair_metrics, settle_s = settle_single_pair(s, timeout=settle_timeout)
     flowing = s.probes.wait_flowing(t0 + 1, timeout=30, settle=1.0)
     r = s.probes.stop(t0)
     lost = r.up.lost + r.down.lost
