@@ -166,6 +166,7 @@ def fault_context(s: Session) -> str:
         f"echo '{FAULT_CONTEXT_MARK}'; ip route show {s.topo.aws_prefixes[0]}; "
         "echo '## ECS SAs'; swanctl --list-sas 2>&1 | grep -v \"^plugin '\" | head -30; "
         "echo '## updown log'; journalctl -t aws2aliyun-updown --no-pager -n 12 2>&1; "
+        "echo '## watchdog log'; journalctl -t aws2aliyun-watchdog --no-pager -n 10 2>&1; "
         f"echo '## liveness'; {paths.LIVENESS_PATH} --status 2>&1; "
         f"journalctl -u {paths.LIVENESS_SERVICE} --no-pager -n 12 -o cat 2>&1; "
         "echo '## ECS charon (last lines)'; journalctl -u strongswan --no-pager -n 25 2>&1; "
