@@ -110,7 +110,22 @@ def tunnels_established(s: Session) -> Outcome:
     return False, detail, metrics
 
 
+# IKEv1 has no rekey collision handling: the end that did not initiate a rekey keeps the old
+# CHILD_SA as REKEYED (its inbound SA installed) until the initiator's DELETE arrives, and
+# after colliding rekeys under load the lab's AWS end kept one for minutes (findings #21, #24).
+# It carries nothing (no outbound SA) and the ECS's own are deleted by its watchdog; the AWS
+# end is not ours to change. So on IKEv1 an AWS end may hold one extra inbound SA per REKEYED
+# CHILD_SA charon lists there; the ECS may not.
+AWS_END_REKEYED_IKEV1 = "IKEv1: an inbound SA of a REKEYED CHILD_SA on the AWS end allowed"
+
+
 def single_sa_pair(s: Session) -> Outcome:
+    return sa_pairs(s)
+
+
+def sa_pairs(s: Session, aws_rekeyed_ok: bool = False) -> Outcome:
+    """One IKE SA and one CHILD_SA pair per tunnel on both ends (aws_rekeyed_ok: on the AWS
+    end, also the inbound SA of each REKEYED CHILD_SA, see AWS_END_REKEYED_IKEV1)."""
     i = s.inputs
     ecs = s.ecs_sas()
     ecs_x = swan.parse_xfrm_states(s.ecs_sh("ip xfrm state", 30).out)
@@ -124,19 +139,23 @@ def single_sa_pair(s: Session) -> Outcome:
         ):
             ike = swan.sas_to(sas, remote)
             kids = [c for sa in ike for c in swan.children(sa) if c.get("state") == "INSTALLED"]
+            rekeyed = [c for sa in ike for c in swan.children(sa) if c.get("state") == "REKEYED"]
             x_in = [x for x in xs if x.src == remote and x.dst == me]
             x_out = [x for x in xs if x.src == me and x.dst == remote]
+            spare = len(rekeyed) if aws_rekeyed_ok and end != "ECS" else 0
             key = f"tunnel{t.number}_{'ecs' if end == 'ECS' else 'aws'}"
             metrics[key] = {
                 "ike_sas": len(ike),
                 "child_sas": len(kids),
                 "xfrm_in": len(x_in),
                 "xfrm_out": len(x_out),
+                "rekeyed_inbound_allowed": spare,
             }
-            if (len(ike), len(kids), len(x_in), len(x_out)) != (1, 1, 1, 1):
+            if (len(ike), len(kids), len(x_out)) != (1, 1, 1) or not 1 <= len(x_in) <= 1 + spare:
                 problems.append(
                     f"tunnel{t.number} on {end}: {len(ike)} IKE SAs, {len(kids)} CHILD_SAs "
-                    f"INSTALLED, xfrm states in/out {len(x_in)}/{len(x_out)} (want 1, 1, 1/1)"
+                    f"INSTALLED, xfrm states in/out {len(x_in)}/{len(x_out)} (want 1, 1, "
+                    f"{1 + spare}/1{f'; {AWS_END_REKEYED_IKEV1}' if spare else ''})"
                 )
     if problems:
         return False, "\n".join(problems), metrics
@@ -208,13 +227,13 @@ def verify_script(s: Session) -> Outcome:
     return ok, head + "\n" + res.text()[-3000:], {"exit_code": res.rc}
 
 
-def settle_single_pair(s: Session, timeout: float = 60) -> tuple[bool, str, dict, float]:
+def settle_single_pair(s: Session, timeout: float = 60, aws_rekeyed_ok: bool = False) -> tuple[bool, str, dict, float]:
     """Poll single_sa_pair until it passes (old SAs go after a rekey): (ok, detail, metrics, seconds)."""
     t0 = time.monotonic()
     last: list[Outcome] = []
 
     def passed() -> bool:
-        last[:] = [single_sa_pair(s)]
+        last[:] = [sa_pairs(s, aws_rekeyed_ok)]
         return last[0][0]
 
     poll.until(passed, timeout, interval=3.0)
