@@ -127,8 +127,8 @@ def apply(name: str, user_data: str, inputs: LabInputs) -> str:
         if files[i] == _unpacked(before):
             files[i] = before
         else:
-            files[i] = {**files[i], "encoding": "gz+b64", "content": pack(str(files[i]["content"]))}
-            files[i] = {k: files[i][k] for k in before if k in files[i]} | files[i]
+            repacked = {**files[i], "encoding": "gz+b64", "content": pack(str(files[i]["content"]))}
+            files[i] = {k: repacked[k] for k in before if k in repacked} | repacked  # the keys in their order
     return dump(out)
 
 

@@ -299,30 +299,10 @@ _SAS = {
 )
 def test_watchdog_initiates_only_a_tunnel_without_sas(tmp_path, state1, state2, initiated, terminated):
     """The watchdog script itself, against a stand-in `swanctl` printing charon's list format."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    log = tmp_path / "calls"
-    for n, state in ((1, state1), (2, state2)):
-        (tmp_path / f"tunnel{n}.sas").write_text(_SAS[state].format(c=f"tunnel{n}"))
-    (bindir / "swanctl").write_text(
-        "#!/bin/bash\n"
-        f'echo "$*" >> {log}\n'
-        "echo \"plugin 'x': failed to load\"\n"
-        'if [ "$1" = --list-sas ]; then for a; do case $a in tunnel*) '
-        f"cat {tmp_path}/$a.sas;; esac; done; fi\n"
-        'if [ "$1" = --initiate ]; then echo "initiate completed successfully"; fi\n'
-    )
-    (bindir / "logger").write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/syslog\n')
-    for f in bindir.iterdir():
-        f.chmod(0o755)
-    env = {"PATH": f"{bindir}:/usr/bin:/bin", "INITIATE_TIMEOUT": "7"}
-    out = subprocess.run(["bash", str(FILES / "aws2aliyun-watchdog.sh")], env=env, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    calls = log.read_text().splitlines()
+    calls, syslog = _run_watchdog(tmp_path, {1: state1, 2: state2}, None, {"INITIATE_TIMEOUT": "7"})
     assert [c.split()[2] for c in calls if c.startswith("--initiate")] == initiated
     assert all("--timeout 7" in c for c in calls if c.startswith("--initiate"))
     assert [c.split()[2] for c in calls if c.startswith("--terminate --child-id")] == terminated
-    syslog = (tmp_path / "syslog").read_text() if initiated else ""
     for conn in initiated:
         assert f"{conn}: " in syslog and "initiating" in syslog
 
@@ -338,6 +318,7 @@ def _run_watchdog(tmp_path, states: dict[int, str], liveness: dict | None, extra
     (bindir / "swanctl").write_text(
         "#!/bin/bash\n"
         f'echo "$*" >> {log}\n'
+        "echo \"plugin 'x': failed to load\"\n"
         'if [ "$1" = --list-sas ]; then for a; do case $a in tunnel*) '
         f"cat {tmp_path}/$a.sas;; esac; done; fi\n"
         'if [ "$1" = --initiate ]; then echo "initiate completed successfully"; fi\n'
