@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from lab.checks.basic import sa_pairs, single_sa_pair
+from lab.checks.rekeys import unquiet
 
 EIP, ECS_IP, AWS1 = "198.51.100.10", "172.16.1.10", "192.0.2.10"
 
@@ -58,3 +59,34 @@ def test_one_sa_pair_per_tunnel(ecs, aws, aws_rekeyed_ok, ok):
         assert single_sa_pair(s)[0] is ok  # type: ignore[arg-type]
     assert got is ok, detail
     assert metrics["tunnel1_aws"]["rekeyed_inbound_allowed"] == (aws[0].count("REKEYED") if aws_rekeyed_ok else 0)
+
+
+@pytest.mark.parametrize(
+    ("ecs", "aws", "busy"),
+    [
+        ([("ESTABLISHED", ["INSTALLED"])], [("ESTABLISHED", ["INSTALLED"])], []),
+        # done rekeys' leftovers do not hold the next rekey back
+        ([("ESTABLISHED", ["INSTALLED", "DELETED"])], [("ESTABLISHED", ["REKEYED", "INSTALLED"])], []),
+        # a CHILD_SA rekey under way on either end
+        ([("ESTABLISHED", ["REKEYING"])], [("ESTABLISHED", ["INSTALLED"])], ["ECS"]),
+        ([("ESTABLISHED", ["INSTALLED"])], [("ESTABLISHED", ["INSTALLED", "INSTALLING"])], ["AWS end"]),
+        # an IKEv1 reauthentication: the new IKE SA is up, the old one not yet deleted
+        (
+            [("ESTABLISHED", ["INSTALLED"]), ("ESTABLISHED", [])],
+            [("REKEYING", []), ("ESTABLISHED", ["INSTALLED"])],
+            ["ECS", "AWS end"],
+        ),
+        ([("CONNECTING", [])], [("ESTABLISHED", ["INSTALLED"])], ["ECS"]),
+        # no CHILD_SA, or two INSTALLED ones
+        ([("ESTABLISHED", [])], [("ESTABLISHED", ["INSTALLED"])], ["ECS"]),
+        ([("ESTABLISHED", ["INSTALLED", "INSTALLED"])], [("ESTABLISHED", ["INSTALLED"])], ["ECS"]),
+        ([], [("ESTABLISHED", ["INSTALLED"])], ["ECS"]),
+    ],
+)
+def test_rekey_step_waits_until_both_ends_are_quiet(ecs, aws, busy):
+    def sas(remote, ike):
+        return [{**_sa(remote, kids), "state": state} for state, kids in ike]
+
+    other = {"remote-host": "192.0.2.20", "state": "CONNECTING", "child-sas": {}}  # tunnel 2: not looked at
+    why = unquiet([*sas(AWS1, ecs), other], sas(EIP, aws), AWS1, EIP)
+    assert [part.split(":")[0] for part in why.split("; ") if part] == busy, why
