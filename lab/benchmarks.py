@@ -142,7 +142,8 @@ def _fmt(v, unit: str) -> str:
 def check_status(rep: dict, name: str) -> str:
     for c in rep.get("checks") or []:
         if c.get("name") == name:
-            return "PASS" if c.get("ok") else "**FAIL**"
+            again = " (2nd attempt)" if (c.get("metrics") or {}).get("first_attempt") else ""
+            return ("PASS" if c.get("ok") else "**FAIL**") + again
     return "not run"
 
 

@@ -49,7 +49,19 @@ class Spec:
     not_on_ikev1: str = ""
     # the stacks it runs on by their gateway count: 1, or 2 for a pair behind a HaVip
     gateway_counts: tuple[int, ...] = (1,)
+    # a failure gets one more attempt on the same lab (RETRY_WHY); both are in the report
+    retry: bool = False
 
+
+# Why some fault checks get a second attempt (Spec.retry): what they exercise (rekeys, restarts,
+# reboots) depends on both ends' timing, and under `make test` two TCG guests share two cores
+# beside other lab runs: a stall of several seconds in one guest turns a rekey into a
+# retransmission chain. A regression fails both attempts; a stall seldom hits both. The first
+# attempt stays in the report (metrics["first_attempt"]) and BENCHMARKS.md marks the check. Only
+# checks that start from and leave a link with both tunnels up, and that take minutes at most:
+# not the failover/failback pair (one leaves its fault for the other), the soaks or the
+# replacements (docs/lab-findings.md #25).
+RETRY_WHY = "timing-sensitive on a loaded TCG host: one more attempt on the same lab, both reported"
 
 # docs/lab-findings.md #18
 IKEV1_LOSSY_WHY = (
@@ -130,6 +142,7 @@ SPECS: tuple[Spec, ...] = (
         fault=True,
         goals=(goals.IDLE_TUNNEL_LOST,),
         rows=(Row("idle tunnel 2 blackholed: probes lost", "lost", unit=""),),
+        retry=True,
     ),
     Spec(
         "verify_script_detects_down",
@@ -137,6 +150,7 @@ SPECS: tuple[Spec, ...] = (
         fault=True,
         goals=(goals.VERIFY_DETECTS_DOWN,),
         rows=(Row("verify script, tunnel 2 down: exit code", "exit_code", unit=""),),
+        retry=True,
     ),
     Spec(
         "both_down_recover",
@@ -145,6 +159,7 @@ SPECS: tuple[Spec, ...] = (
         goals=(goals.BOTH_DOWN_RECOVER,),
         headline=_same("both_down_recover_s"),
         rows=(Row("both down 60 s, lifted: traffic back", "both_down_recover_s"),),
+        retry=True,
     ),
     Spec(
         "charon_restart_ecs",
@@ -152,6 +167,7 @@ SPECS: tuple[Spec, ...] = (
         fault=True,
         headline=_same("charon_restart_to_established_s"),
         rows=(Row("ECS strongSwan restart: both tunnels back", "charon_restart_to_established_s"),),
+        retry=True,
     ),
     Spec(
         "rekey_forced",
@@ -164,6 +180,7 @@ SPECS: tuple[Spec, ...] = (
             Row("forced rekeys (12) under traffic: probes lost", "rekey_lost", unit=""),
             Row("rekeys: settled to one SA pair per tunnel", "settle_to_single_pair_s"),
         ),
+        retry=True,
     ),
     Spec(
         "rekey_collision",
@@ -175,6 +192,7 @@ SPECS: tuple[Spec, ...] = (
             Row("rekey collisions (3): probes lost", "collision_lost", unit=""),
             Row("collisions: settled to one SA pair per tunnel", "settle_to_single_pair_s"),
         ),
+        retry=True,
     ),
     Spec(
         "reboot_persistence",
@@ -182,6 +200,7 @@ SPECS: tuple[Spec, ...] = (
         fault=True,
         headline=_same("reboot_to_established_s"),
         rows=(Row("ECS reboot: both tunnels back", "reboot_to_established_s"),),
+        retry=True,
     ),
     Spec(
         "aws_endpoint_restart",
@@ -189,6 +208,7 @@ SPECS: tuple[Spec, ...] = (
         fault=True,
         headline=_same("aws_endpoint_restart_to_established_s"),
         rows=(Row("AWS endpoint restart: both tunnels back", "aws_endpoint_restart_to_established_s"),),
+        retry=True,
     ),
     # it reconfigures both ends with seed 000's settings (lab/baseline.py), on the first ECS
     Spec(
@@ -392,6 +412,26 @@ def headline(checks: list[Check]) -> dict:
             if c and c.metrics.get(key) is not None:
                 out[report_key] = c.metrics[key]
     return out
+
+
+def run_retrying(spec: Spec, session, before_retry: Callable[[], object]) -> Check:
+    """run(), and for a check with `retry` that failed, once more after `before_retry` (which
+    lifts whatever fault the first attempt left): the second attempt's verdict, the first's in
+    metrics["first_attempt"] and named in the detail."""
+    first = run(spec, session)
+    if first.ok or not spec.retry or not session.world.alive():
+        return first
+    before_retry()
+    second = run(spec, session)
+    second.seconds += first.seconds
+    first_head = first.detail.partition("\n")[0]
+    second.metrics["first_attempt"] = {"ok": False, "seconds": round(first.seconds, 2), "detail": first.detail[:4000]}
+    second.metrics["first_attempt"]["metrics"] = first.metrics
+    head, _, rest = second.detail.partition("\n")
+    second.detail = f"{head}\nsecond attempt ({RETRY_WHY}); the first failed: {first_head[:400]}" + (
+        "\n" + rest if rest else ""
+    )
+    return second
 
 
 def run(spec: Spec, session) -> Check:

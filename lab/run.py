@@ -529,7 +529,7 @@ class Lab:
 
     def _run_one(self, spec: registry.Spec, s: Session) -> Check:
         s.notes.clear()
-        c = registry.run(spec, s)
+        c = registry.run_retrying(spec, s, before_retry=s.blackhole.unblock_all)
         if s.notes:  # what the lab did first (a restart after an earlier check broke the link)
             head, _, rest = c.detail.partition("\n")
             c.detail = head + "\nlab: " + "; ".join(s.notes) + ("\n" + rest if rest else "")

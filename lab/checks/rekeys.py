@@ -32,7 +32,7 @@ def unquiet(ecs_sas: list[dict], peer_sas: list[dict], aws_address: str, eip: st
     why = []
     for end, sas in (("ECS", swan.sas_to(ecs_sas, aws_address)), ("AWS end", swan.sas_to(peer_sas, eip))):
         states = [sa.get("state") for sa in sas]
-        kids = [c.get("state") for sa in sas for c in swan.children(sa)]
+        kids = [str(c.get("state")) for sa in sas for c in swan.children(sa)]
         if states != ["ESTABLISHED"] or kids.count("INSTALLED") != 1 or CHILD_BUSY & set(kids):
             why.append(f"{end}: IKE SAs {states or 'none'}, CHILD_SAs {kids or 'none'}")
     return "; ".join(why)
