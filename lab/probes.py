@@ -51,6 +51,16 @@ def parse_rx_dropped(text: str) -> int:
     return int(parts[3]) if len(parts) >= 4 and parts[3].isdigit() else 0
 
 
+def parse_stalled(text: str) -> float:
+    """The 5th field of a `.tx` state line: seconds that sender fell behind its schedule in all
+    (its VM stalled; the slots it missed were never sent). 0.0 when absent."""
+    parts = text.split()
+    try:
+        return float(parts[4]) if len(parts) >= 5 else 0.0
+    except ValueError:
+        return 0.0
+
+
 def parse_tx(text: str) -> tuple[int, float, float] | None:
     """`SENT FIRST_T LAST_T [RX_DROPPED]` -> (sent, first_t, last_t)."""
     parts = text.split()
@@ -74,6 +84,8 @@ class DirectionStats:
     gaps: list[tuple[float, float, int]] = field(default_factory=list)  # (from, to, missing), longest first
     # datagrams the lab's own receiver dropped, its socket buffer full (the warm-up's included)
     rx_dropped: int = 0
+    # seconds the sender fell behind its schedule (a stall of its VM): not sent, so not lost
+    sender_stalled_s: float = 0.0
 
     def as_metrics(self, t_ref: float | None = None) -> dict:
         rel = (lambda t: None if t is None else round(t - t_ref, 2)) if t_ref is not None else (lambda t: t)
@@ -87,6 +99,7 @@ class DirectionStats:
             "recovered": self.recovered,
             "gaps": [(rel(a), rel(b), n) for a, b, n in self.gaps],  # (from, to, missing), longest first
             "rx_dropped": self.rx_dropped,
+            "sender_stalled_s": round(self.sender_stalled_s, 2),
         }
 
 
@@ -297,6 +310,7 @@ def probe_result(out: str, t0: float) -> ProbeResult:
         rx = parse_rx(parts.get(f"{receiver}.rx", ""))
         st = direction_stats(rx, tx[0], tx[1], tx[2], iv, start_seq=WARMUP)
         st.rx_dropped = parse_rx_dropped(parts.get(f"{receiver}.tx", ""))
+        st.sender_stalled_s = parse_stalled(parts.get(f"{sender}.tx", ""))
         return st, [t for seq, t in rx if WARMUP <= seq < tx[0]], tx[2]
 
     up, up_rx, up_end = stats("ali", "aws")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from lab import peer
@@ -314,3 +316,43 @@ def test_last_line_time():
 
     assert last_line_time("x\n1795446238.009852420\n") == pytest.approx(1795446238.0098524)
     assert last_line_time("") is None and last_line_time("oops\n") is None
+
+
+def test_a_stalled_probe_sender_slips_its_schedule_instead_of_bursting(tmp_path):
+    """seqprobe for real on the loopback: one end stopped (SIGSTOP) for 1.5 s, as a stalled
+    lab VM is. It resumes at its rate without a catch-up burst: the slots it missed are never
+    sent, nothing it sent is lost, and its `.tx` says how long it fell behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from lab.probes import parse_stalled
+
+    script = Path(__file__).resolve().parent.parent / "lab" / "guest" / "seqprobe.py"
+    ends = {"ali": ("127.0.0.21", "127.0.0.22"), "aws": ("127.0.0.22", "127.0.0.21")}
+    common = ["--port", "5391", "--rate", "20", "--dir", str(tmp_path), "--max", "30"]
+    procs = {
+        name: subprocess.Popen([sys.executable, str(script), "--bind", bind, "--peer", peer, "--name", name, *common])
+        for name, (bind, peer) in ends.items()
+    }
+    try:
+        time.sleep(1.0)
+        procs["ali"].send_signal(signal.SIGSTOP)
+        time.sleep(1.5)
+        procs["ali"].send_signal(signal.SIGCONT)
+        time.sleep(1.5)
+    finally:
+        (tmp_path / "stop").touch()
+        for p in procs.values():
+            p.wait(15)
+    tx = (tmp_path / "ali.tx").read_text()
+    sent = parse_tx(tx)
+    assert sent is not None
+    got = sorted({seq for seq, _ in parse_rx((tmp_path / "aws.rx").read_text())})
+    # (the first few may go out before the other end has bound its socket: the lab's warm-up)
+    assert set(range(5, sent[0])) <= set(got), "every datagram the stalled sender sent was received"
+    # about 4 s of sending at 20/s, 1.5 s of it stopped: some 50 sent, not 80
+    assert sent[0] < 20 * (sent[2] - sent[1]) - 15
+    assert 1.0 <= parse_stalled(tx) <= 2.5
+    assert parse_stalled((tmp_path / "aws.tx").read_text()) < 0.5

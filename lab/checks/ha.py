@@ -390,12 +390,21 @@ def plan_changed(s: Session) -> LabInputs:
         return from_plan(run_plan(stack, Path(d) / "plan.json", REPO))
 
 
-def _replace(s: Session, number: int, new: LabInputs, port: int) -> tuple[VM, str]:
+def _replace(s: Session, number: int, new: LabInputs, port: int, active: bool) -> tuple[VM, str]:
     """Gateway `number` deleted (VM killed, its NIC gone) and created again from the new
-    user-data: a fresh VM with a new MAC on spare vSwitch port `port`, the same address."""
+    user-data: a fresh VM with a new MAC on spare vSwitch port `port`, the same address.
+
+    The active one's replacement VM starts once the other gateway has taken over and traffic
+    flows again (at most HANDOVER_TIMEOUT_S): on Alibaba an instance being created and booted
+    takes no CPU from the surviving gateway, on the lab's two cores a TCG boot beside the
+    hand-over slowed it from 8 s to 13.7 s (docs/lab-findings.md #26)."""
     old = s.gateways[number]
     old.power_off()
     old.stop()
+    if active:
+        other = next(n for n in s.gateways if n != number)
+        if poll.until(lambda: s.roles().get(other) == "MASTER", HANDOVER_TIMEOUT_S, interval=1.0):
+            s.probes.wait_flowing(s.now(), timeout=HANDOVER_TIMEOUT_S)
     g = next(g for g in new.gateways if g.number == number)
     mac = gateway_mac(port)
     dhcp = s.sh(f"/bin/sh /run/lab/alidhcp.sh restart {mac} {g.private_ip} && echo dhcp-restarted", 30)
@@ -454,7 +463,7 @@ def ha_rolling_replacement(s: Session) -> Outcome:
     mono = time.monotonic()
     for k, number in enumerate((first, second)):
         t = s.now()
-        vm, dhcp = _replace(s, number, new, port=3 + k)
+        vm, dhcp = _replace(s, number, new, port=3 + k, active=number == active)
         s.event(f"gateway {number} replaced (deleted, a new VM started)", t)
         ready = _gate(s, vm)
         notes.append(

@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """Continuous sequence-numbered UDP probes between two lab hosts (one per namespace).
 
-Each end sends `SEQ T_SEND` datagrams to the other at --rate packets per second (on a fixed
+Each end sends `SEQ T_SEND` datagrams to the other at --rate packets per second (on a
 schedule: packet k at t0 + k/rate, wall clock, which all namespaces of the VM share) and
 logs every datagram it receives as `SEQ T_SEND T_RECV` in DIR/NAME.rx. DIR/NAME.tx holds
-`SENT FIRST_T LAST_T RX_DROPPED` (rewritten every second and at exit): RX_DROPPED is how many
-datagrams the kernel dropped because this receiver's socket buffer was full (SO_RXQ_OVFL), a
-loss of the lab's own receiver, not of the path. The buffer is large (RCVBUF) so that a host
-stall followed by a catch-up burst (the schedule is fixed) does not overflow it. It stops when DIR/stop exists,
-on SIGTERM, or after --max seconds (after the stop file: 2.5 s more receiving, no sending).
+`SENT FIRST_T LAST_T RX_DROPPED STALLED_S` (rewritten every second and at exit): RX_DROPPED is
+how many datagrams the kernel dropped because this receiver's socket buffer was full
+(SO_RXQ_OVFL), a loss of the lab's own receiver, not of the path; STALLED_S how long this sender
+fell behind its schedule in all.
+
+A sender more than MAX_BEHIND_S behind (its VM stalled: the lab's host is loaded) does not
+catch up with a burst: the schedule slips, the slots it missed are never sent. A stall of the
+lab's host is then not counted as loss of the path; a catch-up burst of 75 datagrams after a
+7.5 s stall of the world VM was (docs/lab-findings.md #26). It stops when DIR/stop exists, on
+SIGTERM, or after --max seconds (after the stop file: 2.5 s more receiving, no sending).
 """
 
 import argparse
@@ -23,6 +28,7 @@ import time
 RCVBUF = 4 << 20  # bytes; the default (about 200 KiB) holds only some 90 small datagrams from a virtio NIC
 SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)  # Linux: the socket's drop counter as ancillary data
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # as root: past net.core.rmem_max
+MAX_BEHIND_S = 0.5  # past this, the schedule slips instead of a burst catching up
 
 
 def main():
@@ -52,12 +58,12 @@ def main():
     stopfile = os.path.join(a.dir, "stop")
     interval = 1.0 / a.rate
     t0 = time.time()
-    seq, first_t, last_t, last_state, dropped = 0, None, None, 0.0, 0
+    seq, first_t, last_t, last_state, dropped, stalled = 0, None, None, 0.0, 0, 0.0
 
     def write_state():
         tmp = txpath + ".tmp"
         with open(tmp, "w") as f:
-            f.write(f"{seq} {first_t or 0:.6f} {last_t or 0:.6f} {dropped}\n")
+            f.write(f"{seq} {first_t or 0:.6f} {last_t or 0:.6f} {dropped} {stalled:.3f}\n")
         os.replace(tmp, txpath)
 
     draining_until = None  # after the stop: send no more, keep receiving the other end's last probes
@@ -66,6 +72,10 @@ def main():
         if now - t0 > a.max or (draining_until is not None and now >= draining_until):
             break
         due = t0 + seq * interval if draining_until is None else min(now + 0.2, draining_until)
+        if draining_until is None and now - due > MAX_BEHIND_S:
+            stalled += now - due
+            t0 += now - due
+            due = now
         if now >= due:
             t = time.time()
             # counted as sent even on an error: that is an outage like any other
