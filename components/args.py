@@ -111,3 +111,12 @@ class VpnLinkArgs(TypedDict, total=False):
 
     gateway_count: int
     """Gateway ECS instances: 1, or 2 for a pair behind a HaVip (keepalived, unicast VRRP; the active one holds both tunnels, the standby takes over when it fails): no single point of failure, at twice the instance cost. A pair needs the link's own vSwitch (`aliVswitchCidr`, not `aliVswitchId`): its three addresses are fixed. Default: 1."""
+
+    routing: str
+    """How each side learns the other's prefixes: `static` (the VPN connection's static routes, the gateway's routes to `awsCidrs`), or `bgp` (a BGP session over each tunnel: FRR on the gateway, a dynamic VPN connection). Changing it replaces the VPN connection (AWS: `static_routes_only` cannot change). Default: static."""
+
+    bgp_asn: int
+    """The gateway's BGP ASN, the customer gateway's: a private one by default; an ASN of your own works too. Must differ from `awsAsn`. A new one replaces the customer gateway. Default: 65000."""
+
+    aws_asn: int
+    """The Amazon side's BGP ASN: the virtual private gateway this link creates gets it (a new one replaces that gateway and the VPN connection); with `awsTransitGatewayId`, that Transit Gateway's ASN. Default: 64512."""

@@ -1,6 +1,7 @@
 """The AWS end: a virtual private gateway in a new or existing VPC, or an existing Transit
-Gateway; customer gateway, VPN connection with two tunnels, tunnel logs, and one static
-route towards Alibaba per Alibaba prefix."""
+Gateway; customer gateway, VPN connection with two tunnels, tunnel logs, and with static
+routing one static route towards Alibaba per Alibaba prefix (with BGP the gateway announces
+them)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,15 @@ from core.settings import Settings
 # race to create duplicate SAs (seed 003; FACTS.md "who initiates").
 STARTUP_ACTION = "add"
 DPD_TIMEOUT_ACTION = "clear"
-CUSTOMER_GATEWAY_ASN = "65000"  # unused with static routing, but the API requires one
+# bgp_asn holds 1 to 2,147,483,647; an ASN above goes in bgp_asn_extended (the API's BgpAsnExtended)
+CUSTOMER_GATEWAY_BGP_ASN_MAX = 2_147_483_647
+
+
+def customer_gateway_asn(s: Settings) -> dict[str, str]:
+    """The customer gateway's ASN argument: `bgpAsn` (with static routing AWS requires one too,
+    and 65000 was this program's choice before BGP, so such stacks keep their gateway)."""
+    key = "bgp_asn" if s.bgp_asn <= CUSTOMER_GATEWAY_BGP_ASN_MAX else "bgp_asn_extended"
+    return {key: str(s.bgp_asn)}
 
 
 @dataclass
@@ -70,7 +79,8 @@ def create_network(name: str, s: Settings, parent: pulumi.Resource) -> AwsNetwor
         vpc_id = pulumi.Output.from_input(s.aws_vpc_id)
         route_table_ids = [pulumi.Output.from_input(rt) for rt in s.aws_route_table_ids]
 
-    vgw = aws.ec2.VpnGateway(f"{name}-vgw", tags=tags, opts=opts)
+    # AWS's own default is 64512, so a stack from before `awsAsn` keeps its gateway (ForceNew)
+    vgw = aws.ec2.VpnGateway(f"{name}-vgw", amazon_side_asn=str(s.aws_asn), tags=tags, opts=opts)
     attachment = aws.ec2.VpnGatewayAttachment(f"{name}-vgw-attachment", vpc_id=vpc_id, vpn_gateway_id=vgw.id, opts=opts)
     for i, rt in enumerate(route_table_ids):
         aws.ec2.VpnGatewayRoutePropagation(
@@ -114,15 +124,17 @@ def create_vpn(
     preshared_keys: tuple[pulumi.Output[str], pulumi.Output[str]],
     parent: pulumi.Resource,
 ) -> AwsVpn:
-    """Customer gateway at the EIP, the VPN connection, its logs and the static routes: the
-    connection's own with a virtual private gateway, the Transit Gateway route table's with one
-    (AWS: "for a VPN connection on a transit gateway, you add the static routes in the transit
-    gateway route table")."""
+    """Customer gateway at the EIP, the VPN connection, its logs and, with static routing, the
+    static routes: the connection's own with a virtual private gateway, the Transit Gateway
+    route table's with one (AWS: "for a VPN connection on a transit gateway, you add the static
+    routes in the transit gateway route table"). With BGP the connection is dynamic: the
+    gateway announces the Alibaba prefixes; on a Transit Gateway route table named by
+    `awsTransitGatewayRouteTableId` the attachment's routes are propagated."""
     opts = pulumi.ResourceOptions(parent=parent)
     tags = {"Name": name, "managed-by": "aws2aliyun-vpc"}
     cgw = aws.ec2.CustomerGateway(
         f"{name}-cgw",
-        bgp_asn=CUSTOMER_GATEWAY_ASN,
+        **customer_gateway_asn(s),
         ip_address=eip_address,
         type="ipsec.1",
         tags=tags,
@@ -140,7 +152,7 @@ def create_vpn(
         vpn_gateway_id=network.vpn_gateway.id if network.vpn_gateway is not None else None,
         transit_gateway_id=network.transit_gateway_id,
         type="ipsec.1",
-        static_routes_only=True,
+        static_routes_only=s.routing == "static",
         preshared_key_storage=s.preshared_key_storage,
         tunnel1_preshared_key=preshared_keys[0],
         tunnel2_preshared_key=preshared_keys[1],
@@ -159,7 +171,15 @@ def create_vpn(
         ),
         **tunnel_options(s, log_group.arn),
     )
-    if network.transit_gateway_id is not None:
+    if s.routing == "bgp":
+        if network.transit_gateway_id is not None and s.aws_transit_gateway_route_table_id is not None:
+            aws.ec2transitgateway.RouteTablePropagation(
+                f"{name}-tgw-propagation",
+                transit_gateway_attachment_id=connection.transit_gateway_attachment_id,
+                transit_gateway_route_table_id=s.aws_transit_gateway_route_table_id,
+                opts=opts,
+            )
+    elif network.transit_gateway_id is not None:
         route_table = (
             pulumi.Output.from_input(s.aws_transit_gateway_route_table_id)
             if s.aws_transit_gateway_route_table_id is not None

@@ -17,7 +17,7 @@ from components import alibaba_side, aws_side, gateway_pair, monitoring, verific
 from components.args import VpnLinkArgs
 from components.naming import given
 from core.settings import KEYS, Problems, Settings, SettingsError, build_settings
-from userdata import Gateway, HaPair, Tunnel, keepalived, render
+from userdata import Bgp, Gateway, HaPair, Tunnel, keepalived, render
 from userdata.cloud_config import too_large
 
 PACKAGE = "aws2aliyun"  # the component package (provider/__main__.py)
@@ -147,6 +147,7 @@ def user_data(
             aws_end_answers=not s.uses_transit_gateway,
             ha=ha_pair(s, number, v[11]) if s.is_pair else None,
             aws_dpd_timeout_s=s.dpd_timeout_s,
+            bgp=Bgp(s.bgp_asn, ecmp=s.uses_transit_gateway) if s.routing == "bgp" else None,
         )
         text = render(gateway)
         problem = too_large(text)

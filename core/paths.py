@@ -19,6 +19,8 @@ SWANCTL_SECRETS_PATH = "/etc/swanctl/conf.d/aws2aliyun-secrets.conf"
 CHARON_CONF_PATH = "/etc/strongswan.d/charon-aws2aliyun.conf"
 SYSCTL_PATH = "/etc/sysctl.d/90-aws2aliyun.conf"
 KEEPALIVED_CONF_PATH = "/etc/keepalived/keepalived.conf"
+FRR_DAEMONS_PATH = "/etc/frr/daemons"  # routing: bgp
+FRR_CONF_PATH = "/etc/frr/frr.conf"
 # a standby gateway of a pair loads this empty set of connections (aws2aliyun-ha): it initiates nothing
 HA_STANDBY_CONF_PATH = "/etc/aws2aliyun/standby-swanctl.conf"
 
@@ -33,6 +35,7 @@ WATCHDOG_SERVICE = "aws2aliyun-watchdog.service"
 WATCHDOG_TIMER = "aws2aliyun-watchdog.timer"
 LIVENESS_SERVICE = "aws2aliyun-liveness.service"
 KEEPALIVED_SERVICE = "keepalived.service"
+FRR_SERVICE = "frr.service"
 FIREWALL_UNIT_PATH = f"{UNIT_DIR}/{FIREWALL_UNIT}"
 WATCHDOG_SERVICE_PATH = f"{UNIT_DIR}/{WATCHDOG_SERVICE}"
 WATCHDOG_TIMER_PATH = f"{UNIT_DIR}/{WATCHDOG_TIMER}"

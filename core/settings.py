@@ -90,9 +90,30 @@ ALI_VPC_PREFIXES = range(8, 29)
 AWS_VPC_PREFIXES = range(16, 29)
 # Provider limits this link's own resources must respect (docs/provider-facts-day-two.md, item 46).
 AWS_STATIC_ROUTES_PER_VPN = 100  # static routes of one VPN connection (AWS Site-to-Site VPN quotas)
+# routes a customer gateway may announce over BGP (same quotas; not adjustable): to a virtual
+# private gateway, to a Transit Gateway
+AWS_BGP_ROUTES_TO_VGW = 100
+AWS_BGP_ROUTES_TO_TGW = 1000
 ALI_ROUTE_ENTRIES_PER_TABLE = 200  # custom route entries of one route table (Alibaba VPC quotas)
 ALI_RULES_PER_SECURITY_GROUP = 200  # rules of one security group (Alibaba ECS limits)
 GATEWAY_COUNTS = (1, 2)  # one gateway, or a pair behind a HaVip
+ROUTINGS = ("static", "bgp")
+# BGP ASNs. A customer gateway takes 1 to 4,294,967,294 (bgp_asn up to 2,147,483,647,
+# bgp_asn_extended above); a virtual private gateway's Amazon side a private ASN (AWS API
+# CreateVpnGateway AmazonSideAsn; docs/provider-facts-day-two.md Q9).
+ASN_MAX = 4_294_967_294
+PRIVATE_ASNS = (range(64512, 65535), range(4_200_000_000, 4_294_967_295))
+# refused for a customer gateway: by AWS (EC2 API CreateCustomerGateway), or by the RFCs
+RESERVED_ASNS = {
+    7224: "AWS, all regions",
+    9059: "AWS, eu-west-1",
+    10124: "AWS, ap-northeast-1",
+    17943: "AWS, ap-southeast-1",
+    23456: "AS_TRANS, RFC 6793",
+    65535: "RFC 7300",
+}
+DEFAULT_BGP_ASN = 65000  # the customer gateway's ASN before BGP (its static-routing placeholder)
+DEFAULT_AWS_ASN = 64512  # what AWS gives a virtual private gateway created without one
 LOG_RETENTION_DAYS = (
     1,
     3,
@@ -508,6 +529,10 @@ def _code_list(values: Collection[Any], last: str = "or") -> str:
 
 
 _RESERVED_INSIDE = ", ".join(str(r) for r in AWS_RESERVED_INSIDE_CIDRS)
+_ASN_RULE = f"expected an ASN from 1 to {ASN_MAX:,}, not one of " + ", ".join(
+    f"{n} ({why})" for n, why in RESERVED_ASNS.items()
+)
+_PRIVATE_ASN_RULE = "expected a private ASN: " + " or ".join(f"{r.start}-{r.stop - 1}" for r in PRIVATE_ASNS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -768,6 +793,28 @@ class Settings:
         "instance cost. A pair needs the link's own vSwitch (`aliVswitchCidr`, not `aliVswitchId`): its three "
         "addresses are fixed.",
     )
+    routing: str = setting(
+        "routing",
+        "static",
+        choice(ROUTINGS),
+        "How each side learns the other's prefixes: `static` (the VPN connection's static routes, the gateway's "
+        "routes to `awsCidrs`), or `bgp` (a BGP session over each tunnel: FRR on the gateway, a dynamic VPN "
+        "connection). Changing it replaces the VPN connection (AWS: `static_routes_only` cannot change).",
+    )
+    bgp_asn: int = setting(
+        "bgpAsn",
+        DEFAULT_BGP_ASN,
+        whole(lambda n: 1 <= n <= ASN_MAX and n not in RESERVED_ASNS, _ASN_RULE),
+        "The gateway's BGP ASN, the customer gateway's: a private one by default; an ASN of your own works too. "
+        "Must differ from `awsAsn`. A new one replaces the customer gateway.",
+    )
+    aws_asn: int = setting(
+        "awsAsn",
+        DEFAULT_AWS_ASN,
+        whole(lambda n: any(n in r for r in PRIVATE_ASNS), _PRIVATE_ASN_RULE),
+        "The Amazon side's BGP ASN: the virtual private gateway this link creates gets it (a new one replaces that "
+        "gateway and the VPN connection); with `awsTransitGatewayId`, that Transit Gateway's ASN.",
+    )
     aws_region: str = field(default="", metadata={_PROVIDER_KEY: "aws:region"})
     ali_region: str = field(default="", metadata={_PROVIDER_KEY: "alicloud:region"})
     notes: tuple[str, ...] = ()
@@ -1018,7 +1065,17 @@ def _check_networks(v: Mapping[str, Any], p: Problems, given: Collection[str]) -
             )
 
     # The providers' limits, for this link's own entries.
-    if len(ali) > AWS_STATIC_ROUTES_PER_VPN and not tgw:
+    if v["routing"] == "bgp":
+        limit = AWS_BGP_ROUTES_TO_TGW if tgw else AWS_BGP_ROUTES_TO_VGW
+        if len(ali) > limit:
+            p.add(
+                "aliCidrs",
+                f"{len(ali)} prefixes",
+                f"a customer gateway may announce at most {limit} routes over BGP to a "
+                f"{'Transit Gateway' if tgw else 'virtual private gateway'} (AWS Site-to-Site VPN quotas)",
+                after=networks,
+            )
+    elif len(ali) > AWS_STATIC_ROUTES_PER_VPN and not tgw:
         p.add(
             "aliCidrs",
             f"{len(ali)} prefixes",
@@ -1085,6 +1142,22 @@ def _check_across(v: Mapping[str, Any], p: Problems, given: Collection[str] = ()
             "the other's), which only a vSwitch this link creates guarantees free: unset aliVswitchId and set "
             "aliVswitchCidr (a new vSwitch in aliVpcId), or keep gatewayCount 1",
             after="gatewayCount",
+        )
+
+    if v["routing"] == "bgp" and v["gatewayCount"] == 2:
+        p.add(
+            "routing",
+            "bgp",
+            "is not available with gatewayCount 2 yet: a gateway of the pair with FRR needs more user-data than "
+            "Alibaba's 32 KB (issue 14); use routing static with a pair, or one gateway with BGP",
+            after="routing",
+        )
+    if v["routing"] == "bgp" and v["bgpAsn"] is not INVALID and v["bgpAsn"] == v["awsAsn"]:
+        p.add(
+            "bgpAsn",
+            v["bgpAsn"],
+            f"must differ from awsAsn ({v['awsAsn']}): the sessions to AWS are external BGP",
+            after="bgpAsn",
         )
 
     if v["deletionProtection"] is True and v["aliZoneId"] is None and v["aliVswitchId"] is None:

@@ -1,6 +1,6 @@
 """The gateway ECS's user-data: pure functions from tunnel facts to a #cloud-config."""
 
 from userdata.cloud_config import cloud_config, render
-from userdata.model import Gateway, HaPair, Tunnel
+from userdata.model import Bgp, Gateway, HaPair, Tunnel
 
-__all__ = ["Gateway", "HaPair", "Tunnel", "cloud_config", "render"]
+__all__ = ["Bgp", "Gateway", "HaPair", "Tunnel", "cloud_config", "render"]

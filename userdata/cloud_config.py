@@ -14,12 +14,13 @@ from importlib import resources
 import yaml
 
 from core import paths
-from userdata import firewall, keepalived, liveness, swanctl, watchdog
+from userdata import firewall, frr, keepalived, liveness, swanctl, watchdog
 from userdata.model import Gateway
 
 # python3 is cloud-init's own interpreter; listed because the liveness daemon runs on it.
 PACKAGES = ("strongswan-swanctl", "charon-systemd", "iptables", "nftables", "python3")
 PAIR_PACKAGES = ("keepalived",)  # a gateway of a pair behind a HaVip
+BGP_PACKAGES = ("frr",)  # routing: bgp
 SYSCTLS = {
     "net.ipv4.ip_forward": 1,
     # A router must not be steered by, nor send, ICMP redirects, nor honour source routes.
@@ -84,6 +85,8 @@ def link_env(gw: Gateway) -> str:
         "TCP_MSS": mss,
         "LIVENESS_REQUIRED": "yes" if gw.aws_end_answers else "no",
     }
+    if gw.bgp is not None:
+        values["ROUTING"] = "bgp"  # the routes to the AWS prefixes are BGP's (zebra's), not liveness's
     if gw.ha is not None:
         # one of a pair: only the active one (keepalived MASTER) holds the tunnels
         values.update({"HA_PAIR": "yes", "HA_VIP": gw.ha.vip, "HA_SELF": gw.ha.self_ip, "HA_PEER": gw.ha.peer_ip})
@@ -137,6 +140,14 @@ def _pair_files(gw: Gateway) -> list[dict]:
     ]
 
 
+def _bgp_files(gw: Gateway) -> list[dict]:
+    """FRR's daemons and configuration, written before the package is installed: cloud-init
+    installs with `--force-confold`, so the package keeps them and starts bgpd with them."""
+    if gw.bgp is None:
+        return []
+    return [_file(paths.FRR_DAEMONS_PATH, frr.daemons(), "0640"), _file(paths.FRR_CONF_PATH, frr.conf(gw), "0640")]
+
+
 def _pair_commands(gw: Gateway) -> list[list[str]]:
     """keepalived last: it may make this gateway MASTER at once, and then initiates the tunnels.
     Debian's package has started it already with the configuration write_files put in place
@@ -151,7 +162,9 @@ def cloud_config(gw: Gateway) -> dict:
     """The cloud-config as a dict (see `render` for the text)."""
     return {
         "package_update": True,
-        "packages": list(PACKAGES) + (list(PAIR_PACKAGES) if gw.ha is not None else []),
+        "packages": list(PACKAGES)
+        + (list(PAIR_PACKAGES) if gw.ha is not None else [])
+        + (list(BGP_PACKAGES) if gw.bgp is not None else []),
         "ssh_pwauth": False,
         "write_files": [
             _file(paths.LINK_ENV_PATH, link_env(gw), "0644"),
@@ -169,6 +182,7 @@ def cloud_config(gw: Gateway) -> dict:
             _script(paths.LIVENESS_PATH, "aws2aliyun-liveness.py"),
             _file(paths.LIVENESS_SERVICE_PATH, liveness.service(), "0644"),
             *_pair_files(gw),
+            *_bgp_files(gw),
         ],
         "runcmd": [
             ["sysctl", "--system"],
@@ -183,6 +197,7 @@ def cloud_config(gw: Gateway) -> dict:
             ["swanctl", "--load-all", "--noprompt"],
             # Re-initiates a tunnel charon has given up on (see userdata/watchdog.py).
             ["systemctl", "enable", "--now", paths.WATCHDOG_TIMER],
+            *([["systemctl", "enable", "--now", paths.FRR_SERVICE]] if gw.bgp is not None else []),
             *_pair_commands(gw),
         ],
     }

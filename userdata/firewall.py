@@ -62,6 +62,10 @@ def ruleset(gw: Gateway) -> str:
     ]
     if gw.ssh_allowed_cidrs:
         lines.append("        ip saddr @ssh_allowed tcp dport 22 accept")
+    if gw.bgp is not None:
+        # each tunnel's BGP session, from AWS's inside address over its own VTI only
+        for t in gw.tunnels:
+            lines.append(f'        iifname "{t.vti}" ip saddr {t.vgw_inside_address} tcp dport 179 accept')
     if gw.ha is not None:
         # the pair's VRRP adverts, from the other gateway only
         lines.append(f"        ip saddr {gw.ha.peer_ip} ip protocol {keepalived.VRRP_PROTOCOL} accept")

@@ -69,6 +69,15 @@ class HaPair:
 
 
 @dataclass(frozen=True)
+class Bgp:
+    """Dynamic routing: a BGP session over each tunnel to AWS's inside address."""
+
+    asn: int  # ours, the customer gateway's
+    # behind a Transit Gateway: both tunnels carry traffic (ECMP); else tunnel 1 is preferred
+    ecmp: bool = False
+
+
+@dataclass(frozen=True)
 class Gateway:
     """Everything the ECS's cloud-config depends on."""
 
@@ -87,6 +96,7 @@ class Gateway:
     aws_end_answers: bool = True
     ha: HaPair | None = None  # one of a pair behind a HaVip; None: the only gateway
     aws_dpd_timeout_s: int = 30  # the AWS end's DPD timeout (dpdTimeoutSeconds)
+    bgp: Bgp | None = None  # routing: bgp; None: static routes
 
     @property
     def ike_address(self) -> str | None:

@@ -6,7 +6,8 @@ tunnel is alive after --rise answers in a row, dead after --down-after without o
 probes went out all along (a stalled host is no verdict) and the other tunnel answers (when
 neither does, after --common-down-after: a stall both share moves nothing). The AWS
 prefixes are routed over every alive tunnel (tunnel 1's lower metric wins); when none is
-alive, over every VTI that is up, as without liveness. State: STATE_PATH; --status prints it.
+alive, over every VTI that is up, as without liveness. With ROUTING=bgp in link.env BGP owns
+those routes: the daemon only probes and reports. State: STATE_PATH; --status prints it.
 """
 
 import argparse
@@ -169,7 +170,8 @@ class Tunnel:
 class Daemon:
     def __init__(self, env, interval_s, down_after_s, rise, common_down_after_s):
         self.interval_s, self.down_after_s, self.rise = interval_s, down_after_s, rise
-        self.prefixes = env["AWS_CIDRS"].split()
+        # with BGP, zebra owns the routes to the AWS prefixes: none of ours to keep
+        self.prefixes = [] if env.get("ROUTING") == "bgp" else env["AWS_CIDRS"].split()
         fall = math.ceil(down_after_s / interval_s - 1e-9)
         self.tunnels = [Tunnel(env, n, Tracker(down_after_s, rise, fall, common_down_after_s)) for n in (1, 2)]
         self.routed = None
@@ -196,7 +198,10 @@ class Daemon:
         over = ", ".join(want) or "no tunnel"
         if want != self.routed:
             fallback = want and not any(t.tracker.state == "alive" for t in self.tunnels)
-            log(f"{why}; AWS prefixes over {over}" + (" (none answers: every VTI that is up)" if fallback else ""))
+            if not self.prefixes:  # BGP routes
+                log(why)
+            else:
+                log(f"{why}; AWS prefixes over {over}" + (" (none answers: every VTI that is up)" if fallback else ""))
             self.routed = want
         elif lines:
             log(f"routes over {over} put back ({len(lines)} changes)")

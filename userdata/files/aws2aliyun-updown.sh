@@ -57,7 +57,7 @@ up() {
     ensure_rule FORWARD "$dir" "$vti" -p tcp --tcp-flags SYN,RST SYN \
       -m tcpmss --mss "$((TCP_MSS + 1)):65535" -j TCPMSS --set-mss "$TCP_MSS"
   done
-  log "up: $vti $me -> $peer key $mark mtu $VTI_MTU (aws2aliyun-liveness routes $AWS_CIDRS once it answers)"
+  log "up: $vti $me -> $peer key $mark mtu $VTI_MTU ($([ "${ROUTING:-static}" = bgp ] && echo "BGP routes $AWS_CIDRS once its session is up" || echo "aws2aliyun-liveness routes $AWS_CIDRS once it answers"))"
 }
 
 # The ESP SAs to this tunnel's peer the kernel holds (the closing CHILD_SA's among them: charon

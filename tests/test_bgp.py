@@ -1,0 +1,211 @@
+"""Dynamic routing (issue 14): the BGP settings and what a `routing: bgp` stack plans on the AWS
+side under mocks (customer gateway ASN, a dynamic VPN connection, no static routes)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+
+import pytest
+import yaml
+
+from core import paths
+from core.settings import ASN_MAX, RESERVED_ASNS, SettingsError, load_settings
+from tests.conftest import dev_values, plan_for
+from tests.test_userdata import FILES, GOLDEN, files_of, gateway
+from userdata import Bgp, Gateway, cloud_config, frr
+
+CGW = "aws:ec2/customerGateway:CustomerGateway"
+VGW = "aws:ec2/vpnGateway:VpnGateway"
+VPN = "aws:ec2/vpnConnection:VpnConnection"
+VPN_ROUTE = "aws:ec2/vpnConnectionRoute:VpnConnectionRoute"
+TGW_ROUTE = "aws:ec2transitgateway/route:Route"
+TGW_PROPAGATION = "aws:ec2transitgateway/routeTablePropagation:RouteTablePropagation"
+TGW = "tgw-0123456789abcdef0"
+TGW_TABLE = "tgw-rtb-0fedcba9876543210"
+
+
+def problems(**overrides) -> list[str]:
+    with pytest.raises(SettingsError) as err:
+        load_settings(dev_values(**overrides))
+    return err.value.problems
+
+
+def test_static_stays_the_default_and_keeps_its_gateways(dev_plan):
+    """A stack from before BGP plans the same customer gateway ASN (65000) and AWS's own
+    default Amazon side ASN (64512): both are ForceNew, so neither gateway is replaced."""
+    s = load_settings(dev_values())
+    assert (s.routing, s.bgp_asn, s.aws_asn) == ("static", 65000, 64512)
+    assert dev_plan.one(CGW).input("bgpAsn") == "65000"
+    assert dev_plan.one(VGW).input("amazonSideAsn") == "64512"
+    assert dev_plan.one(VPN).input("staticRoutesOnly") is True
+    assert dev_plan.of_type(VPN_ROUTE)
+
+
+def test_a_bgp_stack_plans_a_dynamic_connection_without_static_routes():
+    plan = plan_for(routing="bgp", bgpAsn="65010", awsAsn="64600")
+    assert plan.one(CGW).input("bgpAsn") == "65010"
+    assert plan.one(VGW).input("amazonSideAsn") == "64600"
+    assert plan.one(VPN).input("staticRoutesOnly") is False
+    assert not plan.of_type(VPN_ROUTE)
+
+
+def test_a_four_byte_asn_goes_in_bgp_asn_extended():
+    plan = plan_for(routing="bgp", bgpAsn="4200000001")
+    cgw = plan.one(CGW)
+    assert cgw.input("bgpAsnExtended") == "4200000001" and cgw.input("bgpAsn") is None
+
+
+@pytest.mark.parametrize("table", [None, TGW_TABLE])
+def test_bgp_behind_a_transit_gateway_propagates_instead_of_static_routes(table):
+    plan = plan_for(
+        routing="bgp",
+        awsVpcCidr=None,
+        awsTransitGatewayId=TGW,
+        awsTransitGatewayRouteTableId=table,
+        awsCidrs=["10.10.0.0/16", "10.20.0.0/16"],
+    )
+    assert not plan.of_type(TGW_ROUTE) and not plan.of_type(VGW)
+    vpn = plan.one(VPN)
+    assert vpn.input("staticRoutesOnly") is False
+    propagations = plan.of_type(TGW_PROPAGATION)
+    if table is None:  # the Transit Gateway's default propagation applies
+        assert not propagations
+    else:
+        (p,) = propagations
+        assert p.input("transitGatewayRouteTableId") == TGW_TABLE
+        assert p.input("transitGatewayAttachmentId") == vpn.output("transitGatewayAttachmentId")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "fragment"),
+    [
+        ({"bgpAsn": "0"}, "bgpAsn", f"expected an ASN from 1 to {ASN_MAX:,}"),
+        ({"bgpAsn": str(ASN_MAX + 1)}, "bgpAsn", "expected an ASN from 1"),
+        ({"bgpAsn": "7224"}, "bgpAsn", "7224 (AWS, all regions)"),
+        ({"bgpAsn": "23456"}, "bgpAsn", "AS_TRANS"),
+        ({"bgpAsn": "sixty"}, "bgpAsn", "expected a whole number"),
+        ({"awsAsn": "65000", "routing": "bgp"}, "bgpAsn", "must differ from awsAsn (65000)"),
+        ({"awsAsn": "100"}, "awsAsn", "expected a private ASN: 64512-65534 or 4200000000-4294967294"),
+        ({"routing": "ospf"}, "routing", "static"),
+        # a pair's user-data with FRR does not fit Alibaba's 32 KB yet
+        ({"routing": "bgp", "gatewayCount": "2"}, "routing", "not available with gatewayCount 2 yet"),
+    ],
+)
+def test_bad_bgp_settings_are_refused_naming_the_key(overrides, key, fragment):
+    found = problems(**overrides)
+    mine = [p for p in found if p.startswith(f"{key}: ")]
+    assert mine and fragment in mine[0], found
+
+
+def test_every_bgp_problem_at_once():
+    found = problems(routing="bgp", bgpAsn="9059", awsAsn="1")
+    assert {p.split(":")[0] for p in found} == {"bgpAsn", "awsAsn"}, found
+
+
+def test_reserved_asns_name_who_reserves_them():
+    assert set(RESERVED_ASNS) >= {7224, 9059, 23456, 65535}
+    assert all(why for why in RESERVED_ASNS.values())
+
+
+# --- the gateway: FRR, and what changes beside it ----------------------------------------
+
+
+def bgp_gateway(ecmp: bool = False, **changes) -> Gateway:
+    return dataclasses.replace(gateway(), bgp=Bgp(65010, ecmp=ecmp), **changes)
+
+
+@pytest.mark.parametrize(
+    ("name", "render_fn"),
+    [
+        ("frr.vgw.conf", lambda: frr.conf(bgp_gateway())),
+        ("frr.tgw-ecmp.conf", lambda: frr.conf(bgp_gateway(ecmp=True, aws_prefixes=("10.10.0.0/16", "10.20.0.0/16")))),
+        ("frr.daemons", frr.daemons),
+    ],
+)
+def test_golden_frr(name, render_fn):
+    """FRR's rendered configuration against golden files; `make golden` rewrites them."""
+    path = GOLDEN / name
+    text = render_fn()
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert path.exists(), f"{path} missing: run `make golden`"
+    assert text == path.read_text(), f"{name} differs from its golden file: review, then `make golden`"
+
+
+def test_frr_accepts_exactly_the_aws_prefixes_and_prefers_tunnel1():
+    text = frr.conf(bgp_gateway(aws_prefixes=("10.10.0.0/16", "10.20.0.0/24")))
+    assert re.findall(r"^ip prefix-list AWS-IN seq \d+ permit (\S+)$", text, re.M) == ["10.10.0.0/16", "10.20.0.0/24"]
+    assert re.findall(r"^ip prefix-list ALI-OUT seq \d+ permit (\S+)$", text, re.M) == ["172.16.0.0/16"]
+    assert "le " not in text and "ge " not in text and "0.0.0.0/0" not in text  # exact prefixes only
+    # what does not match is refused, in and out
+    assert "route-map AWS-IN-1 deny 20" in text and "route-map ALI-OUT-2 deny 20" in text
+    assert "set local-preference 200" in text and "set as-path prepend 65010 65010" in text
+    for peer in ("169.254.121.1", "169.254.122.1"):
+        assert f" neighbor {peer} timers 10 30" in text
+    assert "maximum-paths" not in text
+    ecmp = frr.conf(bgp_gateway(ecmp=True))
+    assert "maximum-paths 2" in ecmp and "prepend" not in ecmp and "local-preference 200" not in ecmp
+
+
+def test_a_bgp_gateway_installs_frr_and_leaves_the_routes_to_it():
+    doc = cloud_config(bgp_gateway())
+    assert "frr" in doc["packages"]
+    files = files_of(doc)
+    assert files[paths.FRR_CONF_PATH]["permissions"] == "0640"
+    assert "bgpd=yes" in files[paths.FRR_DAEMONS_PATH]["content"]
+    assert "ROUTING=bgp" in files[paths.LINK_ENV_PATH]["content"]
+    assert ["systemctl", "enable", "--now", paths.FRR_SERVICE] in doc["runcmd"]
+    rules = files[paths.FIREWALL_PATH]["content"]
+    assert 'iifname "Tunnel1" ip saddr 169.254.121.1 tcp dport 179 accept' in rules
+    # a static gateway: none of it
+    static = cloud_config(gateway())
+    assert "frr" not in static["packages"] and paths.FRR_CONF_PATH not in files_of(static)
+    assert "ROUTING" not in files_of(static)[paths.LINK_ENV_PATH]["content"]
+    assert "179" not in files_of(static)[paths.FIREWALL_PATH]["content"]
+
+
+def test_the_liveness_daemon_leaves_bgp_routes_alone(tmp_path):
+    """With ROUTING=bgp the liveness daemon keeps no route of its own (zebra owns them)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("liveness_script", FILES / "aws2aliyun-liveness.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    env = {"AWS_CIDRS": "10.10.0.0/16"}
+    for n in (1, 2):
+        env |= {f"TUNNEL{n}_VTI": f"Tunnel{n}", f"TUNNEL{n}_METRIC": str(100 * n)}
+        env |= {f"TUNNEL{n}_LOCAL_INSIDE": f"169.254.12{n}.2/30", f"TUNNEL{n}_REMOTE_INSIDE": f"169.254.12{n}.1"}
+    static = mod.Daemon(env, 0.1, 1.2, 3, 3.0)
+    assert static.routes(["tunnel1"]) == {("Tunnel1", "10.10.0.0/16", 100)}
+    bgp = mod.Daemon({**env, "ROUTING": "bgp"}, 0.1, 1.2, 3, 3.0)
+    assert bgp.routes(["tunnel1", "tunnel2"]) == set()
+
+
+def test_a_bgp_stack_renders_frr_into_its_gateways_user_data():
+    plan = plan_for(routing="bgp", bgpAsn="65010")
+    for ecs in plan.of_type("alicloud:ecs/instance:Instance"):
+        files = files_of(yaml.safe_load(ecs.input("userData")))
+        conf = files[paths.FRR_CONF_PATH]["content"]
+        assert "router bgp 65010" in conf and " neighbor 169.254." in conf
+        assert "ROUTING=bgp" in files[paths.LINK_ENV_PATH]["content"]
+
+
+def test_a_bgp_gateway_fits_alibabas_limit_with_fewer_prefixes_than_a_static_one():
+    """FRR's configuration lists every prefix again: 30 AWS and 15 Alibaba prefixes fit, the
+    static gateway's 40 and 20 are refused before anything is created, naming the keys (the
+    whole user-data compressed is issue 14's next step)."""
+    from tests.test_userdata import many_prefixes
+    from userdata import render
+    from userdata.cloud_config import too_large
+
+    fewer = dataclasses.replace(
+        many_prefixes(bgp_gateway()),
+        aws_prefixes=tuple(f"10.{i}.0.0/16" for i in range(30)),
+        ali_prefixes=tuple(f"172.{16 + i}.0.0/16" for i in range(15)),
+    )
+    assert too_large(render(fewer)) is None
+    problem = too_large(render(many_prefixes(bgp_gateway())))
+    assert problem is not None and "awsCidrs" in problem

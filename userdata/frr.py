@@ -1,0 +1,108 @@
+"""FRR for `routing: bgp`: bgpd only, one eBGP session per tunnel to AWS's inside address over
+its VTI, as AWS's generated customer gateway configurations set it up.
+
+- Timers: keepalive 10 s, hold 30 s (AWS's; FACTS.md "AWS BGP timers"). There is no BFD on a
+  VPN, so a dead session is found by the hold timer, or at once when its VTI goes down
+  (FRR's fast external failover, on by default).
+- What is accepted: exactly the expected AWS prefixes (`awsCidrs`), nothing else: never a
+  default route, never 169.254.0.0/16, never the Alibaba prefixes back (prefix list AWS-IN).
+  What is announced: exactly the Alibaba prefixes (`aliCidrs`, ALI-OUT). `network` statements
+  without the import check: the gateway has no route to the whole VPC, it forwards into it.
+- Tunnel 1 is preferred both ways, as AWS documents it for a virtual private gateway: inbound
+  by local preference (200 against 100), outbound by prepending our ASN twice on tunnel 2, so
+  AWS sends the Alibaba prefixes over tunnel 1 while it is up. Behind a Transit Gateway
+  (`Bgp.ecmp`) both tunnels are equal and both carry traffic: the same preference, no prepend,
+  `maximum-paths 2`.
+- The peer's ASN is not pinned (`remote-as external`): the session is authenticated by its
+  IPsec tunnel, and a Transit Gateway's ASN need not be repeated in this program's settings.
+- Routes come from BGP only: strongSwan installs none (`install_routes = no`), the updown
+  script manages the VTIs, and the liveness daemon probes but leaves the routes to zebra.
+"""
+
+from __future__ import annotations
+
+from userdata.model import Bgp, Gateway
+
+KEEPALIVE_S = 10
+HOLD_S = 30
+LOCAL_PREF = {1: 200, 2: 100}  # tunnel -> local preference of what it learns (ECMP: both 100)
+# a session down (its tunnel was) is tried again this often, not every 120 s (FRR's default)
+CONNECT_RETRY_S = 5
+PREPEND = 2  # times our ASN is prepended to what tunnel 2 announces (not behind a Transit Gateway)
+DAEMONS = ("bgpd",)  # besides zebra and staticd, which FRR always runs
+
+
+def _bgp(gw: Gateway) -> Bgp:
+    if gw.bgp is None:
+        raise ValueError("FRR is rendered only for routing: bgp")
+    return gw.bgp
+
+
+def daemons() -> str:
+    """/etc/frr/daemons: bgpd on, every other routing daemon off (Debian's defaults otherwise)."""
+    others = (
+        *("ospfd", "ospf6d", "ripd", "ripngd", "isisd", "pimd", "ldpd", "nhrpd", "eigrpd", "babeld"),
+        *("sharpd", "pbrd", "bfdd", "fabricd", "vrrpd", "pathd"),
+    )
+    lines = ["# aws2aliyun-vpc: FRR's daemons (rendered by userdata/frr.py): bgpd only"]
+    lines += [f"{d}={'yes' if d in DAEMONS else 'no'}" for d in ("bgpd", *others)]
+    lines += [
+        "vtysh_enable=yes",
+        'zebra_options="  -A 127.0.0.1 -s 90000000"',
+        'bgpd_options="   -A 127.0.0.1"',
+        'staticd_options="-A 127.0.0.1"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def conf(gw: Gateway) -> str:
+    """/etc/frr/frr.conf, FRR's integrated configuration (loaded by `vtysh -b` at start)."""
+    bgp = _bgp(gw)
+    lines = [
+        "! aws2aliyun-vpc: BGP over both tunnels to AWS (rendered by userdata/frr.py)",
+        "frr defaults traditional",
+        "hostname aws2aliyun-gw",
+        "log syslog informational",
+        "service integrated-vtysh-config",
+        "!",
+    ]
+    lines += [f"ip prefix-list AWS-IN seq {5 * k} permit {p}" for k, p in enumerate(gw.aws_prefixes, 1)]
+    lines += [f"ip prefix-list ALI-OUT seq {5 * k} permit {p}" for k, p in enumerate(gw.ali_prefixes, 1)]
+    lines.append("!")
+    for t in gw.tunnels:
+        pref = 100 if bgp.ecmp else LOCAL_PREF[t.number]
+        lines += [
+            f"route-map AWS-IN-{t.number} permit 10",
+            " match ip address prefix-list AWS-IN",
+            f" set local-preference {pref}",
+            f"route-map AWS-IN-{t.number} deny 20",
+            f"route-map ALI-OUT-{t.number} permit 10",
+            " match ip address prefix-list ALI-OUT",
+        ]
+        if t.number == 2 and not bgp.ecmp:
+            lines.append(" set as-path prepend " + " ".join([str(bgp.asn)] * PREPEND))
+        lines += [f"route-map ALI-OUT-{t.number} deny 20", "!"]
+    lines += [
+        f"router bgp {bgp.asn}",
+        f" bgp router-id {gw.tunnels[0].cgw_inside_address}",
+        " bgp log-neighbor-changes",
+        " no bgp network import-check",
+    ]
+    for t in gw.tunnels:
+        lines += [
+            f" neighbor {t.vgw_inside_address} remote-as external",
+            f" neighbor {t.vgw_inside_address} description tunnel{t.number}",
+            f" neighbor {t.vgw_inside_address} timers {KEEPALIVE_S} {HOLD_S}",
+            f" neighbor {t.vgw_inside_address} timers connect {CONNECT_RETRY_S}",
+        ]
+    lines.append(" address-family ipv4 unicast")
+    lines += [f"  network {p}" for p in gw.ali_prefixes]
+    if bgp.ecmp:
+        lines.append("  maximum-paths 2")
+    for t in gw.tunnels:
+        lines += [
+            f"  neighbor {t.vgw_inside_address} route-map AWS-IN-{t.number} in",
+            f"  neighbor {t.vgw_inside_address} route-map ALI-OUT-{t.number} out",
+        ]
+    lines += [" exit-address-family", "exit", "!"]
+    return "\n".join(lines) + "\n"
