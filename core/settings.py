@@ -100,7 +100,7 @@ GATEWAY_COUNTS = (1, 2)  # one gateway, or a pair behind a HaVip
 ROUTINGS = ("static", "bgp")
 # BGP ASNs. A customer gateway takes 1 to 4,294,967,294 (bgp_asn up to 2,147,483,647,
 # bgp_asn_extended above); a virtual private gateway's Amazon side a private ASN (AWS API
-# CreateVpnGateway AmazonSideAsn; docs/provider-facts-day-two.md Q9).
+# CreateVpnGateway AmazonSideAsn; docs/provider-facts-day-two.md Q9, items 59-62).
 ASN_MAX = 4_294_967_294
 PRIVATE_ASNS = (range(64512, 65535), range(4_200_000_000, 4_294_967_295))
 # refused for a customer gateway: by AWS (EC2 API CreateCustomerGateway), or by the RFCs
