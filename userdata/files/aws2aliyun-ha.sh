@@ -35,7 +35,13 @@ become_master() {
   local t sas start=$EPOCHREALTIME held=()
   charon_pid >"$CHARON_PID_FILE" || rm -f "$CHARON_PID_FILE"
   swanctl --load-conns >/dev/null 2>&1 || log "MASTER: swanctl --load-conns failed"
-  sas=$(swanctl --list-sas --noblock 2>/dev/null)
+  # a gateway taking over holds no SA (a standby released them): no need to ask charon, each
+  # swanctl call costs about a second on a loaded host; one already MASTER may hold some
+  if [ "$(ip xfrm state count 2>/dev/null | grep -o '[0-9]*' | head -n 1)" != 0 ]; then
+    sas=$(swanctl --list-sas --noblock 2>/dev/null)
+  else
+    sas=
+  fi
   for t in "${TUNNELS[@]}"; do
     if grep -qE "^$t: #[0-9]+, " <<<"$sas"; then
       held+=("$t")
