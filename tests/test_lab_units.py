@@ -464,3 +464,37 @@ def test_cloud_init_status_unreadable_output():
     assert cloudinit.status(f"not json\n{cloudinit.SEPARATOR}\n") == "not run"
     assert all(s in cloudinit.TERMINAL for s in ("done", "error"))
     assert "running" not in cloudinit.TERMINAL
+
+
+def test_the_guest_agent_client_skips_a_late_sync_answer(tmp_path):
+    """A guest-sync answer arriving after its reconnect gave up (a busy guest) is read before
+    the next command's own answer: the client must not take that number for it (a pair run
+    died on `'int' object is not subscriptable` at guest-exec, findings #27)."""
+    import json
+    import socket
+    import threading
+
+    from lab.vm import GuestAgent
+
+    path = tmp_path / "qga.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(1)
+
+    def agent():
+        conn, _ = server.accept()
+        f = conn.makefile("rb")
+        f.read(1)  # the resync byte
+        token = json.loads(f.readline())["arguments"]["id"]
+        conn.sendall(b"\xff" + json.dumps({"return": token}).encode() + b"\n")
+        json.loads(f.readline())  # guest-exec
+        conn.sendall(json.dumps({"return": 1234567}).encode() + b"\n")  # the stale sync answer
+        conn.sendall(json.dumps({"return": {"pid": 42}}).encode() + b"\n")
+        conn.close()
+
+    t = threading.Thread(target=agent, daemon=True)
+    t.start()
+    qga = GuestAgent(path)
+    assert qga.call("guest-exec", {"path": "/bin/true"}) == {"pid": 42}
+    t.join(5)
+    qga.close()
