@@ -116,3 +116,26 @@ def test_benchmarks_put_one_gateway_and_a_pair_side_by_side():
     assert "not measured (`ha_rolling_replacement`)" in text  # a missing metric says so
     assert benchmarks.profile_name(pair) == "modern, gateway pair" and benchmarks.profile_name(single) == "modern"
     assert benchmarks.availability_section([single]) == []  # no pair report: no section
+
+
+def test_takeover_steps_from_the_new_active_gateways_journal():
+    from lab.checks.ha import takeover_steps
+
+    journal = """Dec 06 08:18:40.100 gw1 aws2aliyun-ha[10]: keepalived: MASTER (priority 101): taking the tunnels
+Dec 06 08:18:41.300 gw1 aws2aliyun-ha[11]: MASTER: connections loaded in 0.9s; initiating the tunnels
+Dec 06 08:18:45.000 gw1 aws2aliyun-ha[12]: MASTER: tunnel2: initiate completed successfully (4.6s after taking over)
+Dec 06 08:18:47.000 gw1 aws2aliyun-ha[13]: MASTER: tunnel1: initiate completed successfully (6.1s after taking over)
+Dec 06 08:19:10.000 gw1 aws2aliyun-ha[14]: BACKUP: connections unloaded, both tunnels torn down (the active gateway holds them)
+"""
+    assert takeover_steps(journal) == {
+        "connections_loaded_s": 0.9,
+        "tunnel2_initiated_s": 4.6,
+        "tunnel1_initiated_s": 6.1,
+    }
+    # a second hand-over in the same journal: its own steps only
+    again = (
+        journal
+        + "Dec 06 08:20:00.000 gw1 aws2aliyun-ha[20]: MASTER: connections loaded in 1.4s; initiating the tunnels\n"
+    )
+    assert takeover_steps(again) == {"connections_loaded_s": 1.4}
+    assert takeover_steps("") == {}

@@ -29,6 +29,7 @@ through every fault; the outage per direction is the longest gap between deliver
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -197,6 +198,33 @@ def ha_established(s: Session) -> Outcome:
     return True, detail, metrics
 
 
+TAKEOVER_LOG_RE = re.compile(
+    r"MASTER: (?:(?P<tunnel>tunnel\d): .*\((?P<t>[\d.]+)s after taking over\)|connections loaded in (?P<load>[\d.]+)s)"
+)
+
+
+def takeover_steps(journal: str) -> dict[str, float]:
+    """The new active gateway's own timings of a hand-over, from `aws2aliyun-ha`'s journal:
+    connections loaded, and each tunnel's initiation done, in seconds after it became MASTER
+    (the last hand-over's, when the journal holds several)."""
+    steps: dict[str, float] = {}
+    for line in journal.splitlines():
+        m = TAKEOVER_LOG_RE.search(line)
+        if not m:
+            continue
+        if m.group("load"):
+            steps = {"connections_loaded_s": float(m.group("load"))}
+        else:
+            steps[f"{m.group('tunnel')}_initiated_s"] = float(m.group("t"))
+    return steps
+
+
+def _takeover_journal(s: Session, since: float) -> str:
+    """`aws2aliyun-ha`'s journal on the active gateway since a moment (a few seconds before,
+    for the VMs' clocks)."""
+    return s.ecs_sh(f"journalctl -t aws2aliyun-ha --no-pager -o short-precise --since @{int(since) - 5} 2>&1", 30).out
+
+
 def _handover(s: Session, name: str, what: str, fault) -> Outcome:
     """Probes running, `fault(old_vm)` on the active gateway at t=0; the other must take over."""
     bad = ha_precondition(s)
@@ -218,7 +246,15 @@ def _handover(s: Session, name: str, what: str, fault) -> Outcome:
     s.timelines[name] = (r, tf)
     s.follow_active()
     states = gateway_states(s)
-    metrics = {**outage_metrics(r, tf), "old_active": old, "new_active": s.active_number()}
+    journal = _takeover_journal(s, tf)
+    metrics = {
+        **outage_metrics(r, tf),
+        "old_active": old,
+        "new_active": s.active_number(),
+        # the new active gateway's own account (aws2aliyun-ha), whatever the verdict
+        "takeover_steps": takeover_steps(journal),
+        "takeover_journal": journal.strip().splitlines()[-12:],
+    }
     ok = bool(flowing) and bool(took) and r.up.recovered and r.down.recovered
     detail = (
         f"gateway {old} (active) {what} at t=0: gateway {other} "
