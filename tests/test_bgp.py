@@ -4,7 +4,6 @@ side under mocks (customer gateway ASN, a dynamic VPN connection, no static rout
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 
 import pytest
@@ -13,7 +12,7 @@ import yaml
 from core import paths
 from core.settings import ASN_MAX, RESERVED_ASNS, SettingsError, load_settings
 from tests.conftest import dev_values, plan_for
-from tests.test_userdata import FILES, GOLDEN, files_of, gateway
+from tests.test_userdata import FILES, files_of, gateway
 from userdata import Bgp, Gateway, cloud_config, frr
 
 CGW = "aws:ec2/customerGateway:CustomerGateway"
@@ -114,24 +113,6 @@ def test_reserved_asns_name_who_reserves_them():
 
 def bgp_gateway(ecmp: bool = False, **changes) -> Gateway:
     return dataclasses.replace(gateway(), bgp=Bgp(65010, ecmp=ecmp), **changes)
-
-
-@pytest.mark.parametrize(
-    ("name", "render_fn"),
-    [
-        ("frr.vgw.conf", lambda: frr.conf(bgp_gateway())),
-        ("frr.tgw-ecmp.conf", lambda: frr.conf(bgp_gateway(ecmp=True, aws_prefixes=("10.10.0.0/16", "10.20.0.0/16")))),
-        ("frr.daemons", frr.daemons),
-    ],
-)
-def test_golden_frr(name, render_fn):
-    """FRR's rendered configuration against golden files; `make golden` rewrites them."""
-    path = GOLDEN / name
-    text = render_fn()
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_text(text)
-    assert path.exists(), f"{path} missing: run `make golden`"
-    assert text == path.read_text(), f"{name} differs from its golden file: review, then `make golden`"
 
 
 def test_frr_accepts_exactly_the_aws_prefixes_and_prefers_tunnel1():

@@ -357,3 +357,30 @@ def test_moving_the_gateway_into_an_existing_vswitch_replaces_it_and_then_drops_
     assert steps.ops("link-gateway") == ["delete", "create"]
     assert steps.steps[-1].op == "delete" and steps.steps[-1].name == "link-ali-vswitch"
     assert not after.of_type(VSWITCH)
+
+
+def test_a_new_bgp_asn_replaces_the_customer_gateway_and_swaps_it_in_place():
+    """Items 59-60: every customer gateway argument is ForceNew, but the connection takes the
+    new one through ModifyVpnConnection: AWS's outside addresses and PSKs stay. The Alibaba
+    gateway is replaced all the same: its FRR configuration names the ASN (user-data)."""
+    steps = rollout.simulate(fresh(routing="bgp"), fresh(routing="bgp", bgpAsn="65020"))
+    assert steps.problems == []
+    assert steps.ops("link-cgw") == ["create", "delete"]
+    assert "delete" not in steps.ops("link-vpn")  # in place at most
+    assert steps.ops("link-gateway") == ["delete", "create"]
+
+
+def test_static_to_bgp_replaces_the_connection_and_drops_its_static_routes():
+    """Item 61: `static_routes_only` is ForceNew: a new connection (new outside addresses, so
+    new gateway user-data), and its static routes go."""
+    steps = rollout.simulate(fresh(), fresh(routing="bgp"))
+    assert steps.problems == []
+    assert "create" in steps.ops("link-vpn") and "delete" in steps.ops("link-vpn")
+    assert steps.ops("link-vpn-route-172-16-0-0-16") == ["delete"]
+
+
+def test_a_new_aws_asn_replaces_the_virtual_private_gateway():
+    """Item 62: `amazon_side_asn` is ForceNew; the default (AWS's own 64512) plans no change."""
+    assert rollout.simulate(fresh(), fresh(awsAsn="64512")).ops("link-vgw") == []
+    steps = rollout.simulate(fresh(), fresh(awsAsn="64600"))
+    assert "create" in steps.ops("link-vgw") and "delete" in steps.ops("link-vgw")

@@ -15,7 +15,7 @@ import yaml
 
 from core import paths
 from core.crypto import LEGACY, MODERN
-from userdata import Gateway, Tunnel, cloud_config, render
+from userdata import Bgp, Gateway, Tunnel, cloud_config, frr, render
 from userdata import swanctl as sw
 from userdata.cloud_config import (
     PACKED,
@@ -150,6 +150,15 @@ def test_golden_packed_script_is_its_source(name):
         ("swanctl.modern.conf", lambda: sw.swanctl_conf(gateway(MODERN))),
         ("swanctl.legacy.conf", lambda: sw.swanctl_conf(gateway(LEGACY))),
         ("charon.conf", sw.charon_conf),
+        # routing: bgp (tests/test_bgp.py)
+        ("frr.vgw.conf", lambda: frr.conf(dataclasses.replace(gateway(), bgp=Bgp(65010)))),
+        (
+            "frr.tgw-ecmp.conf",
+            lambda: frr.conf(
+                dataclasses.replace(gateway(), bgp=Bgp(65010, ecmp=True), aws_prefixes=("10.10.0.0/16", "10.20.0.0/16"))
+            ),
+        ),
+        ("frr.daemons", frr.daemons),
     ],
 )
 def test_golden(name, render_fn):

@@ -231,6 +231,11 @@ RULES: dict[str, ProviderRule] = {
         force_new=frozenset({"bgpAsn", "bgpAsnExtended", "certificateArn", "deviceName", "ipAddress", "type"}),
         source=AWS + "vpnsite_customer_gateway.go",
     ),
+    "aws:ec2/vpnGateway:VpnGateway": ProviderRule(
+        # Update handles vpcId (detach, attach) and tags only (docs/provider-facts-day-two.md item 62)
+        force_new=frozenset({"amazonSideAsn", "availabilityZone"}),
+        source=AWS + "vpnsite_gateway.go",
+    ),
 }
 
 
