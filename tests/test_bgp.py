@@ -4,6 +4,8 @@ side under mocks (customer gateway ASN, a dynamic VPN connection, no static rout
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import os
 import re
 
 import pytest
@@ -115,11 +117,26 @@ def bgp_gateway(ecmp: bool = False, **changes) -> Gateway:
     return dataclasses.replace(gateway(), bgp=Bgp(65010, ecmp=ecmp), **changes)
 
 
-def test_frr_accepts_exactly_the_aws_prefixes_and_prefers_tunnel1():
+def prefix_list_permits(text: str, name: str, prefix: str) -> bool:
+    """FRR's prefix-list match (permit entries only, as rendered): the prefix lies inside an
+    entry's network and its length is the entry's, or up to its `le`."""
+    p = ipaddress.ip_network(prefix)
+    for net, le in re.findall(rf"^ip prefix-list {name} seq \d+ permit (\S+)(?: le (\d+))?$", text, re.M):
+        n = ipaddress.ip_network(net)
+        if p.subnet_of(n) and n.prefixlen <= p.prefixlen <= int(le or n.prefixlen):
+            return True
+    return False
+
+
+def test_frr_accepts_the_aws_prefixes_and_inside_them_only_and_prefers_tunnel1():
     text = frr.conf(bgp_gateway(aws_prefixes=("10.10.0.0/16", "10.20.0.0/24")))
-    assert re.findall(r"^ip prefix-list AWS-IN seq \d+ permit (\S+)$", text, re.M) == ["10.10.0.0/16", "10.20.0.0/24"]
+    accepted = ("10.10.0.0/16", "10.20.0.0/24", "10.10.7.0/24", "10.20.0.128/25", "10.10.1.1/32")
+    refused = ("0.0.0.0/0", "10.0.0.0/8", "10.20.0.0/23", "169.254.0.0/16", "169.254.121.0/30", "172.16.0.0/16")
+    assert [p for p in accepted if not prefix_list_permits(text, "AWS-IN", p)] == []
+    assert [p for p in refused if prefix_list_permits(text, "AWS-IN", p)] == []
+    # announced: exactly the Alibaba prefixes, nothing inside or around them
     assert re.findall(r"^ip prefix-list ALI-OUT seq \d+ permit (\S+)$", text, re.M) == ["172.16.0.0/16"]
-    assert "le " not in text and "ge " not in text and "0.0.0.0/0" not in text  # exact prefixes only
+    assert not prefix_list_permits(text, "ALI-OUT", "172.16.1.0/24")
     # what does not match is refused, in and out
     assert "route-map AWS-IN-1 deny 20" in text and "route-map ALI-OUT-2 deny 20" in text
     assert "set local-preference 200" in text and "set as-path prepend 65010 65010" in text
@@ -147,22 +164,59 @@ def test_a_bgp_gateway_installs_frr_and_leaves_the_routes_to_it():
     assert "179" not in files_of(static)[paths.FIREWALL_PATH]["content"]
 
 
-def test_the_liveness_daemon_leaves_bgp_routes_alone(tmp_path):
-    """With ROUTING=bgp the liveness daemon keeps no route of its own (zebra owns them)."""
+def liveness_module():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("liveness_script", FILES / "aws2aliyun-liveness.py")
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    return mod
+
+
+def liveness_env() -> dict[str, str]:
     env = {"AWS_CIDRS": "10.10.0.0/16"}
     for n in (1, 2):
         env |= {f"TUNNEL{n}_VTI": f"Tunnel{n}", f"TUNNEL{n}_METRIC": str(100 * n)}
         env |= {f"TUNNEL{n}_LOCAL_INSIDE": f"169.254.12{n}.2/30", f"TUNNEL{n}_REMOTE_INSIDE": f"169.254.12{n}.1"}
+    return env
+
+
+def test_the_liveness_daemon_leaves_bgp_routes_alone(tmp_path):
+    """With ROUTING=bgp the liveness daemon keeps no route of its own (zebra owns them)."""
+    mod = liveness_module()
+    env = liveness_env()
     static = mod.Daemon(env, 0.1, 1.2, 3, 3.0)
     assert static.routes(["tunnel1"]) == {("Tunnel1", "10.10.0.0/16", 100)}
     bgp = mod.Daemon({**env, "ROUTING": "bgp"}, 0.1, 1.2, 3, 3.0)
     assert bgp.routes(["tunnel1", "tunnel2"]) == set()
+
+
+def test_a_dead_tunnel_has_its_bgp_session_reset_only_while_the_other_answers(tmp_path, monkeypatch):
+    """A liveness verdict moves BGP's routes at once (the session over the dead tunnel is
+    reset, `clear ip bgp PEER` through vtysh); when neither tunnel answers (a stall both share)
+    nothing is reset, and static routing never calls vtysh."""
+    mod = liveness_module()
+    calls = tmp_path / "vtysh.calls"
+    fake = tmp_path / "vtysh"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    env = liveness_env()
+    d = mod.Daemon({**env, "ROUTING": "bgp"}, 0.1, 1.2, 3, 3.0)
+    t1, t2 = d.tunnels
+    t2.tracker.state = "alive"
+    d.transition(t1, "dead")
+    assert calls.read_text().splitlines() == ["-c clear ip bgp 169.254.121.1"]
+    t1.tracker.state = "dead"
+    d.transition(t2, "dead")  # the other is dead too: nothing to move to
+    d.transition(t1, "alive")  # back: the session comes back by itself
+    assert calls.read_text().splitlines() == ["-c clear ip bgp 169.254.121.1"]
+    static = mod.Daemon(env, 0.1, 1.2, 3, 3.0)
+    static.tunnels[1].tracker.state = "alive"
+    monkeypatch.setattr(static, "update_routes", lambda why: None)
+    static.transition(static.tunnels[0], "dead")
+    assert calls.read_text().splitlines() == ["-c clear ip bgp 169.254.121.1"]
 
 
 def test_a_bgp_stack_renders_frr_into_its_gateways_user_data():

@@ -4,8 +4,12 @@ its VTI, as AWS's generated customer gateway configurations set it up.
 - Timers: keepalive 10 s, hold 30 s (AWS's; FACTS.md "AWS BGP timers"). There is no BFD on a
   VPN, so a dead session is found by the hold timer, or at once when its VTI goes down
   (FRR's fast external failover, on by default).
-- What is accepted: exactly the expected AWS prefixes (`awsCidrs`), nothing else: never a
-  default route, never 169.254.0.0/16, never the Alibaba prefixes back (prefix list AWS-IN).
+- What is accepted: the expected AWS prefixes (`awsCidrs`) and prefixes inside them, nothing
+  else: never a default route, never 169.254.0.0/16, never the Alibaba prefixes back (prefix
+  list AWS-IN; the settings keep `awsCidrs` clear of all three). Inside them, because the
+  Alibaba route entries send exactly `awsCidrs` to the gateway: a subnet or VPC the AWS side
+  adds within that space (a Transit Gateway propagating a new attachment) is routed at once,
+  without a deploy, and nothing outside it could be reached anyway.
   What is announced: exactly the Alibaba prefixes (`aliCidrs`, ALI-OUT). `network` statements
   without the import check: the gateway has no route to the whole VPC, it forwards into it.
 - Tunnel 1 is preferred both ways, as AWS documents it for a virtual private gateway: inbound
@@ -66,7 +70,7 @@ def conf(gw: Gateway) -> str:
         "service integrated-vtysh-config",
         "!",
     ]
-    lines += [f"ip prefix-list AWS-IN seq {5 * k} permit {p}" for k, p in enumerate(gw.aws_prefixes, 1)]
+    lines += [f"ip prefix-list AWS-IN seq {5 * k} permit {p} le 32" for k, p in enumerate(gw.aws_prefixes, 1)]
     lines += [f"ip prefix-list ALI-OUT seq {5 * k} permit {p}" for k, p in enumerate(gw.ali_prefixes, 1)]
     lines.append("!")
     for t in gw.tunnels:
