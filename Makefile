@@ -5,6 +5,7 @@
 #   make test-quick     the quick suite (skips the lab)
 #   make lab            the end-to-end lab for the dev stack (modern) and the legacy profile
 #   make lab-pair       the lab for a gateway pair behind a HaVip (three VMs, the hand-over checks)
+#   make lab-bgp        the lab for dynamic routing (routing: bgp; FRR on both sides, the bgp_* checks)
 #   make benchmarks     the lab for both, then BENCHMARKS.md and its failover plot
 #   make plan STACK=dev the offline plan under mocks
 #   make up STACK=dev   deploy for real (needs the Pulumi CLI and cloud credentials)
@@ -22,10 +23,10 @@ REPORTS := reports
 APT_LISTS := packages.apt $(wildcard lab/requirements-apt.txt)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps venv test test-quick lab lab-dev lab-legacy lab-pair benchmarks plan preview up destroy golden status clean
+.PHONY: help deps venv test test-quick lab lab-dev lab-legacy lab-pair lab-bgp benchmarks plan preview up destroy golden status clean
 
 help:
-	@sed -n '1,11p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,12p' Makefile | sed 's/^# \{0,1\}//'
 
 # Debian packages, installed only when missing (one `apt-get update` at most).
 deps: $(VENV)/.deps-apt
@@ -60,6 +61,11 @@ lab: lab-dev lab-legacy
 lab-pair: deps venv
 	@mkdir -p $(REPORTS)
 	$(PY) -m lab run --config-file lab/stacks/Pulumi.lab-pair.yaml --report $(REPORTS)/lab-pair.json $(LAB_ARGS)
+
+# Dynamic routing (routing: bgp): FRR on the gateway, on both AWS-like ends and the AWS VPC router.
+lab-bgp: deps venv
+	@mkdir -p $(REPORTS)
+	$(PY) -m lab run --config-file lab/stacks/Pulumi.lab-bgp.yaml --report $(REPORTS)/lab-bgp.json $(LAB_ARGS)
 
 lab-dev: deps venv
 	@mkdir -p $(REPORTS)

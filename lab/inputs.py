@@ -31,6 +31,11 @@ HAVIP = "alicloud:vpc/haVipv2:HaVipv2"
 AWS_VPC = "aws:ec2/vpc:Vpc"
 VPN_CONNECTION = "aws:ec2/vpnConnection:VpnConnection"
 VPN_CONNECTION_ROUTE = "aws:ec2/vpnConnectionRoute:VpnConnectionRoute"
+CUSTOMER_GATEWAY = "aws:ec2/customerGateway:CustomerGateway"
+VPN_GATEWAY = "aws:ec2/vpnGateway:VpnGateway"
+TRANSIT_GATEWAY = "aws:ec2transitgateway/transitGateway:TransitGateway"
+# AWS's default Amazon-side ASN (a virtual private gateway or Transit Gateway created without one)
+AWS_DEFAULT_ASN = 64512
 TGW_ROUTE = "aws:ec2transitgateway/route:Route"
 REMOTE_COMMAND = "command:remote:Command"
 
@@ -81,6 +86,16 @@ class GatewayInputs:
 
 
 @dataclass(frozen=True)
+class BgpInputs:
+    """A dynamic (BGP) VPN connection: the customer gateway's ASN (the gateway's FRR), the
+    Amazon side's, and whether AWS spreads traffic over both tunnels (a Transit Gateway)."""
+
+    asn: int
+    aws_asn: int
+    ecmp: bool
+
+
+@dataclass(frozen=True)
 class LabInputs:
     user_data: str  # the (first) gateway's
     private_ip: str
@@ -95,6 +110,11 @@ class LabInputs:
     # every gateway instance, gateway 1 first (one, or a pair behind `havip`)
     gateways: tuple[GatewayInputs, ...] = field(default=())
     havip: str | None = None  # a pair's HaVip: the EIP and the route entries point at it
+    bgp: BgpInputs | None = None  # routing: bgp (None: static routes)
+
+    @property
+    def routing(self) -> str:
+        return "bgp" if self.bgp else "static"
 
     @property
     def pair(self) -> bool:
@@ -121,7 +141,10 @@ class LabInputs:
             "eip": self.eip,
             "vswitch_cidr": self.vswitch_cidr,
             "route_entries_to_ecs": list(self.aws_prefixes),
-            "aws_static_routes": list(self.ali_prefixes),
+            "aws_static_routes": [] if self.bgp else list(self.ali_prefixes),
+            "routing": self.routing,
+            "bgp": dataclasses.asdict(self.bgp) if self.bgp else None,
+            "ali_prefixes": list(self.ali_prefixes),
             "tunnels": [
                 {
                     "number": t.number,
@@ -357,6 +380,38 @@ def _created_vpc_problems(resources: list[dict], rtype: str, prefixes: tuple[str
     return problems
 
 
+def _bgp(resources: list[dict], vpn: dict, problems: list[str]) -> BgpInputs | None:
+    """The BGP facts of a dynamic VPN connection (`staticRoutesOnly` false), None for a static one."""
+    if (vpn.get("inputs") or {}).get("staticRoutesOnly", True) not in (False, "false"):
+        return None
+    cgw = _one(resources, CUSTOMER_GATEWAY, problems)
+    cgw_in = cgw.get("inputs") or {}
+    asn = cgw_in.get("bgpAsnExtended") or cgw_in.get("bgpAsn")
+    tgw_id = (vpn.get("inputs") or {}).get("transitGatewayId")
+    aws_side = [r for r in resources if r.get("type") == (TRANSIT_GATEWAY if tgw_id else VPN_GATEWAY)]
+    # an existing Transit Gateway is not in the plan: the gateway does not pin the peer's ASN
+    aws_asn = (aws_side[0].get("inputs") or {}).get("amazonSideAsn") if aws_side else None
+    try:
+        return BgpInputs(asn=int(str(asn)), aws_asn=int(str(aws_asn or AWS_DEFAULT_ASN)), ecmp=bool(tgw_id))
+    except ValueError:
+        problems.append(f"{CUSTOMER_GATEWAY}: bgpAsn {asn!r} / amazonSideAsn {aws_asn!r} are not ASNs")
+        return None
+
+
+def _announced(user_data: str, problems: list[str]) -> tuple[str, ...]:
+    """What the gateway announces over BGP (its FRR configuration's `network` statements): the
+    Alibaba prefixes AWS routes into a dynamic VPN connection."""
+    try:
+        conf = written_file(user_data, paths.FRR_CONF_PATH)
+    except ValueError as e:
+        problems.append(f"routing: bgp, but {e}")
+        return ()
+    nets = re.findall(r"^\s*network (\S+)\s*$", conf, re.M)
+    if not nets:
+        problems.append(f"{paths.FRR_CONF_PATH} in the user-data announces no prefix (no `network` statement)")
+    return _unique([_cidr(n, f"{paths.FRR_CONF_PATH} network", problems) for n in nets])
+
+
 def from_plan(plan: dict) -> LabInputs:
     """Pick the lab's inputs out of a plan JSON; PlanError lists every problem at once.
 
@@ -399,7 +454,11 @@ def from_plan(plan: dict) -> LabInputs:
         for k, r in enumerate(instances[:wanted], 1)
     )
     aws_prefixes = _aws_prefixes(resources, (havip or ecs).get("id"), problems)
-    ali_prefixes = _ali_prefixes(resources, vpn, problems) if vpn else ()
+    bgp = _bgp(resources, vpn, problems) if vpn else None
+    if bgp and user_data:
+        ali_prefixes = _announced(str(user_data), problems)
+    else:
+        ali_prefixes = _ali_prefixes(resources, vpn, problems) if vpn else ()
     problems += _created_vpc_problems(resources, AWS_VPC, aws_prefixes, "the Alibaba route entries to the ECS are for")
     problems += _created_vpc_problems(resources, ALI_VPC, ali_prefixes, "AWS routes into the VPN")
 
@@ -429,6 +488,7 @@ def from_plan(plan: dict) -> LabInputs:
         verify_commands=verify_commands,
         gateways=tuple(dataclasses.replace(g, private_ip=_addr(g.private_ip, "privateIp", problems)) for g in gateways),
         havip=_addr(havip_addr, "HaVip ipAddress", problems) if havip else None,
+        bgp=bgp,
     )
     problems += consistency_problems(inputs)
     if problems:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lab import diagnostics, goals
-from lab.checks import baseline, basic, failover, ha, lossy, rekeys, restarts, rotation, security, traffic
+from lab.checks import baseline, basic, bgp, failover, ha, lossy, rekeys, restarts, rotation, security, traffic
 from lab.goals import Bound, Goal
 from lab.report import Check, Outcome
 
@@ -51,6 +51,9 @@ class Spec:
     gateway_counts: tuple[int, ...] = (1,)
     # a failure gets one more attempt on the same lab (RETRY_WHY); both are in the report
     retry: bool = False
+    # the stacks it runs on by their routing: static, or bgp (issue 14: the traffic, tunnel
+    # failover and bgp_* checks; NOT_ON_BGP)
+    routings: tuple[str, ...] = ("static",)
 
 
 # Why some fault checks get a second attempt (Spec.retry): what they exercise (rekeys, restarts,
@@ -73,15 +76,24 @@ IKEV1_LOSSY_WHY = (
 IKEV2_ONLY: dict = {"ike_versions": (2,), "not_on_ikev1": IKEV1_LOSSY_WHY}
 
 
-def for_ike(ike_version: int, gateway_count: int = 1) -> tuple[str, ...]:
-    """The checks a run on a link of this IKE version (and gateway count) runs, in order."""
-    return tuple(s.name for s in SPECS if ike_version in s.ike_versions and gateway_count in s.gateway_counts)
+def for_ike(ike_version: int, gateway_count: int = 1, routing: str = "static") -> tuple[str, ...]:
+    """The checks a run on a link of this IKE version (gateway count, routing) runs, in order."""
+    return tuple(
+        s.name
+        for s in SPECS
+        if ike_version in s.ike_versions and gateway_count in s.gateway_counts and routing in s.routings
+    )
 
 
 # What a pair runs besides its own checks (issue 13: the traffic and tunnel-failover checks on
 # the pair); the others model one ECS (it is rebooted, replaced, reconfigured in place).
 NOT_ON_A_PAIR = "models one gateway ECS; a pair runs the ha_* checks, the traffic and the tunnel failover checks"
 BOTH = (1, 2)
+# What a BGP stack runs besides its own checks (issue 14): the traffic and tunnel-failover checks
+# under BGP. The others exercise what routing does not change (IKE, the host) and run on the
+# static stacks.
+NOT_ON_BGP = "exercises what routing does not change (IKE, rekeys, restarts, the host): run on the static stacks"
+BOTH_ROUTINGS = ("static", "bgp")
 
 
 def _same(*keys: str) -> tuple[tuple[str, str], ...]:
@@ -89,26 +101,29 @@ def _same(*keys: str) -> tuple[tuple[str, str], ...]:
 
 
 SPECS: tuple[Spec, ...] = (
-    Spec("cloud_init_clean", basic.cloud_init_clean, gateway_counts=BOTH),
+    Spec("cloud_init_clean", basic.cloud_init_clean, gateway_counts=BOTH, routings=BOTH_ROUTINGS),
     Spec(
         "tunnels_established",
         basic.tunnels_established,
         rows=(Row("boot to both tunnels established", "boot_to_established_s"),),
         gateway_counts=BOTH,
+        routings=BOTH_ROUTINGS,
     ),
+    Spec("bgp_established", bgp.bgp_established, routings=("bgp",)),
     Spec("ha_established", ha.ha_established, gateway_counts=(2,)),
-    Spec("icmp_ali_to_aws", traffic.icmp_ali_to_aws, gateway_counts=BOTH),
-    Spec("icmp_aws_to_ali", traffic.icmp_aws_to_ali, gateway_counts=BOTH),
-    Spec("tcp_ali_to_aws", traffic.tcp_ali_to_aws, gateway_counts=BOTH),
-    Spec("tcp_aws_to_ali", traffic.tcp_aws_to_ali, gateway_counts=BOTH),
-    Spec("udp_ali_to_aws", traffic.udp_ali_to_aws, gateway_counts=BOTH),
-    Spec("udp_aws_to_ali", traffic.udp_aws_to_ali, gateway_counts=BOTH),
+    Spec("icmp_ali_to_aws", traffic.icmp_ali_to_aws, gateway_counts=BOTH, routings=BOTH_ROUTINGS),
+    Spec("icmp_aws_to_ali", traffic.icmp_aws_to_ali, gateway_counts=BOTH, routings=BOTH_ROUTINGS),
+    Spec("tcp_ali_to_aws", traffic.tcp_ali_to_aws, gateway_counts=BOTH, routings=BOTH_ROUTINGS),
+    Spec("tcp_aws_to_ali", traffic.tcp_aws_to_ali, gateway_counts=BOTH, routings=BOTH_ROUTINGS),
+    Spec("udp_ali_to_aws", traffic.udp_ali_to_aws, gateway_counts=BOTH, routings=BOTH_ROUTINGS),
+    Spec("udp_aws_to_ali", traffic.udp_aws_to_ali, gateway_counts=BOTH, routings=BOTH_ROUTINGS),
     Spec("nat_t", basic.nat_t),
     Spec("bulk_tcp_mtu", traffic.bulk_tcp_mtu),
-    Spec("single_sa_pair", basic.single_sa_pair, gateway_counts=BOTH),
+    Spec("single_sa_pair", basic.single_sa_pair, gateway_counts=BOTH, routings=BOTH_ROUTINGS),
     Spec("routes_prefer_tunnel1", basic.routes_prefer_tunnel1, gateway_counts=BOTH),
-    Spec("verify_script", basic.verify_script, gateway_counts=BOTH),
-    Spec("host_firewall", security.host_firewall),
+    Spec("verify_script", basic.verify_script, gateway_counts=BOTH, routings=BOTH_ROUTINGS),
+    Spec("host_firewall", security.host_firewall, routings=BOTH_ROUTINGS),
+    Spec("bgp_routes", bgp.bgp_routes, routings=("bgp",)),
     Spec("secrets_on_instance", security.secrets_on_instance),
     # the fault checks, in this order on one running lab
     Spec(
@@ -119,6 +134,7 @@ SPECS: tuple[Spec, ...] = (
         headline=_same("uplink_outage_s", "downlink_outage_s"),
         hands_over_to="failback",  # tunnel 1 stays blackholed: failback lifts it
         gateway_counts=BOTH,
+        routings=BOTH_ROUTINGS,
         rows=(
             Row("failover: uplink outage (Alibaba -> AWS)", "uplink_outage_s"),
             Row("failover: downlink outage (AWS -> Alibaba)", "downlink_outage_s"),
@@ -131,9 +147,30 @@ SPECS: tuple[Spec, ...] = (
         goals=(goals.FAILBACK_LOST,),
         headline=_same("failback_lost"),
         gateway_counts=BOTH,
+        routings=BOTH_ROUTINGS,
         rows=(
             Row("failback: probes lost", "failback_lost", unit=""),
             Row("failback: block lifted to tunnel 1 preferred", "unblock_to_preferred_s"),
+        ),
+    ),
+    Spec(
+        "bgp_prefix_added",
+        bgp.bgp_prefix_added,
+        fault=True,
+        routings=("bgp",),
+        rows=(
+            Row("BGP: a prefix announced on the AWS side, routed on the gateway after", "announce_to_route_s"),
+            Row("BGP: the prefix withdrawn, gone from the gateway after", "withdraw_to_gone_s"),
+        ),
+    ),
+    Spec(
+        "bgp_down_ipsec_up",
+        bgp.bgp_down_ipsec_up,
+        fault=True,
+        routings=("bgp",),
+        rows=(
+            Row("BGP: bgpd stopped on tunnel 1's AWS end, uplink outage", "uplink_outage_s"),
+            Row("BGP: bgpd stopped on tunnel 1's AWS end, downlink outage", "downlink_outage_s"),
         ),
     ),
     Spec(

@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from lab import REPO, cloudinit, diagnostics, gateways, machine, mutations, peer, poll, registry, swan
+from lab import REPO, bgp, cloudinit, diagnostics, gateways, machine, mutations, peer, poll, registry, swan
 from lab import image as image_mod
 from lab.checks import ha
 from lab.checks.rotation import VSWITCH_PORT
@@ -334,6 +334,9 @@ class Lab:
         files["peer-strongswan.conf"] = (peer.strongswan_conf(dpd).encode(), 0o644)
         for t, pn in zip(self.inputs.tunnels, self.topo.peers, strict=False):
             files[f"aws{t.number}.swanctl.conf"] = (peer.swanctl_conf(t, self.inputs.eip, pn.mark).encode(), 0o600)
+        if self.inputs.bgp:
+            for name, text in bgp.files(self.inputs.bgp, self.topo).items():
+                files[name] = (text.encode(), 0o644)
         data = labcfg_tar(files)
         path.write_bytes(data)
         path.chmod(0o600)
@@ -481,7 +484,13 @@ class Lab:
             for spec in registry.SPECS
             if spec.name in self.wanted and count not in spec.gateway_counts and spec not in off_ike
         ]
-        off = off_ike + off_count
+        routing = s.inputs.routing
+        off_routing = [
+            spec
+            for spec in registry.SPECS
+            if spec.name in self.wanted and routing not in spec.routings and spec not in off_ike + off_count
+        ]
+        off = off_ike + off_count + off_routing
         if off:  # not run on this link's IKE version or gateway count, and why (the report says so)
             self.report.expected = tuple(n for n in self.report.expected if n not in {x.name for x in off})
         if off_ike:
@@ -489,6 +498,9 @@ class Lab:
         if off_count:
             why = registry.NOT_ON_A_PAIR if count == 2 else "a gateway pair's check (gatewayCount 2)"
             self.report.config["not_on_this_gateway_count"] = {x.name: why for x in off_count}
+        if off_routing:
+            why = registry.NOT_ON_BGP if routing == "bgp" else "a BGP stack's check (routing: bgp)"
+            self.report.config["not_on_this_routing"] = {x.name: why for x in off_routing}
         basic = [spec for spec in registry.SPECS if not spec.fault and spec.name in self.wanted and spec not in off]
         faults = [spec for spec in registry.SPECS if spec.fault and spec.name in self.wanted and spec not in off]
         last_with_goals = registry.quiet_until(basic + faults)

@@ -126,6 +126,9 @@ class Topology:
     # world VM's root namespace is the ECS.
     gateways: tuple[GatewayNet, ...] = ()
     havip: str | None = None
+    # static: the AWS ends route the Alibaba prefixes into their VTIs, guest/awsrouter-monitor.sh
+    # picks the tunnel; bgp: FRR on both AWS ends and the AWS router (lab/bgp.py, guest/frr.sh)
+    routing: str = "static"
 
     @property
     def pair(self) -> bool:
@@ -278,6 +281,7 @@ def plan_topology(i: LabInputs) -> Topology:
         if i.pair
         else (),
         havip=i.havip,
+        routing=i.routing,
     )
 
 
@@ -321,6 +325,7 @@ def render_env(t: Topology) -> str:
         "AWSHOST_IP": t.awshost_ip,
         "AWS_HOST_NETS": _host_nets_env(t.aws_host_nets),
         "HOST_MTU": t.host_mtu,
+        "ROUTING": t.routing,
     }
     for p in t.peers:
         k = f"AWS{p.number}_"

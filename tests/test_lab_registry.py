@@ -159,7 +159,9 @@ def test_the_lossy_path_is_open_for_ikev1_and_says_why():
     """docs/lab-findings.md #18: IKEv1's DPD is not calm on a lossy path yet."""
     assert "lossy_path" in registry.for_ike(2) and "lossy_path" not in registry.for_ike(1)
     assert "baseline_lossy_path" not in registry.for_ike(1)
-    single = tuple(n for n in registry.ALL if 1 in registry.BY_NAME[n].gateway_counts)
+    single = tuple(
+        n for n in registry.ALL if 1 in registry.BY_NAME[n].gateway_counts and "static" in registry.BY_NAME[n].routings
+    )
     assert registry.for_ike(2) == single
     assert registry.for_ike(1) == tuple(n for n in single if n not in ("lossy_path", "baseline_lossy_path"))
     for s in registry.SPECS:
@@ -321,3 +323,17 @@ def test_link_state_from_one_look():
     assert via2.aws_via == 2 and not via2.both_up(Inputs())
     assert LinkState.parse("garbage", Topo()).peer_xfrm == {}
     assert parse_last_rx("ali 41 1000.5 1000.6\naws 40 1000.4\n1000.9\n") == {"ali": 1000.5, "aws": 1000.4}
+
+
+def test_a_bgp_stack_runs_the_traffic_and_failover_checks_and_its_own():
+    """Issue 14: on `routing: bgp` the traffic checks, the tunnel failover and failback, and the
+    bgp_* checks (sessions first, before any traffic); the bgp_* checks only there."""
+    bgp = registry.for_ike(2, 1, "bgp")
+    assert bgp.index("bgp_established") < bgp.index("icmp_ali_to_aws")
+    for name in ("icmp_ali_to_aws", "tcp_aws_to_ali", "failover_tunnel1", "failback", "verify_script"):
+        assert name in bgp
+    assert {"bgp_established", "bgp_routes", "bgp_prefix_added", "bgp_down_ipsec_up"} <= set(bgp)
+    static = registry.for_ike(2, 1) + registry.for_ike(1, 1) + registry.for_ike(2, 2)
+    assert not [n for n in static if n.startswith("bgp_")]
+    # routes_prefer_tunnel1 reads the liveness daemon's metrics: with BGP, bgp_routes says it
+    assert "routes_prefer_tunnel1" not in bgp

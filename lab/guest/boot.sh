@@ -114,7 +114,8 @@ for n in 1 2; do
   $P link set vti0 mtu "$mtu" up
   sys "aws$n" net.ipv4.ip_forward=1 net.ipv4.conf.vti0.disable_policy=1 net.ipv4.conf.vti0.rp_filter=0
   # traffic selectors 0.0.0.0/0, as AWS: every Alibaba prefix the VPN routes goes into the VTI
-  for r in $ALI_PREFIXES; do $P route add "$r" dev vti0; done
+  # (static routing; with BGP the routes are what the customer gateway announces)
+  [ "$ROUTING" = bgp ] || for r in $ALI_PREFIXES; do $P route add "$r" dev vti0; done
   $P link add vgw0 type veth peer name "t$n" netns awsrouter
   $P addr add "$transit/30" dev vgw0
   $P link set vgw0 up
@@ -124,9 +125,16 @@ for n in 1 2; do
   # AWS VPN does not do path-MTU discovery: no "fragmentation needed" comes back.
   ip netns exec "aws$n" chroot "$LABROOT" nft -f - </run/lab/awspeer.nft
 done
-for r in $ALI_PREFIXES; do $A route add "$r" via "$AWS1_TRANSIT"; done
+[ "$ROUTING" = bgp ] || for r in $ALI_PREFIXES; do $A route add "$r" via "$AWS1_TRANSIT"; done
 
 set +x
 for n in 1 2; do /bin/sh /run/lab/peer.sh start "$n"; done
-setsid /bin/bash /run/lab/awsrouter-monitor.sh >>"$L/awsrouter.log" 2>&1 </dev/null &
+if [ "$ROUTING" = bgp ]; then
+  # BGP speakers as AWS runs them: one per tunnel end, and the VPC router choosing by BGP
+  for ns in awsrouter aws1 aws2; do
+    /bin/sh /run/lab/frr.sh start "$ns" || tail -n 20 "$L/$ns-zebra.log" "$L/$ns-bgpd.log" # the bgp_* checks say so
+  done
+else
+  setsid /bin/bash /run/lab/awsrouter-monitor.sh >>"$L/awsrouter.log" 2>&1 </dev/null &
+fi
 echo "=== lab boot done $(date +%T)"

@@ -7,9 +7,8 @@ probes went out all along (a stalled host is no verdict) and the other tunnel an
 neither does, after --common-down-after: a stall both share moves nothing). The AWS
 prefixes are routed over every alive tunnel (tunnel 1's lower metric wins); when none is
 alive, over every VTI that is up, as without liveness. With ROUTING=bgp in link.env BGP owns
-those routes: a tunnel found dead while the other answers has its BGP session reset, so its
-routes go at once instead of at the hold time's end (30 s), and the session comes back by
-itself once the tunnel carries it again. State: STATE_PATH; --status prints it.
+those routes: a tunnel dead while the other answers has its BGP session reset (its routes go
+now). State: STATE_PATH; --status prints it.
 """
 
 import argparse
@@ -213,21 +212,9 @@ class Daemon:
         if new:
             why = {"alive": f"{self.rise} answers in a row", "dead": self.silence(t)}
             self.update_routes(f"{t.name}: {new} ({why.get(new, t.vti + ' ' + ('up' if t.sock else 'down'))})")
-            others_alive = any(o.tracker.state == "alive" for o in self.tunnels if o is not t)
-            if self.bgp and new == "dead" and others_alive:
-                self.reset_bgp(t)
-
-    def reset_bgp(self, t):
-        """Drop the BGP session over a dead tunnel: its routes go now, the other tunnel's take
-        over. Only while the other answers: a stall both share resets nothing. FRR retries the
-        session every few seconds (its connect timer); it is back once the tunnel is."""
-        cmd = ["vtysh", "-c", f"clear ip bgp {t.target}"]
-        try:
-            res = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
-            out = (res.stdout + res.stderr).strip().replace("\n", " ")
-            log(f"{t.name}: BGP session to {t.target} reset (exit {res.returncode}{': ' + out if out else ''})")
-        except (OSError, subprocess.TimeoutExpired) as e:
-            log(f"{t.name}: BGP session to {t.target} not reset: {e}")
+            if self.bgp and new == "dead" and any(o.tracker.state == "alive" for o in self.tunnels if o is not t):
+                r = subprocess.run(["vtysh", "-c", f"clear ip bgp {t.target}"], capture_output=True, check=False)
+                log(f"{t.name}: BGP session to {t.target} reset (exit {r.returncode})")
 
     def other_answer(self, t):
         """When a tunnel other than t last answered (None: none has)."""

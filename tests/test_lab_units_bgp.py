@@ -1,0 +1,101 @@
+"""The lab under `routing: bgp` (no VM): the plan's BGP facts, the AWS side's FRR configurations
+(lab/bgp.py), the checks each routing runs, and the guest scripts' syntax."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lab import bgp
+from lab.checks.bgp import added_prefix, prefix_set_problems
+from lab.inputs import BgpInputs, PlanError, from_plan
+from lab.topology import plan_topology, render_env
+from tests.conftest import plan_for
+
+ROOT = Path(__file__).resolve().parent.parent
+GUEST = ROOT / "lab" / "guest"
+
+
+def bgp_inputs(**config):
+    return from_plan(plan_for(routing="bgp", **config).to_json(show_secrets=True))
+
+
+def test_a_bgp_plan_gives_the_asns_and_what_the_gateway_announces():
+    i = bgp_inputs(bgpAsn="65010", awsAsn="64600")
+    assert i.bgp == BgpInputs(asn=65010, aws_asn=64600, ecmp=False) and i.routing == "bgp"
+    # AWS routes what the gateway announces: its FRR `network` statements
+    assert i.ali_prefixes == ("172.16.0.0/16",) and i.aws_prefixes == ("10.10.0.0/16",)
+    summary = i.summary()
+    assert summary["aws_static_routes"] == [] and summary["bgp"]["asn"] == 65010
+    static = from_plan(plan_for().to_json(show_secrets=True))
+    assert static.bgp is None and static.routing == "static"
+
+
+def test_a_transit_gateway_plan_is_ecmp_and_keeps_awss_default_asn():
+    i = bgp_inputs(awsVpcCidr=None, awsTransitGatewayId="tgw-0123456789abcdef0", awsCidrs=["10.10.0.0/16"])
+    assert i.bgp is not None and i.bgp.ecmp and i.bgp.aws_asn == 64512
+
+
+def test_a_bgp_plan_whose_gateway_announces_nothing_is_refused():
+    plan = plan_for(routing="bgp").to_json(show_secrets=True)
+    for r in plan["resources"]:
+        if r["type"] == "alicloud:ecs/instance:Instance":
+            r["inputs"]["userData"] = re.sub(r"^\s*network \S+\n", "", r["inputs"]["userData"], flags=re.M)
+    with pytest.raises(PlanError, match="announces no prefix"):
+        from_plan(plan)
+
+
+def test_the_aws_ends_speak_ebgp_with_awss_timers_and_the_router_ibgp_to_both():
+    i = bgp_inputs(bgpAsn="65010")
+    t = plan_topology(i)
+    files = bgp.files(i.bgp, t)
+    assert set(files) == {f"{ns}.{d}.conf" for ns in ("awsrouter", "aws1", "aws2") for d in ("zebra", "bgpd")}
+    for p, tunnel in zip(t.peers, i.tunnels, strict=True):
+        conf = files[f"aws{p.number}.bgpd.conf"]
+        assert "router bgp 64512" in conf
+        assert f" neighbor {tunnel.cgw_inside_address} remote-as 65010" in conf
+        assert f" neighbor {tunnel.cgw_inside_address} timers 10 30" in conf
+        assert f"  neighbor {p.transit_router} next-hop-self" in conf
+    router = files["awsrouter.bgpd.conf"]
+    assert [f" neighbor {p.transit_peer} remote-as 64512" in router for p in t.peers] == [True, True]
+    assert re.findall(r"^  network (\S+)$", router, re.M) == ["10.10.0.0/16"]
+    assert "maximum-paths" not in router  # a virtual private gateway: one path, the shortest AS path
+    ecmp = bgp.router_conf(BgpInputs(65010, 64512, ecmp=True), t)
+    assert "maximum-paths ibgp 2" in ecmp
+    assert "ROUTING='bgp'" in render_env(t) or "ROUTING=bgp" in render_env(t)
+
+
+def test_the_added_prefix_lies_inside_the_first_aws_prefix_clear_of_the_lab_hosts():
+    i = bgp_inputs()
+    t = plan_topology(i)
+
+    class S:
+        topo = t
+
+    prefix, answer = added_prefix(S())  # type: ignore[arg-type]
+    assert prefix == "10.10.255.0/24" and answer == "10.10.255.1"
+    assert all(not h.startswith("10.10.255.") for _, h in t.aws_hosts())
+
+
+def test_bgp_routes_finds_every_difference_from_the_expected_prefixes():
+    want = {"10.10.0.0/16"}
+    assert prefix_set_problems({"10.10.0.0/16": ["vti1"]}, want, "vti1") == []
+    assert prefix_set_problems({}, want, "vti1") == ["missing 10.10.0.0/16"]
+    got = {"10.10.0.0/16": ["vti2"], "0.0.0.0/0": ["vti1"]}
+    assert prefix_set_problems(got, want, "vti1") == ["accepted 0.0.0.0/0", "10.10.0.0/16 over vti2, not vti1"]
+
+
+@pytest.mark.parametrize("script", ["frr.sh", "boot.sh", "peer.sh"])
+def test_guest_scripts_parse(script):
+    proc = subprocess.run(["sh", "-n", str(GUEST / script)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_static_stack_keeps_the_awsrouter_monitor_and_a_bgp_one_runs_frr():
+    text = (GUEST / "boot.sh").read_text()
+    assert re.search(r'if \[ "\$ROUTING" = bgp \]; then\n.*frr\.sh start.*\nelse\n.*awsrouter-monitor\.sh', text, re.S)
+    assert json.dumps(bgp_inputs().summary())  # the report's config stays JSON
