@@ -56,11 +56,15 @@ def is_pair(rep: dict) -> bool:
     return bool(((rep.get("config") or {}).get("plan") or {}).get("havip"))
 
 
+def is_bgp(rep: dict) -> bool:
+    return ((rep.get("config") or {}).get("plan") or {}).get("routing") == "bgp"
+
+
 def profile_name(rep: dict) -> str:
     cfg = rep.get("config") or {}
     plan = cfg.get("plan") or {}
     prof = str(cfg.get("crypto_profile") or plan.get("crypto_profile") or "?").replace(" (default)", "")
-    return f"{prof}, gateway pair" if is_pair(rep) else prof
+    return prof + (", gateway pair" if is_pair(rep) else "") + (", BGP" if is_bgp(rep) else "")
 
 
 def _worse(m: dict, up: str, down: str):
@@ -115,6 +119,76 @@ def availability_section(reports: Sequence[dict]) -> list[str]:
     ]
     for label, one, two in AVAILABILITY:
         out.append(f"| {label} | {value(single, one)} | {value(pair, two)} |")
+    return out
+
+
+# (what happens, static routing: (check, metric), BGP: (check, metric)), per direction
+ROUTING_ROWS = (
+    (
+        "tunnel 1 blackholed, uplink outage",
+        ("failover_tunnel1", "uplink_outage_s"),
+        ("failover_tunnel1", "uplink_outage_s"),
+    ),
+    (
+        "tunnel 1 blackholed, downlink outage",
+        ("failover_tunnel1", "downlink_outage_s"),
+        ("failover_tunnel1", "downlink_outage_s"),
+    ),
+    ("block lifted: probes lost", ("failback", "failback_lost"), ("failback", "failback_lost")),
+    (
+        "BGP down on tunnel 1's AWS end (IPsec up), uplink outage",
+        None,
+        ("bgp_down_ipsec_up", "uplink_outage_s"),
+    ),
+    (
+        "BGP down on tunnel 1's AWS end (IPsec up), downlink outage",
+        None,
+        ("bgp_down_ipsec_up", "downlink_outage_s"),
+    ),
+)
+
+
+def routing_section(reports: Sequence[dict]) -> list[str]:
+    """Static routing against BGP (issue 14): the same faults, per direction, from the first
+    single-gateway report of each routing on the same IKE version."""
+    bgp = next((r for r in reports if is_bgp(r)), None)
+    if bgp is None:
+        return []
+    ike = ((bgp.get("config") or {}).get("plan") or {}).get("ike_version")
+    static = next(
+        (
+            r
+            for r in reports
+            if not is_bgp(r)
+            and not is_pair(r)
+            and ((r.get("config") or {}).get("plan") or {}).get("ike_version") == ike
+        ),
+        None,
+    )
+    if static is None:
+        return []
+
+    def value(rep: dict, where: tuple | None) -> str:
+        if where is None:
+            return "no BGP"
+        check, key = where
+        unit = "" if key.endswith("_lost") else "s"
+        return _fmt(check_metrics(rep, check).get(key), unit)
+
+    out = [
+        "",
+        "## Static routing or BGP",
+        "",
+        f"The same faults with static routes ({profile_name(static)}) and with BGP ({profile_name(bgp)}).",
+        "Uplink: the gateway's liveness daemon finds the dead tunnel either way; with BGP it resets that",
+        "tunnel's session so its routes go at once. Downlink: AWS's end moves when its DPD (static) or its",
+        "BGP hold timer (30 s) gives up on the tunnel.",
+        "",
+        "| what happens | static | BGP |",
+        "| --- | --- | --- |",
+    ]
+    for label, one, two in ROUTING_ROWS:
+        out.append(f"| {label} | {value(static, one)} | {value(bgp, two)} |")
     return out
 
 
@@ -262,6 +336,7 @@ def render(reports: Sequence[tuple[str, dict]], plot_path: str | None, command: 
         "TCG: reported, with no goal (`lab/checks/rotation.py`).",
         *lossy_section(names, [r for _, r in reports]),
         *availability_section([r for _, r in reports]),
+        *routing_section([r for _, r in reports]),
         *ikev1_section(),
         "",
         "## Checks",

@@ -63,6 +63,9 @@ class Job:
     # (measured runs) start only once these measured jobs have run every check whose goals
     # need a quiet machine (or have ended): its boots and faults then load nothing they measure
     start_after: tuple[str, ...] = ()
+    # (measured runs) start only once these jobs have ended: a run that may share the machine
+    # with no measured phase of theirs (their VMs gone), only with what runs after them
+    start_after_end: tuple[str, ...] = ()
 
 
 @dataclass
@@ -119,8 +122,13 @@ class LabJobs:
     def _starts_after(self, name: str) -> list[str]:
         return [n for n in self.jobs[name].start_after if n in self.jobs]
 
+    def _late(self, name: str) -> bool:
+        job = self.jobs[name]
+        return bool(self._starts_after(name) or [n for n in job.start_after_end if n in self.jobs])
+
     def _may_start(self, name: str) -> bool:
-        return all(self._goals_done(n) for n in self._starts_after(name))
+        ended = [n for n in self.jobs[name].start_after_end if n in self.jobs]
+        return all(self._goals_done(n) for n in self._starts_after(name)) and all(self.futures[n].done() for n in ended)
 
     def _goals_done_path(self, name: str) -> Path:
         """The path a measured job creates once its checks with goals have run (`--goals-done`)."""
@@ -144,7 +152,11 @@ class LabJobs:
         waited_for = any(name in self._waits_for(other) for other in self.jobs) and self.resume_at_goals_done
         if waited_for or any(name in self._starts_after(other) for other in self.jobs):
             args += ["--goals-done", str(self._goals_done_path(name))]
-        side = sum(j.measured for j in self.jobs.values()) if job.measured else 1
+        side = 1
+        if job.measured and self._late(name):  # beside the measured runs still going
+            side += sum(1 for n, j in self.jobs.items() if n != name and j.measured and not self.futures[n].done())
+        elif job.measured:  # the measured runs that start together
+            side = sum(1 for n, j in self.jobs.items() if j.measured and not self._late(n))
         env = {**os.environ, SIDE_BY_SIDE_ENV: str(side)}
         with out.open("w") as o, err.open("w") as e:
             p = subprocess.Popen(args, cwd=REPO, stdout=o, stderr=e, text=True, env=env)

@@ -192,6 +192,17 @@ def test_the_liveness_daemon_leaves_bgp_routes_alone(tmp_path):
     assert bgp.routes(["tunnel1", "tunnel2"]) == set()
 
 
+def test_the_liveness_unit_reaches_frrs_sockets_only_on_a_bgp_gateway():
+    """The liveness daemon runs as a root without CAP_DAC_OVERRIDE: vtysh reaches bgpd's vty
+    socket (frr:frrvty, 0770) through FRR's vty group, which only a BGP gateway has (the lab
+    measured `clear ip bgp` exiting 1 without it, and the uplink failing over after the hold
+    time: 25 s)."""
+    unit = files_of(cloud_config(bgp_gateway()))[paths.LIVENESS_SERVICE_PATH]["content"]
+    assert f"SupplementaryGroups={frr.VTY_GROUP}" in unit.splitlines()
+    static = files_of(cloud_config(gateway()))[paths.LIVENESS_SERVICE_PATH]["content"]
+    assert "SupplementaryGroups" not in static
+
+
 def test_a_dead_tunnel_has_its_bgp_session_reset_only_while_the_other_answers(tmp_path, monkeypatch):
     """A liveness verdict moves BGP's routes at once (the session over the dead tunnel is
     reset, `clear ip bgp PEER` through vtysh); when neither tunnel answers (a stall both share)

@@ -78,7 +78,8 @@ if go:
 resumed = time.time()
 time.sleep(seconds)
 json.dump(
-    {"start": t0, "paused": paused, "resumed": resumed, "end": time.time(), "held": bool(go), "done": bool(done)},
+    {"start": t0, "paused": paused, "resumed": resumed, "end": time.time(), "held": bool(go), "done": bool(done),
+     "side": os.environ.get("AWS2ALIYUN_LAB_SIDE_BY_SIDE")},
     open(report, "w"),
 )
 """
@@ -125,6 +126,27 @@ def test_a_late_measured_run_starts_once_those_it_starts_after_have_run_their_qu
     assert t["modern"]["done"] and not t["legacy"]["done"] and not t["pair"]["done"]
     assert t["pair"]["start"] >= t["modern"]["paused"]  # after modern's quiet checks
     assert t["pair"]["start"] < t["modern"]["end"]  # not after its end: beside its soaks
+
+
+def test_a_run_started_after_others_end_waits_for_their_end_and_for_the_unmeasured_ones(tmp_path):
+    """The BGP stack's run starts once the legacy profile and the mutations have ended (their VMs
+    gone), beside what the modern profile still runs; its report counts the runs beside it."""
+    script = tmp_path / "fake.py"
+    script.write_text(HOLDING)
+    jobs = {
+        "modern": Job(["0.8"]),
+        "legacy": Job(["0.2"]),
+        "mutations": Job(["0.2"], measured=False, resume_after=("legacy",)),
+        "bgp": Job(["0.1"], start_after_end=("legacy", "mutations", "not-selected")),
+    }
+    j = LabJobs(jobs, workdir=tmp_path, command=(sys.executable, str(script)), poll_s=0.05)
+    try:
+        t = {n: j.result(n).report for n in jobs}
+    finally:
+        j.close()
+    assert t["bgp"]["start"] >= max(t["legacy"]["end"], t["mutations"]["end"])
+    assert t["bgp"]["start"] < t["modern"]["end"]  # beside modern's last checks
+    assert (t["modern"]["side"], t["legacy"]["side"], t["bgp"]["side"]) == ("2", "2", "2")
 
 
 def test_by_default_a_holding_run_resumes_once_those_it_waits_for_have_ended(tmp_path):

@@ -33,6 +33,8 @@ LOCAL_PREF = {1: 200, 2: 100}  # tunnel -> local preference of what it learns (E
 # a session down (its tunnel was) is tried again this often, not every 120 s (FRR's default)
 CONNECT_RETRY_S = 5
 PREPEND = 2  # times our ASN is prepended to what tunnel 2 announces (not behind a Transit Gateway)
+# Debian's FRR: its daemons' vty sockets belong to this group (vtysh as a confined root needs it)
+VTY_GROUP = "frrvty"
 DAEMONS = ("bgpd",)  # besides zebra and staticd, which FRR always runs
 
 

@@ -57,7 +57,11 @@ def service(
     down_after_s: float = DOWN_AFTER_S,
     rise: int = RISE,
     common_down_after_s: float = COMMON_DOWN_AFTER_S,
+    vty_group: str | None = None,
 ) -> str:
+    """The unit. With BGP (`vty_group`: FRR's vty group) it may use vtysh to reset a dead
+    tunnel's session: without CAP_DAC_OVERRIDE, root reaches FRR's sockets through that group."""
+    vty = f"SupplementaryGroups={vty_group}\n" if vty_group else ""
     return f"""[Unit]
 Description=aws2aliyun-vpc: data-plane liveness of the tunnels, and the routes that follow it
 After=network-online.target {paths.FIREWALL_UNIT}
@@ -76,7 +80,7 @@ ProtectSystem=strict
 ProtectHome=yes
 PrivateTmp=yes
 NoNewPrivileges=yes
-
+{vty}
 [Install]
 WantedBy=multi-user.target
 """
