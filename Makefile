@@ -5,7 +5,7 @@
 #   make test-quick     the quick suite (skips the lab)
 #   make lab            the end-to-end lab for the dev stack (modern) and the legacy profile
 #   make lab-pair       the lab for a gateway pair behind a HaVip (three VMs, the hand-over checks)
-#   make lab-bgp        the lab for dynamic routing (routing: bgp; FRR on both sides, the bgp_* checks)
+#   make lab-bgp        the lab for dynamic routing (routing: bgp, FRR both sides; a VGW, then a TGW/ECMP)
 #   make benchmarks     the lab for both, then BENCHMARKS.md and its failover plot
 #   make plan STACK=dev the offline plan under mocks
 #   make up STACK=dev   deploy for real (needs the Pulumi CLI and cloud credentials)
@@ -62,10 +62,12 @@ lab-pair: deps venv
 	@mkdir -p $(REPORTS)
 	$(PY) -m lab run --config-file lab/stacks/Pulumi.lab-pair.yaml --report $(REPORTS)/lab-pair.json $(LAB_ARGS)
 
-# Dynamic routing (routing: bgp): FRR on the gateway, on both AWS-like ends and the AWS VPC router.
+# Dynamic routing (routing: bgp): FRR on the gateway, on both AWS-like ends and the AWS VPC router;
+# behind a virtual private gateway (tunnel 1 preferred), then a Transit Gateway (ECMP).
 lab-bgp: deps venv
 	@mkdir -p $(REPORTS)
 	$(PY) -m lab run --config-file lab/stacks/Pulumi.lab-bgp.yaml --report $(REPORTS)/lab-bgp.json $(LAB_ARGS)
+	$(PY) -m lab run --config-file lab/stacks/Pulumi.lab-bgp-tgw.yaml --report $(REPORTS)/lab-bgp-tgw.json $(LAB_ARGS)
 
 lab-dev: deps venv
 	@mkdir -p $(REPORTS)

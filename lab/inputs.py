@@ -117,6 +117,12 @@ class LabInputs:
         return "bgp" if self.bgp else "static"
 
     @property
+    def routing_mode(self) -> str:
+        """What the registry selects checks by: static, bgp, or bgp-ecmp (behind a Transit
+        Gateway, both tunnels used)."""
+        return "bgp-ecmp" if self.bgp and self.bgp.ecmp else self.routing
+
+    @property
     def pair(self) -> bool:
         return self.havip is not None
 

@@ -93,7 +93,8 @@ BOTH = (1, 2)
 # under BGP. The others exercise what routing does not change (IKE, the host) and run on the
 # static stacks.
 NOT_ON_BGP = "exercises what routing does not change (IKE, rekeys, restarts, the host): run on the static stacks"
-BOTH_ROUTINGS = ("static", "bgp")
+BOTH_ROUTINGS = ("static", "bgp", "bgp-ecmp")
+BGP = ("bgp", "bgp-ecmp")
 
 
 def _same(*keys: str) -> tuple[tuple[str, str], ...]:
@@ -109,7 +110,7 @@ SPECS: tuple[Spec, ...] = (
         gateway_counts=BOTH,
         routings=BOTH_ROUTINGS,
     ),
-    Spec("bgp_established", bgp.bgp_established, routings=("bgp",)),
+    Spec("bgp_established", bgp.bgp_established, routings=BGP),
     Spec("ha_established", ha.ha_established, gateway_counts=(2,)),
     Spec("icmp_ali_to_aws", traffic.icmp_ali_to_aws, gateway_counts=BOTH, routings=BOTH_ROUTINGS),
     Spec("icmp_aws_to_ali", traffic.icmp_aws_to_ali, gateway_counts=BOTH, routings=BOTH_ROUTINGS),
@@ -123,7 +124,8 @@ SPECS: tuple[Spec, ...] = (
     Spec("routes_prefer_tunnel1", basic.routes_prefer_tunnel1, gateway_counts=BOTH),
     Spec("verify_script", basic.verify_script, gateway_counts=BOTH, routings=BOTH_ROUTINGS),
     Spec("host_firewall", security.host_firewall, routings=BOTH_ROUTINGS),
-    Spec("bgp_routes", bgp.bgp_routes, routings=("bgp",)),
+    Spec("bgp_routes", bgp.bgp_routes, routings=BGP),
+    Spec("bgp_ecmp", bgp.bgp_ecmp, routings=("bgp-ecmp",)),
     Spec("secrets_on_instance", security.secrets_on_instance),
     # the fault checks, in this order on one running lab
     Spec(
@@ -134,7 +136,7 @@ SPECS: tuple[Spec, ...] = (
         headline=_same("uplink_outage_s", "downlink_outage_s"),
         hands_over_to="failback",  # tunnel 1 stays blackholed: failback lifts it
         gateway_counts=BOTH,
-        routings=BOTH_ROUTINGS,
+        routings=("static", "bgp"),
         rows=(
             Row("failover: uplink outage (Alibaba -> AWS)", "uplink_outage_s"),
             Row("failover: downlink outage (AWS -> Alibaba)", "downlink_outage_s"),
@@ -147,7 +149,7 @@ SPECS: tuple[Spec, ...] = (
         goals=(goals.FAILBACK_LOST,),
         headline=_same("failback_lost"),
         gateway_counts=BOTH,
-        routings=BOTH_ROUTINGS,
+        routings=("static", "bgp"),
         rows=(
             Row("failback: probes lost", "failback_lost", unit=""),
             Row("failback: block lifted to tunnel 1 preferred", "unblock_to_preferred_s"),

@@ -484,7 +484,7 @@ class Lab:
             for spec in registry.SPECS
             if spec.name in self.wanted and count not in spec.gateway_counts and spec not in off_ike
         ]
-        routing = s.inputs.routing
+        routing = s.inputs.routing_mode
         off_routing = [
             spec
             for spec in registry.SPECS
@@ -499,7 +499,7 @@ class Lab:
             why = registry.NOT_ON_A_PAIR if count == 2 else "a gateway pair's check (gatewayCount 2)"
             self.report.config["not_on_this_gateway_count"] = {x.name: why for x in off_count}
         if off_routing:
-            why = registry.NOT_ON_BGP if routing == "bgp" else "a BGP stack's check (routing: bgp)"
+            why = registry.NOT_ON_BGP if routing != "static" else "a BGP stack's check (routing: bgp)"
             self.report.config["not_on_this_routing"] = {x.name: why for x in off_routing}
         basic = [spec for spec in registry.SPECS if not spec.fault and spec.name in self.wanted and spec not in off]
         faults = [spec for spec in registry.SPECS if spec.fault and spec.name in self.wanted and spec not in off]

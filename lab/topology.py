@@ -129,6 +129,7 @@ class Topology:
     # static: the AWS ends route the Alibaba prefixes into their VTIs, guest/awsrouter-monitor.sh
     # picks the tunnel; bgp: FRR on both AWS ends and the AWS router (lab/bgp.py, guest/frr.sh)
     routing: str = "static"
+    ecmp: bool = False  # the AWS side spreads flows over both tunnels (a Transit Gateway)
 
     @property
     def pair(self) -> bool:
@@ -282,6 +283,7 @@ def plan_topology(i: LabInputs) -> Topology:
         else (),
         havip=i.havip,
         routing=i.routing,
+        ecmp=bool(i.bgp and i.bgp.ecmp),
     )
 
 
@@ -326,6 +328,7 @@ def render_env(t: Topology) -> str:
         "AWS_HOST_NETS": _host_nets_env(t.aws_host_nets),
         "HOST_MTU": t.host_mtu,
         "ROUTING": t.routing,
+        "ECMP": "yes" if t.ecmp else "no",
     }
     for p in t.peers:
         k = f"AWS{p.number}_"

@@ -255,3 +255,15 @@ def test_a_bgp_gateway_fits_alibabas_limit_with_fewer_prefixes_than_a_static_one
     assert too_large(render(fewer)) is None
     problem = too_large(render(many_prefixes(bgp_gateway())))
     assert problem is not None and "awsCidrs" in problem
+
+
+def test_ecmp_hashes_flows_by_their_ports_and_only_behind_a_transit_gateway():
+    """Behind a Transit Gateway both tunnels carry traffic: the gateway hashes each flow's ports
+    too (fib_multipath_hash_policy 1), so two hosts' connections spread over both tunnels."""
+    from userdata.cloud_config import ECMP_SYSCTLS
+
+    key = next(iter(ECMP_SYSCTLS))
+    ecmp = files_of(cloud_config(bgp_gateway(ecmp=True)))[paths.SYSCTL_PATH]["content"]
+    assert f"{key} = 1" in ecmp.splitlines()
+    for gw in (bgp_gateway(), gateway()):
+        assert key not in files_of(cloud_config(gw))[paths.SYSCTL_PATH]["content"]

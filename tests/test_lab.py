@@ -56,7 +56,11 @@ PAIR_ENV = "AWS2ALIYUN_LAB_PAIR"
 # legacy profile and the mutations have ended, beside the modern profile's last, load-tolerant
 # checks (the lossy-path soaks, the PSK rotation), so it adds little to `make test`.
 BGP_JOB = "bgp"
-BGP_STACK = REPO / "lab" / "stacks" / "Pulumi.lab-bgp.yaml"
+# and behind a Transit Gateway (ECMP: both tunnels carry traffic; no fault checks), after it
+BGP_STACKS = {
+    BGP_JOB: REPO / "lab" / "stacks" / "Pulumi.lab-bgp.yaml",
+    "bgp-tgw": REPO / "lab" / "stacks" / "Pulumi.lab-bgp-tgw.yaml",
+}
 # MiB per bulk TCP transfer: thousands of full-size segments each way, enough to prove the
 # path MTU and the MSS clamp (bulk_tcp_mtu has no goal; `make lab` keeps the default 20)
 BULK_MB = 8
@@ -80,7 +84,10 @@ def jobs() -> dict[str, Job]:
         measured=False,
         resume_after=tuple(f"profile-{p}" for p in sorted(PROFILES)),
     )
-    out[BGP_JOB] = Job(["--config-file", str(BGP_STACK)], start_after_end=("profile-legacy", MUTATIONS_JOB))
+    out[BGP_JOB] = Job(["--config-file", str(BGP_STACKS[BGP_JOB])], start_after_end=("profile-legacy", MUTATIONS_JOB))
+    out["bgp-tgw"] = Job(
+        ["--config-file", str(BGP_STACKS["bgp-tgw"])], start_after_end=("profile-legacy", MUTATIONS_JOB, BGP_JOB)
+    )
     if os.environ.get(PAIR_ENV) == "1":
         out[PAIR_JOB] = Job(
             ["--config-file", str(PAIR_STACK)], start_after=tuple(f"profile-{p}" for p in sorted(PROFILES))
@@ -103,8 +110,8 @@ def job_name(item: pytest.Item) -> str | None:
         return MUTATIONS_JOB
     if item.name == "test_lab_pair_passes_every_check":
         return PAIR_JOB
-    if item.name == "test_lab_bgp_passes_every_check":
-        return BGP_JOB
+    if "stack" in params:
+        return str(params["stack"])
     return None
 
 
@@ -231,32 +238,34 @@ def test_lab_pair_passes_every_check(lab_jobs: LabJobs):
     )
 
 
-def test_lab_bgp_passes_every_check(lab_jobs: LabJobs):
+@pytest.mark.parametrize("stack", sorted(BGP_STACKS))
+def test_lab_bgp_passes_every_check(stack: str, lab_jobs: LabJobs):
     """Dynamic routing (issue 14): both BGP sessions with AWS's timers, each side learning
-    exactly the other's prefixes, the traffic checks, tunnel failover and failback under BGP, a
-    prefix added and withdrawn on the AWS side without a deploy, and BGP down with IPsec up
-    (named by the verify script, traffic on tunnel 2); every goal met."""
-    res = lab_jobs.result(BGP_JOB)
+    exactly the other's prefixes, the traffic checks; behind a virtual private gateway tunnel
+    failover and failback under BGP, a prefix added and withdrawn on the AWS side without a
+    deploy, and BGP down with IPsec up (named by the verify script, traffic on tunnel 2); behind
+    a Transit Gateway both tunnels carrying traffic each way (ECMP); every goal met."""
+    res = lab_jobs.result(stack)
     rep = finished(res)
     keep = os.environ.get(KEEP_REPORTS_ENV)
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
-        shutil.copy(res.report_path, Path(keep) / "lab-bgp.json")
+        shutil.copy(res.report_path, Path(keep) / f"lab-{stack}.json")
     by_name = {c["name"]: c for c in rep["checks"]}
-    expected = registry.for_ike(2, 1, "bgp")
+    expected = registry.for_ike(2, 1, "bgp-ecmp" if stack == "bgp-tgw" else "bgp")
     assert list(by_name) == list(expected), f"checks in report: {list(by_name)}"
     assert rep.get("error") is None, rep.get("error")
     assert rep["config"]["plan"]["routing"] == "bgp" and rep["config"]["plan"]["aws_static_routes"] == []
     failed = [n for n in expected if not by_name[n]["ok"]]
-    short = "\n".join(f"bgp: {n}: {by_name[n]['detail'].partition(chr(10))[0][:400]}" for n in failed)
+    short = "\n".join(f"{stack}: {n}: {by_name[n]['detail'].partition(chr(10))[0][:400]}" for n in failed)
     assert not failed, f"{short}\n\n{failures(rep)}\n\nfailed checks, in short:\n{short}"
     for name in expected:
         for goal in registry.goals_for(registry.BY_NAME[name], 2):
             met, verdict = goal.judge(by_name[name]["metrics"])
-            assert met, f"bgp: {name}: {verdict}"
+            assert met, f"{stack}: {name}: {verdict}"
     assert rep["ok"] and res.proc.returncode == 0, f"exit {res.proc.returncode}:\n{failures(rep)}"
     m = rep["metrics"]
     print(
-        f"bgp: uplink_outage_s={m.get('uplink_outage_s')} downlink_outage_s={m.get('downlink_outage_s')} "
+        f"{stack}: uplink_outage_s={m.get('uplink_outage_s')} downlink_outage_s={m.get('downlink_outage_s')} "
         f"total_s={m['total_s']}"
     )

@@ -337,3 +337,11 @@ def test_a_bgp_stack_runs_the_traffic_and_failover_checks_and_its_own():
     assert not [n for n in static if n.startswith("bgp_")]
     # routes_prefer_tunnel1 reads the liveness daemon's metrics: with BGP, bgp_routes says it
     assert "routes_prefer_tunnel1" not in bgp
+
+
+def test_behind_a_transit_gateway_bgp_proves_ecmp_and_runs_no_fault_check():
+    """ECMP (bgp-ecmp): the sessions, the routes over both tunnels, both tunnels carrying traffic."""
+    ecmp = registry.for_ike(2, 1, "bgp-ecmp")
+    assert {"bgp_established", "bgp_routes", "bgp_ecmp", "icmp_ali_to_aws"} <= set(ecmp)
+    assert not [n for n in ecmp if registry.BY_NAME[n].fault]
+    assert "bgp_ecmp" not in registry.for_ike(2, 1, "bgp")

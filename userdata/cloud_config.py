@@ -33,6 +33,9 @@ SYSCTLS = {
     "net.ipv4.conf.all.accept_source_route": 0,
     "net.ipv4.conf.default.accept_source_route": 0,
 }
+# ECMP over both tunnels (BGP behind a Transit Gateway): flows spread by their ports too, so
+# the connections between two hosts use both tunnels (the kernel's default hashes addresses only)
+ECMP_SYSCTLS = {"net.ipv4.fib_multipath_hash_policy": 1}
 
 
 # Alibaba accepts at most this much user-data, raw, before Base64 (RunInstances `UserData`).
@@ -107,9 +110,9 @@ def link_env(gw: Gateway) -> str:
     return "\n".join(lines) + "\n"
 
 
-def sysctl_conf() -> str:
+def sysctl_conf(ecmp: bool = False) -> str:
     lines = ["# aws2aliyun-vpc: forwarding on, redirects and source routing off"]
-    lines += [f"{k} = {v}" for k, v in SYSCTLS.items()]
+    lines += [f"{k} = {v}" for k, v in (SYSCTLS | (ECMP_SYSCTLS if ecmp else {})).items()]
     return "\n".join(lines) + "\n"
 
 
@@ -168,7 +171,7 @@ def cloud_config(gw: Gateway) -> dict:
         "ssh_pwauth": False,
         "write_files": [
             _file(paths.LINK_ENV_PATH, link_env(gw), "0644"),
-            _file(paths.SYSCTL_PATH, sysctl_conf(), "0644"),
+            _file(paths.SYSCTL_PATH, sysctl_conf(ecmp=bool(gw.bgp and gw.bgp.ecmp)), "0644"),
             _file(paths.CHARON_CONF_PATH, swanctl.charon_conf(), "0644"),
             _file(paths.SWANCTL_CONF_PATH, swanctl.swanctl_conf(gw), "0644"),
             _file(paths.SWANCTL_SECRETS_PATH, swanctl.secrets_conf(gw), "0600"),

@@ -155,11 +155,25 @@ def _as_paths(s: Session, prefix: str) -> dict[str, str]:
 
 
 def prefix_set_problems(routes: dict[str, list[str]], want: set[str], dev: str) -> list[str]:
-    """How the gateway's BGP routes differ from exactly `want`, each over `dev`."""
+    """How the gateway's BGP routes differ from exactly `want`, each over `dev` (devices joined
+    by commas for ECMP, in order)."""
     out = [f"missing {p}" for p in sorted(want - set(routes))]
     out += [f"accepted {p}" for p in sorted(set(routes) - want)]
-    out += [f"{p} over {', '.join(routes[p])}, not {dev}" for p in sorted(want & set(routes)) if routes[p] != [dev]]
+    out += [
+        f"{p} over {', '.join(routes[p])}, not {dev}"
+        for p in sorted(want & set(routes))
+        if ",".join(sorted(routes[p])) != dev
+    ]
     return out
+
+
+def aws_router_hops(s: Session, prefix: str) -> list[str]:
+    """The AWS router's next hops to prefix (two with ECMP), sorted."""
+    rows = _json('{"r": ' + (s.sh(f"ip -j -n awsrouter route show {prefix}", 15).out.strip() or "[]") + "}").get(
+        "r", []
+    )
+    hops = [h.get("gateway") for r in rows for h in (r.get("nexthops") or [r])]
+    return sorted(str(h) for h in hops if h)
 
 
 def bgp_routes(s: Session) -> Outcome:
@@ -172,12 +186,13 @@ def bgp_routes(s: Session) -> Outcome:
     the Alibaba prefixes; the AWS router prefers tunnel 1 (the gateway prepends on tunnel 2)."""
     i, topo = s.inputs, s.topo
     want_aws, want_ali = set(topo.aws_prefixes), set(i.ali_prefixes)
-    vti1 = vti(s, 1)
+    ecmp = bool(i.bgp and i.bgp.ecmp)
+    vti1 = ",".join(vti(s, n) for n in ((1, 2) if ecmp else (1,)))  # ECMP: both, in order
     problems, lines = [], []
 
     def settled() -> dict | None:
         got = kernel_bgp_routes(s)
-        return got if set(got) == want_aws and all(v == [vti1] for v in got.values()) else None
+        return got if not prefix_set_problems(got, want_aws, vti1) else None
 
     routes = poll.until(settled, ROUTE_TIMEOUT_S, interval=2.0) or kernel_bgp_routes(s)
     lines.append(f"gateway's BGP routes: {routes or 'none'}")
@@ -189,9 +204,14 @@ def bgp_routes(s: Session) -> Outcome:
             problems.append(f"AWS end of tunnel {t.number} learned {sorted(learned)}, want {sorted(want_ali)}")
     paths = _as_paths(s, i.ali_prefixes[0])
     lines.append(f"AWS router's paths to {i.ali_prefixes[0]}: {paths}")
-    aws_via = s.aws_route_tunnel()
-    if aws_via != 1:
-        problems.append(f"the AWS router sends {i.ali_prefixes[0]} via tunnel {aws_via}, want 1 (shortest AS path)")
+    if ecmp:
+        hops = aws_router_hops(s, i.ali_prefixes[0])
+        if hops != sorted(p.transit_peer for p in topo.peers):
+            problems.append(f"the AWS router sends {i.ali_prefixes[0]} via {hops}, want both tunnel ends (ECMP)")
+    else:
+        aws_via = s.aws_route_tunnel()
+        if aws_via != 1:
+            problems.append(f"the AWS router sends {i.ali_prefixes[0]} via tunnel {aws_via}, want 1 (shortest AS path)")
 
     # what the gateway must refuse, announced by tunnel 1's AWS end for a moment
     junk = (*JUNK, topo.vswitch_cidr)
@@ -330,3 +350,68 @@ def bgp_down_ipsec_up(s: Session) -> Outcome:
     if not ok:
         detail += "\n" + verify.text()[-1500:] + "\n" + diagnostics.fault_context(s)
     return ok, detail, metrics
+
+
+# bgp_ecmp: flows from one host to the other, each on a source port of its own, 1000-byte datagrams
+ECMP_FLOWS = 64
+ECMP_DATAGRAMS = 20
+ECMP_BYTES = 1000
+# each tunnel must carry at least this share of the bytes sent each way (the liveness probes,
+# 84-byte pings at 10 a second per tunnel, are a few kB against 1.28 MB; 64 flows hashed
+# evenly leave a tunnel under 10 % with a probability of about 1e-10)
+ECMP_MIN_SHARE = 0.10
+FLOWS_PY = (
+    "import socket, sys, time\n"
+    "dst, base, flows, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])\n"
+    "socks = []\n"
+    "for k in range(flows):\n"
+    "    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('', base + k)); socks.append(s)\n"
+    "for i in range(n):\n"
+    "    for s in socks:\n"
+    "        s.sendto(b'x' * size, (dst, 9)); time.sleep(0.002)\n"
+)
+
+
+def vti_bytes(s: Session) -> dict[str, dict[str, int]]:
+    """The gateway's VTIs' byte counters: {vti: {"tx": ..., "rx": ...}}."""
+    out = {}
+    for n in (1, 2):
+        dev = vti(s, n)
+        rows = _json('{"r": ' + (s.ecs_sh(f"ip -j -s link show dev {dev}", 15).out.strip() or "[]") + "}").get("r", [])
+        st = (rows[0] if rows else {}).get("stats64") or {}
+        out[dev] = {d: int((st.get(d) or {}).get("bytes", 0)) for d in ("tx", "rx")}
+    return out
+
+
+def bgp_ecmp(s: Session) -> Outcome:
+    """Behind a Transit Gateway (ECMP) both tunnels carry traffic each way: 64 UDP flows from
+    alihost to awshost and 64 back, and each tunnel's VTI on the gateway counts at least 10 % of
+    the bytes sent each way. Metrics: each tunnel's share per direction."""
+    t = s.topo
+    sent = ECMP_FLOWS * ECMP_DATAGRAMS * ECMP_BYTES
+    py = shlex.quote(FLOWS_PY)
+    args = f"{ECMP_FLOWS} {ECMP_DATAGRAMS} {ECMP_BYTES}"
+    before = vti_bytes(s)
+    up = s.sh(f"ip netns exec alihost python3 -c {py} {t.awshost_ip} 40000 {args}", 120)
+    mid = vti_bytes(s)
+    down = s.sh(f"ip netns exec awshost python3 -c {py} {t.alihost_ip} 41000 {args}", 120)
+    after = vti_bytes(s)
+    shares = {
+        dev: {
+            "uplink": round((mid[dev]["tx"] - before[dev]["tx"]) / sent, 3),
+            "downlink": round((after[dev]["rx"] - mid[dev]["rx"]) / sent, 3),
+        }
+        for dev in before
+    }
+    low = [f"{dev} {d} {v:.0%}" for dev, sh in shares.items() for d, v in sh.items() if v < ECMP_MIN_SHARE]
+    ok = up.rc == 0 and down.rc == 0 and not low
+    detail = (
+        f"{ECMP_FLOWS} flows each way ({sent // 1000} kB): share of the bytes per tunnel "
+        + "; ".join(f"{dev} uplink {sh['uplink']:.0%}, downlink {sh['downlink']:.0%}" for dev, sh in shares.items())
+        + (f"; under {ECMP_MIN_SHARE:.0%}: {', '.join(low)}" if low else "; both tunnels carry traffic both ways")
+    )
+    if up.rc != 0 or down.rc != 0:
+        detail += "\n" + up.text()[-800:] + "\n" + down.text()[-800:]
+    if not ok:
+        detail += "\n" + s.ecs_sh("ip route; sysctl net.ipv4.fib_multipath_hash_policy", 15).text()
+    return ok, detail, {"shares": shares, "sent_bytes_each_way": sent}

@@ -100,6 +100,8 @@ ip -n awshost link set eth0 mtu "$HOST_MTU" up
 ip -n awshost route add default via "$AWSRTR_IP"
 host_nets awsrouter "$AWS_HOST_NETS"
 sys awsrouter net.ipv4.ip_forward=1
+# a Transit Gateway with ECMP spreads flows over both tunnels (by their ports too)
+[ "$ECMP" = yes ] && sys awsrouter net.ipv4.fib_multipath_hash_policy=1
 for n in 1 2; do
   eval "addr=\$AWS${n}_ADDR vgw=\$AWS${n}_VGW_INSIDE prefix=\$AWS${n}_INSIDE_PREFIX mark=\$AWS${n}_MARK"
   eval "mtu=\$AWS${n}_VTI_MTU transit=\$AWS${n}_TRANSIT transit_rtr=\$AWS${n}_TRANSIT_RTR"
