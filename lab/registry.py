@@ -240,6 +240,7 @@ SPECS: tuple[Spec, ...] = (
         headline=_same("reboot_to_established_s"),
         rows=(Row("ECS reboot: both tunnels back", "reboot_to_established_s"),),
         retry=True,
+        routings=("static", "bgp"),  # with BGP: FRR back by itself, tunnel 1 preferred both ends
     ),
     Spec(
         "aws_endpoint_restart",

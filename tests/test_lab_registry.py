@@ -330,7 +330,14 @@ def test_a_bgp_stack_runs_the_traffic_and_failover_checks_and_its_own():
     bgp_* checks (sessions first, before any traffic); the bgp_* checks only there."""
     bgp = registry.for_ike(2, 1, "bgp")
     assert bgp.index("bgp_established") < bgp.index("icmp_ali_to_aws")
-    for name in ("icmp_ali_to_aws", "tcp_aws_to_ali", "failover_tunnel1", "failback", "verify_script"):
+    for name in (
+        "icmp_ali_to_aws",
+        "tcp_aws_to_ali",
+        "failover_tunnel1",
+        "failback",
+        "verify_script",
+        "reboot_persistence",
+    ):
         assert name in bgp
     assert {"bgp_established", "bgp_routes", "bgp_prefix_added", "bgp_down_ipsec_up"} <= set(bgp)
     static = registry.for_ike(2, 1) + registry.for_ike(1, 1) + registry.for_ike(2, 2)
