@@ -10,6 +10,7 @@ VERIFY_PATH = "/usr/local/sbin/aws2aliyun-verify"
 WATCHDOG_PATH = "/usr/local/sbin/aws2aliyun-watchdog"
 LIVENESS_PATH = "/usr/local/sbin/aws2aliyun-liveness"
 HA_PATH = "/usr/local/sbin/aws2aliyun-ha"  # a gateway pair's keepalived notify and track script
+BGP_HOOK_PATH = "/usr/local/sbin/aws2aliyun-bgp"  # routing: bgp: the liveness verdicts applied to BGP
 
 # Configuration
 LINK_ENV_PATH = "/etc/aws2aliyun/link.env"

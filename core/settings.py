@@ -1067,10 +1067,13 @@ def _check_networks(v: Mapping[str, Any], p: Problems, given: Collection[str]) -
     # The providers' limits, for this link's own entries.
     if v["routing"] == "bgp":
         limit = AWS_BGP_ROUTES_TO_TGW if tgw else AWS_BGP_ROUTES_TO_VGW
-        if len(ali) > limit:
+        # while one tunnel is down the gateway announces each prefix's two halves as well
+        # (userdata/frr.py): three routes per prefix
+        announced = sum(3 if ipaddress.ip_network(net).prefixlen < 32 else 1 for _, net in ali)
+        if announced > limit:
             p.add(
                 "aliCidrs",
-                f"{len(ali)} prefixes",
+                f"{len(ali)} prefixes ({announced} routes while a tunnel is down: each prefix and its halves)",
                 f"a customer gateway may announce at most {limit} routes over BGP to a "
                 f"{'Transit Gateway' if tgw else 'virtual private gateway'} (AWS Site-to-Site VPN quotas)",
                 after=networks,

@@ -7,6 +7,8 @@ import dataclasses
 import ipaddress
 import os
 import re
+import subprocess
+import time
 
 import pytest
 import yaml
@@ -135,8 +137,8 @@ def test_frr_accepts_the_aws_prefixes_and_inside_them_only_and_prefers_tunnel1()
     assert [p for p in accepted if not prefix_list_permits(text, "AWS-IN", p)] == []
     assert [p for p in refused if prefix_list_permits(text, "AWS-IN", p)] == []
     # announced: exactly the Alibaba prefixes, nothing inside or around them
-    assert re.findall(r"^ip prefix-list ALI-OUT seq \d+ permit (\S+)$", text, re.M) == ["172.16.0.0/16"]
-    assert not prefix_list_permits(text, "ALI-OUT", "172.16.1.0/24")
+    assert re.findall(r"^ip prefix-list ALI-OUT seq \d+ permit (\S+)", text, re.M) == ["172.16.0.0/16"]
+    assert not prefix_list_permits(text, "ALI-OUT", "172.16.1.0/24")  # the halves only (a failover's)
     # what does not match is refused, in and out
     assert "route-map AWS-IN-1 deny 20" in text and "route-map ALI-OUT-2 deny 20" in text
     assert "set local-preference 200" in text and "set as-path prepend 65010 65010" in text
@@ -203,31 +205,72 @@ def test_the_liveness_unit_reaches_frrs_sockets_only_on_a_bgp_gateway():
     assert "SupplementaryGroups" not in static
 
 
-def test_a_dead_tunnel_has_its_bgp_session_reset_only_while_the_other_answers(tmp_path, monkeypatch):
-    """A liveness verdict moves BGP's routes at once (the session over the dead tunnel is
-    reset, `clear ip bgp PEER` through vtysh); when neither tunnel answers (a stall both share)
-    nothing is reset, and static routing never calls vtysh."""
+def test_every_liveness_verdict_goes_to_the_bgp_hook_with_the_other_tunnels_state(tmp_path):
+    """With BGP_HOOK in link.env (a BGP gateway) the daemon hands each verdict to it, not
+    waiting for it (the probes go on), with whether the other tunnel answers; a static
+    gateway has no hook."""
     mod = liveness_module()
-    calls = tmp_path / "vtysh.calls"
-    fake = tmp_path / "vtysh"
-    fake.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
-    fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    calls = tmp_path / "hook.calls"
+    hook = tmp_path / "hook"
+    hook.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
+    hook.chmod(0o755)
     env = liveness_env()
-    d = mod.Daemon({**env, "ROUTING": "bgp"}, 0.1, 1.2, 3, 3.0)
+    d = mod.Daemon({**env, "ROUTING": "bgp", "BGP_HOOK": str(hook)}, 0.1, 1.2, 3, 3.0)
     t1, t2 = d.tunnels
     t2.tracker.state = "alive"
     d.transition(t1, "dead")
-    assert calls.read_text().splitlines() == ["-c clear ip bgp 169.254.121.1"]
     t1.tracker.state = "dead"
-    d.transition(t2, "dead")  # the other is dead too: nothing to move to
-    d.transition(t1, "alive")  # back: the session comes back by itself
-    assert calls.read_text().splitlines() == ["-c clear ip bgp 169.254.121.1"]
-    static = mod.Daemon(env, 0.1, 1.2, 3, 3.0)
-    static.tunnels[1].tracker.state = "alive"
-    monkeypatch.setattr(static, "update_routes", lambda why: None)
-    static.transition(static.tunnels[0], "dead")
-    assert calls.read_text().splitlines() == ["-c clear ip bgp 169.254.121.1"]
+    d.transition(t2, "dead")
+    t2.tracker.state = "dead"
+    d.transition(t1, "alive")
+    deadline = time.monotonic() + 10
+    while len(calls.read_text().splitlines() if calls.exists() else []) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sorted(calls.read_text().splitlines()) == ["tunnel1 alive False", "tunnel1 dead True", "tunnel2 dead False"]
+    assert mod.Daemon(env, 0.1, 1.2, 3, 3.0).hook is None
+
+
+def run_bgp_hook(tmp_path, *args: str) -> list[str]:
+    """userdata/files/aws2aliyun-bgp.sh with stand-in vtysh and logger: their calls."""
+    calls = tmp_path / "calls"
+    for tool in ("vtysh", "logger"):
+        fake = tmp_path / tool
+        fake.write_text(f'#!/bin/bash\n{{ printf "{tool}"; printf " [%s]" "$@"; echo; }} >> {calls}\n')
+        fake.chmod(0o755)
+    (tmp_path / "link.env").write_text(files_of(cloud_config(bgp_gateway()))[paths.LINK_ENV_PATH]["content"])
+    conf = frr.conf(bgp_gateway(ali_prefixes=("172.16.0.0/16", "172.18.0.0/24", "172.19.0.1/32")))
+    (tmp_path / "frr.conf").write_text(conf)
+    env = {
+        **os.environ,
+        "PATH": f"{tmp_path}:{os.environ['PATH']}",
+        "AWS2ALIYUN_LINK_ENV": str(tmp_path / "link.env"),
+        "AWS2ALIYUN_FRR_CONF": str(tmp_path / "frr.conf"),
+        "AWS2ALIYUN_RUN_DIR": str(tmp_path),
+    }
+    out = subprocess.run(["bash", str(FILES / "aws2aliyun-bgp.sh"), *args], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = calls.read_text().splitlines() if calls.exists() else []
+    calls.unlink(missing_ok=True)
+    return lines
+
+
+def test_the_bgp_hook_resets_a_dead_tunnel_and_announces_the_halves_while_the_other_answers(tmp_path):
+    """Tunnel 1 dead, tunnel 2 answering: its session reset, then each Alibaba prefix's halves
+    (a /32 has none) announced in the gateway's own ASN; both answering: withdrawn; a silence
+    both tunnels share: nothing."""
+    dead = run_bgp_hook(tmp_path, "tunnel1", "dead", "True")
+    assert dead[0] == "vtysh [-c] [clear ip bgp 169.254.121.1]"
+    halves = ["172.16.0.0/17", "172.16.128.0/17", "172.18.0.0/25", "172.18.0.128/25"]
+    want = ["configure terminal", "router bgp 65010", "address-family ipv4 unicast", *(f"network {h}" for h in halves)]
+    assert dead[1] == "vtysh " + " ".join(f"[-c] [{c}]" for c in want)
+    assert dead[2] == f"logger [-t] [aws2aliyun-bgp] [--] [tunnel1 dead: network {' '.join(halves)}]"
+    alive = run_bgp_hook(tmp_path, "tunnel1", "alive", "True")
+    assert alive[0] == "vtysh " + " ".join(f"[-c] [{c}]" for c in [*want[:3], *(f"no network {h}" for h in halves)])
+    assert run_bgp_hook(tmp_path, "tunnel2", "dead", "False") == []
+    # what the hook announces, FRR lets out: ALI-OUT permits each prefix's halves
+    conf = (tmp_path / "frr.conf").read_text()
+    assert all(prefix_list_permits(conf, "ALI-OUT", h) for h in halves)
+    assert not prefix_list_permits(conf, "ALI-OUT", "172.16.0.0/18")
 
 
 def test_a_bgp_stack_renders_frr_into_its_gateways_user_data():
@@ -240,7 +283,7 @@ def test_a_bgp_stack_renders_frr_into_its_gateways_user_data():
 
 
 def test_a_bgp_gateway_fits_alibabas_limit_with_fewer_prefixes_than_a_static_one():
-    """FRR's configuration lists every prefix again: 30 AWS and 15 Alibaba prefixes fit, the
+    """FRR's configuration lists every prefix again: 25 AWS and 12 Alibaba prefixes fit, the
     static gateway's 40 and 20 are refused before anything is created, naming the keys (the
     whole user-data compressed is issue 14's next step)."""
     from tests.test_userdata import many_prefixes
@@ -249,8 +292,8 @@ def test_a_bgp_gateway_fits_alibabas_limit_with_fewer_prefixes_than_a_static_one
 
     fewer = dataclasses.replace(
         many_prefixes(bgp_gateway()),
-        aws_prefixes=tuple(f"10.{i}.0.0/16" for i in range(30)),
-        ali_prefixes=tuple(f"172.{16 + i}.0.0/16" for i in range(15)),
+        aws_prefixes=tuple(f"10.{i}.0.0/16" for i in range(25)),
+        ali_prefixes=tuple(f"172.{16 + i}.0.0/16" for i in range(12)),
     )
     assert too_large(render(fewer)) is None
     problem = too_large(render(many_prefixes(bgp_gateway())))
@@ -267,3 +310,17 @@ def test_ecmp_hashes_flows_by_their_ports_and_only_behind_a_transit_gateway():
     assert f"{key} = 1" in ecmp.splitlines()
     for gw in (bgp_gateway(), gateway()):
         assert key not in files_of(cloud_config(gw))[paths.SYSCTL_PATH]["content"]
+
+
+def test_bgp_counts_each_prefixs_halves_against_awss_route_quota():
+    """While a tunnel is down the gateway announces each Alibaba prefix's halves too: three
+    routes a prefix (one for a /32) must fit AWS's 100 routes to a virtual private gateway."""
+    existing = {"aliVpcCidr": None, "aliVpcId": "vpc-bp1lab0legacy0prefixes0", "aliVswitchCidr": "172.16.1.0/24"}
+
+    def ali(n: int) -> list[str]:
+        return ["172.16.0.0/16", *(f"172.17.{i}.0/24" for i in range(n - 1))]
+
+    found = problems(routing="bgp", aliCidrs=ali(34), **existing)
+    mine = [p for p in found if p.startswith("aliCidrs: ")]
+    assert mine and "102 routes while a tunnel is down" in mine[0] and "at most 100" in mine[0], found
+    assert load_settings(dev_values(routing="bgp", aliCidrs=ali(33), **existing)).routing == "bgp"  # 99 routes

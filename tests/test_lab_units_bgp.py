@@ -99,3 +99,29 @@ def test_a_static_stack_keeps_the_awsrouter_monitor_and_a_bgp_one_runs_frr():
     text = (GUEST / "boot.sh").read_text()
     assert re.search(r'if \[ "\$ROUTING" = bgp \]; then\n.*frr\.sh start.*\nelse\n.*awsrouter-monitor\.sh', text, re.S)
     assert json.dumps(bgp_inputs().summary())  # the report's config stays JSON
+
+
+def test_benchmarks_put_static_routing_and_bgp_side_by_side():
+    """BENCHMARKS.md's "Static routing or BGP": the same faults per direction, from the first
+    single-gateway report of each routing on the same IKE version (issue 14, item 4)."""
+    from lab import benchmarks
+
+    def rep(routing: str, ike: int, checks: dict, havip: str | None = None) -> dict:
+        return {
+            "config": {"crypto_profile": "modern", "plan": {"routing": routing, "ike_version": ike, "havip": havip}},
+            "checks": [{"name": n, "ok": True, "metrics": m} for n, m in checks.items()],
+        }
+
+    fail = {"failover_tunnel1": {"uplink_outage_s": 1.3, "downlink_outage_s": 26.0}, "failback": {"failback_lost": 0}}
+    legacy = rep("static", 1, {"failover_tunnel1": {"uplink_outage_s": 9.9}})
+    pair = rep("static", 2, {"failover_tunnel1": {"uplink_outage_s": 8.8}}, havip="172.16.1.12")
+    static = rep("static", 2, fail)
+    bgp = rep("bgp", 2, {**fail, "failover_tunnel1": {"uplink_outage_s": 1.7, "downlink_outage_s": 24.7}})
+    bgp["checks"].append({"name": "bgp_down_ipsec_up", "ok": True, "metrics": {"uplink_outage_s": 0.0}})
+    text = "\n".join(benchmarks.routing_section([legacy, pair, static, bgp]))
+    assert "| tunnel 1 blackholed, uplink outage | 1.3 s | 1.7 s |" in text  # not legacy's, not the pair's
+    assert "| block lifted: probes lost | 0 | 0 |" in text
+    assert "BGP down on tunnel 1's AWS end (IPsec up), uplink outage | no BGP | 0.0 s |" in text
+    assert "downlink outage | no BGP | not measured |" in text  # a missing metric says so
+    assert benchmarks.profile_name(bgp) == "modern, BGP"
+    assert benchmarks.routing_section([static, legacy]) == []  # no BGP report: no section

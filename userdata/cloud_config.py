@@ -49,6 +49,7 @@ PACKED = (
     "aws2aliyun-verify.sh",
     "aws2aliyun-watchdog.sh",
     "aws2aliyun-ha.sh",
+    "aws2aliyun-bgp.sh",
 )
 PACKED_SUFFIX = ".gz.b64"
 
@@ -90,6 +91,7 @@ def link_env(gw: Gateway) -> str:
     }
     if gw.bgp is not None:
         values["ROUTING"] = "bgp"  # the routes to the AWS prefixes are BGP's (zebra's), not liveness's
+        values["BGP_HOOK"] = paths.BGP_HOOK_PATH  # what the liveness daemon tells its verdicts
     if gw.ha is not None:
         # one of a pair: only the active one (keepalived MASTER) holds the tunnels
         values.update({"HA_PAIR": "yes", "HA_VIP": gw.ha.vip, "HA_SELF": gw.ha.self_ip, "HA_PEER": gw.ha.peer_ip})
@@ -148,7 +150,11 @@ def _bgp_files(gw: Gateway) -> list[dict]:
     installs with `--force-confold`, so the package keeps them and starts bgpd with them."""
     if gw.bgp is None:
         return []
-    return [_file(paths.FRR_DAEMONS_PATH, frr.daemons(), "0640"), _file(paths.FRR_CONF_PATH, frr.conf(gw), "0640")]
+    return [
+        _file(paths.FRR_DAEMONS_PATH, frr.daemons(), "0640"),
+        _file(paths.FRR_CONF_PATH, frr.conf(gw), "0640"),
+        _script(paths.BGP_HOOK_PATH, "aws2aliyun-bgp.sh"),
+    ]
 
 
 def _pair_commands(gw: Gateway) -> list[list[str]]:

@@ -12,6 +12,14 @@ its VTI, as AWS's generated customer gateway configurations set it up.
   without a deploy, and nothing outside it could be reached anyway.
   What is announced: exactly the Alibaba prefixes (`aliCidrs`, ALI-OUT). `network` statements
   without the import check: the gateway has no route to the whole VPC, it forwards into it.
+- A dead tunnel moves both directions at once. The liveness daemon finds it in about 1.2 s
+  and calls aws2aliyun-bgp, which resets that tunnel's session (the gateway's routes over it
+  go now, not after the 30 s hold time) and announces the two halves of every Alibaba prefix
+  (ALI-OUT lets them out: `le` one bit longer). Only the answering tunnel's session is up, so
+  only it carries them, and AWS routes by the longest prefix first (before AS path), so it
+  moves too instead of waiting for its own hold time on the dead tunnel. Once both tunnels
+  answer again the halves are withdrawn and tunnel 1 is preferred again. Without them AWS's
+  side would move only when its hold time or dead-peer detection gives up (about 25 s).
 - Tunnel 1 is preferred both ways, as AWS documents it for a virtual private gateway: inbound
   by local preference (200 against 100), outbound by prepending our ASN twice on tunnel 2, so
   AWS sends the Alibaba prefixes over tunnel 1 while it is up. Behind a Transit Gateway
@@ -24,6 +32,8 @@ its VTI, as AWS's generated customer gateway configurations set it up.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 from userdata.model import Bgp, Gateway
 
@@ -42,6 +52,12 @@ def _bgp(gw: Gateway) -> Bgp:
     if gw.bgp is None:
         raise ValueError("FRR is rendered only for routing: bgp")
     return gw.bgp
+
+
+def _halves(prefix: str) -> str:
+    """ALI-OUT's `le` for a prefix: its two halves may go out too (a failover's, see above)."""
+    n = ipaddress.ip_network(prefix)
+    return f" le {n.prefixlen + 1}" if n.prefixlen < n.max_prefixlen else ""
 
 
 def daemons() -> str:
@@ -73,7 +89,7 @@ def conf(gw: Gateway) -> str:
         "!",
     ]
     lines += [f"ip prefix-list AWS-IN seq {5 * k} permit {p} le 32" for k, p in enumerate(gw.aws_prefixes, 1)]
-    lines += [f"ip prefix-list ALI-OUT seq {5 * k} permit {p}" for k, p in enumerate(gw.ali_prefixes, 1)]
+    lines += [f"ip prefix-list ALI-OUT seq {5 * k} permit {p}{_halves(p)}" for k, p in enumerate(gw.ali_prefixes, 1)]
     lines.append("!")
     for t in gw.tunnels:
         pref = 100 if bgp.ecmp else LOCAL_PREF[t.number]

@@ -7,8 +7,7 @@ probes went out all along (a stalled host is no verdict) and the other tunnel an
 neither does, after --common-down-after: a stall both share moves nothing). The AWS
 prefixes are routed over every alive tunnel (tunnel 1's lower metric wins); when none is
 alive, over every VTI that is up, as without liveness. With ROUTING=bgp in link.env BGP owns
-those routes: a tunnel dead while the other answers has its BGP session reset (its routes go
-now). State: STATE_PATH; --status prints it.
+those routes: each verdict goes to BGP_HOOK (userdata/files/aws2aliyun-bgp.sh). State: STATE_PATH; --status prints it.
 """
 
 import argparse
@@ -172,8 +171,8 @@ class Daemon:
     def __init__(self, env, interval_s, down_after_s, rise, common_down_after_s):
         self.interval_s, self.down_after_s, self.rise = interval_s, down_after_s, rise
         # with BGP, zebra owns the routes to the AWS prefixes: none of ours to keep
-        self.bgp = env.get("ROUTING") == "bgp"
-        self.prefixes = [] if self.bgp else env["AWS_CIDRS"].split()
+        self.hook = env.get("BGP_HOOK")
+        self.prefixes = [] if env.get("ROUTING") == "bgp" else env["AWS_CIDRS"].split()
         fall = math.ceil(down_after_s / interval_s - 1e-9)
         self.tunnels = [Tunnel(env, n, Tracker(down_after_s, rise, fall, common_down_after_s)) for n in (1, 2)]
         self.routed = None
@@ -212,9 +211,9 @@ class Daemon:
         if new:
             why = {"alive": f"{self.rise} answers in a row", "dead": self.silence(t)}
             self.update_routes(f"{t.name}: {new} ({why.get(new, t.vti + ' ' + ('up' if t.sock else 'down'))})")
-            if self.bgp and new == "dead" and any(o.tracker.state == "alive" for o in self.tunnels if o is not t):
-                r = subprocess.run(["vtysh", "-c", f"clear ip bgp {t.target}"], capture_output=True, check=False)
-                log(f"{t.name}: BGP session to {t.target} reset (exit {r.returncode})")
+            if self.hook:  # not waited for: the probes go on
+                other = any(o.tracker.state == "alive" for o in self.tunnels if o is not t)
+                subprocess.Popen([self.hook, t.name, new, str(other)])
 
     def other_answer(self, t):
         """When a tunnel other than t last answered (None: none has)."""
