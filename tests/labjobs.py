@@ -95,6 +95,7 @@ class LabJobs:
         self.poll_s = poll_s
         self.workdir = workdir
         self.futures: dict[str, Future[Result]] = {name: Future() for name in jobs}
+        self.launched: set[str] = set()
         self.thread: threading.Thread | None = None
         self.stopping = threading.Event()
         self.lock = threading.Lock()
@@ -144,6 +145,7 @@ class LabJobs:
 
     def _launch(self, name: str) -> _Running:
         assert self.workdir is not None
+        self.launched.add(name)
         out, err, rep = (self.workdir / f"{name}.{x}" for x in ("out", "err", "json"))
         job = self.jobs[name]
         args = [*self.command, *job.args, "--report", str(rep)]
@@ -154,7 +156,7 @@ class LabJobs:
             args += ["--goals-done", str(self._goals_done_path(name))]
         side = 1
         if job.measured and self._late(name):  # beside the measured runs still going
-            side += sum(1 for n, j in self.jobs.items() if n != name and j.measured and not self.futures[n].done())
+            side += sum(1 for n in self.launched if n != name and self.jobs[n].measured and not self.futures[n].done())
         elif job.measured:  # the measured runs that start together
             side = sum(1 for n, j in self.jobs.items() if j.measured and not self._late(n))
         env = {**os.environ, SIDE_BY_SIDE_ENV: str(side)}

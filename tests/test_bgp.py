@@ -226,25 +226,31 @@ def test_every_liveness_verdict_goes_to_the_bgp_hook_with_the_other_tunnels_stat
     deadline = time.monotonic() + 10
     while len(calls.read_text().splitlines() if calls.exists() else []) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert sorted(calls.read_text().splitlines()) == ["tunnel1 alive False", "tunnel1 dead True", "tunnel2 dead False"]
+    assert sorted(calls.read_text().splitlines()) == [
+        "tunnel1 alive False 169.254.121.1",
+        "tunnel1 dead True 169.254.121.1",
+        "tunnel2 dead False 169.254.122.1",
+    ]
     assert mod.Daemon(env, 0.1, 1.2, 3, 3.0).hook is None
 
 
 def run_bgp_hook(tmp_path, *args: str) -> list[str]:
     """userdata/files/aws2aliyun-bgp.sh with stand-in vtysh and logger: their calls."""
     calls = tmp_path / "calls"
+    gw = bgp_gateway(ali_prefixes=("172.16.0.0/16", "172.18.0.0/24", "172.19.0.1/32"))
+    conf = frr.conf(gw)
+    (tmp_path / "frr.conf").write_text(conf)
     for tool in ("vtysh", "logger"):
         fake = tmp_path / tool
-        fake.write_text(f'#!/bin/bash\n{{ printf "{tool}"; printf " [%s]" "$@"; echo; }} >> {calls}\n')
+        # vtysh's running configuration: what the hook reads the ASN from
+        show = f'[ "$2" = "show running-config" ] && cat {tmp_path / "frr.conf"} && exit\n' if tool == "vtysh" else ""
+        fake.write_text(f'#!/bin/bash\n{show}{{ printf "{tool}"; printf " [%s]" "$@"; echo; }} >> {calls}\n')
         fake.chmod(0o755)
-    (tmp_path / "link.env").write_text(files_of(cloud_config(bgp_gateway()))[paths.LINK_ENV_PATH]["content"])
-    conf = frr.conf(bgp_gateway(ali_prefixes=("172.16.0.0/16", "172.18.0.0/24", "172.19.0.1/32")))
-    (tmp_path / "frr.conf").write_text(conf)
+    (tmp_path / "link.env").write_text(files_of(cloud_config(gw))[paths.LINK_ENV_PATH]["content"])
     env = {
         **os.environ,
         "PATH": f"{tmp_path}:{os.environ['PATH']}",
         "AWS2ALIYUN_LINK_ENV": str(tmp_path / "link.env"),
-        "AWS2ALIYUN_FRR_CONF": str(tmp_path / "frr.conf"),
         "AWS2ALIYUN_RUN_DIR": str(tmp_path),
     }
     out = subprocess.run(["bash", str(FILES / "aws2aliyun-bgp.sh"), *args], env=env, capture_output=True, text=True)
@@ -258,15 +264,15 @@ def test_the_bgp_hook_resets_a_dead_tunnel_and_announces_the_halves_while_the_ot
     """Tunnel 1 dead, tunnel 2 answering: its session reset, then each Alibaba prefix's halves
     (a /32 has none) announced in the gateway's own ASN; both answering: withdrawn; a silence
     both tunnels share: nothing."""
-    dead = run_bgp_hook(tmp_path, "tunnel1", "dead", "True")
+    dead = run_bgp_hook(tmp_path, "tunnel1", "dead", "True", "169.254.121.1")
     assert dead[0] == "vtysh [-c] [clear ip bgp 169.254.121.1]"
     halves = ["172.16.0.0/17", "172.16.128.0/17", "172.18.0.0/25", "172.18.0.128/25"]
     want = ["configure terminal", "router bgp 65010", "address-family ipv4 unicast", *(f"network {h}" for h in halves)]
     assert dead[1] == "vtysh " + " ".join(f"[-c] [{c}]" for c in want)
     assert dead[2] == f"logger [-t] [aws2aliyun-bgp] [--] [tunnel1 dead: network {' '.join(halves)}]"
-    alive = run_bgp_hook(tmp_path, "tunnel1", "alive", "True")
+    alive = run_bgp_hook(tmp_path, "tunnel1", "alive", "True", "169.254.121.1")
     assert alive[0] == "vtysh " + " ".join(f"[-c] [{c}]" for c in [*want[:3], *(f"no network {h}" for h in halves)])
-    assert run_bgp_hook(tmp_path, "tunnel2", "dead", "False") == []
+    assert run_bgp_hook(tmp_path, "tunnel2", "dead", "False", "169.254.122.1") == []
     # what the hook announces, FRR lets out: ALI-OUT permits each prefix's halves
     conf = (tmp_path / "frr.conf").read_text()
     assert all(prefix_list_permits(conf, "ALI-OUT", h) for h in halves)

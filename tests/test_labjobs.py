@@ -138,6 +138,7 @@ def test_a_run_started_after_others_end_waits_for_their_end_and_for_the_unmeasur
         "legacy": Job(["0.2"]),
         "mutations": Job(["0.2"], measured=False, resume_after=("legacy",)),
         "bgp": Job(["0.1"], start_after_end=("legacy", "mutations", "not-selected")),
+        "bgp-tgw": Job(["0.1"], start_after_end=("bgp",)),  # not started yet: not beside bgp
     }
     j = LabJobs(jobs, workdir=tmp_path, command=(sys.executable, str(script)), poll_s=0.05)
     try:
@@ -147,6 +148,7 @@ def test_a_run_started_after_others_end_waits_for_their_end_and_for_the_unmeasur
     assert t["bgp"]["start"] >= max(t["legacy"]["end"], t["mutations"]["end"])
     assert t["bgp"]["start"] < t["modern"]["end"]  # beside modern's last checks
     assert (t["modern"]["side"], t["legacy"]["side"], t["bgp"]["side"]) == ("2", "2", "2")
+    assert t["bgp-tgw"]["start"] >= t["bgp"]["end"]
 
 
 def test_by_default_a_holding_run_resumes_once_those_it_waits_for_have_ended(tmp_path):

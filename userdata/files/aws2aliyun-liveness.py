@@ -213,7 +213,7 @@ class Daemon:
             self.update_routes(f"{t.name}: {new} ({why.get(new, t.vti + ' ' + ('up' if t.sock else 'down'))})")
             if self.hook:  # not waited for: the probes go on
                 other = any(o.tracker.state == "alive" for o in self.tunnels if o is not t)
-                subprocess.Popen([self.hook, t.name, new, str(other)])
+                subprocess.Popen([self.hook, t.name, new, str(other), t.target])
 
     def other_answer(self, t):
         """When a tunnel other than t last answered (None: none has)."""
