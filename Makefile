@@ -6,7 +6,7 @@
 #   make lab            the end-to-end lab for the dev stack (modern) and the legacy profile
 #   make lab-pair       the lab for a gateway pair behind a HaVip (three VMs, the hand-over checks)
 #   make lab-bgp        the lab for dynamic routing (routing: bgp, FRR both sides; a VGW, then a TGW/ECMP)
-#   make benchmarks     the lab for both, then BENCHMARKS.md and its failover plot
+#   make benchmarks     every lab stack, then BENCHMARKS.md and its failover plot
 #   make plan STACK=dev the offline plan under mocks
 #   make up STACK=dev   deploy for real (needs the Pulumi CLI and cloud credentials)
 #   make status STACK=dev  the tunnels as AWS and the gateway see them
@@ -77,13 +77,17 @@ lab-legacy: deps venv
 	@mkdir -p $(REPORTS)
 	$(PY) -m lab run --config-file lab/stacks/Pulumi.lab-legacy.yaml --report $(REPORTS)/lab-legacy.json $(LAB_ARGS)
 
-# Both lab runs (a failing check is still reported), then BENCHMARKS.md from their reports.
+# The lab runs one after the other (a failing check is still reported): both profiles, the
+# gateway pair, both BGP stacks; then BENCHMARKS.md from their reports.
 benchmarks: deps venv
 	@mkdir -p $(REPORTS)
 	-$(PY) -m lab run --config-file Pulumi.dev.yaml --report $(REPORTS)/lab-dev.json
 	-$(PY) -m lab run --config-file lab/stacks/Pulumi.lab-legacy.yaml --report $(REPORTS)/lab-legacy.json
-	$(PY) -m lab benchmarks $(REPORTS)/lab-dev.json $(REPORTS)/lab-legacy.json \
-	  --out BENCHMARKS.md --plot docs/failover-timeline.png
+	-$(PY) -m lab run --config-file lab/stacks/Pulumi.lab-pair.yaml --report $(REPORTS)/lab-pair.json
+	-$(PY) -m lab run --config-file lab/stacks/Pulumi.lab-bgp.yaml --report $(REPORTS)/lab-bgp.json
+	-$(PY) -m lab run --config-file lab/stacks/Pulumi.lab-bgp-tgw.yaml --report $(REPORTS)/lab-bgp-tgw.json
+	$(PY) -m lab benchmarks $(REPORTS)/lab-dev.json $(REPORTS)/lab-legacy.json $(REPORTS)/lab-pair.json \
+	  $(REPORTS)/lab-bgp.json $(REPORTS)/lab-bgp-tgw.json --out BENCHMARKS.md --plot docs/failover-timeline.png
 
 plan: venv
 	$(PY) -m tools.plan --stack $(STACK)

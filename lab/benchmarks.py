@@ -64,7 +64,9 @@ def profile_name(rep: dict) -> str:
     cfg = rep.get("config") or {}
     plan = cfg.get("plan") or {}
     prof = str(cfg.get("crypto_profile") or plan.get("crypto_profile") or "?").replace(" (default)", "")
-    return prof + (", gateway pair" if is_pair(rep) else "") + (", BGP" if is_bgp(rep) else "")
+    bgp = ((cfg.get("plan") or {}).get("bgp") or {}) if is_bgp(rep) else {}
+    routing = (", BGP, Transit Gateway (ECMP)" if bgp.get("ecmp") else ", BGP") if is_bgp(rep) else ""
+    return prof + (", gateway pair" if is_pair(rep) else "") + routing
 
 
 def _worse(m: dict, up: str, down: str):
@@ -151,7 +153,14 @@ ROUTING_ROWS = (
 def routing_section(reports: Sequence[dict]) -> list[str]:
     """Static routing against BGP (issue 14): the same faults, per direction, from the first
     single-gateway report of each routing on the same IKE version."""
-    bgp = next((r for r in reports if is_bgp(r)), None)
+    bgp = next(
+        (
+            r
+            for r in reports
+            if is_bgp(r) and not (((r.get("config") or {}).get("plan") or {}).get("bgp") or {}).get("ecmp")
+        ),
+        None,
+    )
     if bgp is None:
         return []
     ike = ((bgp.get("config") or {}).get("plan") or {}).get("ike_version")

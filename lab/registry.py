@@ -54,6 +54,8 @@ class Spec:
     # the stacks it runs on by their routing: static, or bgp (issue 14: the traffic, tunnel
     # failover and bgp_* checks; NOT_ON_BGP)
     routings: tuple[str, ...] = ("static",)
+    # on a BGP stack: the goals it must meet instead of `goals` (None: the same)
+    bgp_goals: tuple[Goal, ...] | None = None
 
 
 # Why some fault checks get a second attempt (Spec.retry): what they exercise (rekeys, restarts,
@@ -133,6 +135,7 @@ SPECS: tuple[Spec, ...] = (
         failover.failover_tunnel1,
         fault=True,
         goals=(goals.FAILOVER_UPLINK, goals.FAILOVER_DOWNLINK),
+        bgp_goals=(goals.FAILOVER_UPLINK_BGP, goals.FAILOVER_DOWNLINK),
         headline=_same("uplink_outage_s", "downlink_outage_s"),
         hands_over_to="failback",  # tunnel 1 stays blackholed: failback lifts it
         gateway_counts=BOTH,
@@ -402,8 +405,11 @@ FAULT_CHECKS: tuple[str, ...] = tuple(s.name for s in SPECS if s.fault)
 ALL: tuple[str, ...] = CHECKS + FAULT_CHECKS
 
 
-def goals_for(spec: Spec, ike_version: int = 2) -> tuple[Goal, ...]:
-    """What the check must meet on a link of this IKE version: its goals, or on IKEv1 its bound."""
+def goals_for(spec: Spec, ike_version: int = 2, routing: str = "static") -> tuple[Goal, ...]:
+    """What the check must meet on a link of this IKE version and routing: its goals, on IKEv1
+    its bound, with BGP its BGP goals."""
+    if routing != "static" and spec.bgp_goals is not None:
+        return spec.bgp_goals
     return spec.ikev1.goals if ike_version == 1 and spec.ikev1 else spec.goals
 
 
@@ -417,10 +423,10 @@ def goal_of(spec: Spec, key: str, ike_version: int = 2) -> Goal | None:
     return next((g for g in goals_for(spec, ike_version) if g.metric == key), None)
 
 
-def judge(spec: Spec, check: Check, ike_version: int = 2) -> Check:
-    """The check's goals (on IKEv1 its bound) against its own metrics: each verdict in
-    metrics["goals"]; a missed goal fails the check and says so first."""
-    wanted = goals_for(spec, ike_version)
+def judge(spec: Spec, check: Check, ike_version: int = 2, routing: str = "static") -> Check:
+    """The check's goals (on IKEv1 its bound, with BGP its BGP goals) against its own metrics:
+    each verdict in metrics["goals"]; a missed goal fails the check and says so first."""
+    wanted = goals_for(spec, ike_version, routing)
     if not wanted:
         return check
     verdicts = {g.metric: g.judge(check.metrics) for g in wanted}
@@ -481,7 +487,7 @@ def run(spec: Spec, session) -> Check:
     fn: Callable[[], Outcome] = lambda: spec.run(session)  # noqa: E731
     check = run_check(spec.name, fn)
     ok = check.ok
-    judge(spec, check, session.inputs.ike_version)
+    judge(spec, check, session.inputs.ike_version, session.inputs.routing_mode)
     missed = ok and not check.ok
     if missed and spec.fault and diagnostics.FAULT_CONTEXT_MARK not in check.detail and session.world.alive():
         check.detail += "\n" + diagnostics.fault_context(session)  # what a missed goal needs

@@ -260,7 +260,7 @@ def test_lab_bgp_passes_every_check(stack: str, lab_jobs: LabJobs):
     short = "\n".join(f"{stack}: {n}: {by_name[n]['detail'].partition(chr(10))[0][:400]}" for n in failed)
     assert not failed, f"{short}\n\n{failures(rep)}\n\nfailed checks, in short:\n{short}"
     for name in expected:
-        for goal in registry.goals_for(registry.BY_NAME[name], 2):
+        for goal in registry.goals_for(registry.BY_NAME[name], 2, "bgp"):
             met, verdict = goal.judge(by_name[name]["metrics"])
             assert met, f"{stack}: {name}: {verdict}"
     assert rep["ok"] and res.proc.returncode == 0, f"exit {res.proc.returncode}:\n{failures(rep)}"

@@ -72,7 +72,7 @@ def _retry_session(outcomes: list):
     from types import SimpleNamespace
 
     return SimpleNamespace(
-        inputs=SimpleNamespace(ike_version=2),
+        inputs=SimpleNamespace(ike_version=2, routing_mode="static"),
         world=SimpleNamespace(alive=lambda: True),
         outcomes=outcomes,
     )
@@ -352,3 +352,16 @@ def test_behind_a_transit_gateway_bgp_proves_ecmp_and_runs_no_fault_check():
     assert {"bgp_established", "bgp_routes", "bgp_ecmp", "icmp_ali_to_aws"} <= set(ecmp)
     assert not [n for n in ecmp if registry.BY_NAME[n].fault]
     assert "bgp_ecmp" not in registry.for_ike(2, 1, "bgp")
+
+
+def test_bgp_has_its_own_uplink_goal_and_the_same_downlink_goal():
+    """With BGP the uplink moves through bgpd and zebra after the liveness verdict: its goal is
+    3 s, the static design's stays 2 s; the downlink goal is the same."""
+    spec = registry.BY_NAME["failover_tunnel1"]
+    static = {g.metric: g.limit for g in registry.goals_for(spec, 2)}
+    bgp = {g.metric: g.limit for g in registry.goals_for(spec, 2, "bgp")}
+    assert static["uplink_outage_s"] == 2.0 and bgp["uplink_outage_s"] == 3.0
+    assert registry.goals_for(spec, 2, "bgp")[1] is registry.goals_for(spec, 2)[1]
+    assert registry.goals_for(registry.BY_NAME["failback"], 2, "bgp") == registry.goals_for(
+        registry.BY_NAME["failback"], 2
+    )
