@@ -132,6 +132,15 @@ def finished(res: Result, mutation: str | None = None) -> dict:
     return json.loads(path.read_text())
 
 
+def keep_report(res: Result, name: str) -> None:
+    """A copy of the run's report under KEEP_REPORTS_ENV, when set (e.g. for `python -m lab
+    benchmarks` after a full `make test`)."""
+    keep = os.environ.get(KEEP_REPORTS_ENV)
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(res.report_path, Path(keep) / name)
+
+
 def failures(rep: dict) -> str:
     return "\n\n".join(f"{c['name']}: {c['detail'][:6000]}" for c in rep["checks"] if not c["ok"])
 
@@ -144,10 +153,7 @@ def test_lab_profile_passes_every_check(profile: str, lab_jobs: LabJobs):
     a regression in the legacy path fails here)."""
     res = lab_jobs.result(f"profile-{profile}")
     rep = finished(res)
-    keep = os.environ.get(KEEP_REPORTS_ENV)
-    if keep:  # e.g. for `python -m lab benchmarks` after a full `make test`
-        Path(keep).mkdir(parents=True, exist_ok=True)
-        shutil.copy(res.report_path, Path(keep) / f"lab-{profile}.json")
+    keep_report(res, f"lab-{profile}.json")
     by_name = {c["name"]: c for c in rep["checks"]}
     ike_version = rep["config"]["plan"]["ike_version"]
     assert ike_version == (1 if profile == "legacy" else 2)
@@ -216,10 +222,7 @@ def test_lab_pair_passes_every_check(lab_jobs: LabJobs):
     pass and meet their goals; the hand-overs beat a tunnel failover's downlink."""
     res = lab_jobs.result(PAIR_JOB)
     rep = finished(res)
-    keep = os.environ.get(KEEP_REPORTS_ENV)
-    if keep:
-        Path(keep).mkdir(parents=True, exist_ok=True)
-        shutil.copy(res.report_path, Path(keep) / "lab-pair.json")
+    keep_report(res, "lab-pair.json")
     by_name = {c["name"]: c for c in rep["checks"]}
     expected = registry.for_ike(2, 2)
     assert list(by_name) == list(expected), f"checks in report: {list(by_name)}"
@@ -247,10 +250,7 @@ def test_lab_bgp_passes_every_check(stack: str, lab_jobs: LabJobs):
     a Transit Gateway both tunnels carrying traffic each way (ECMP); every goal met."""
     res = lab_jobs.result(stack)
     rep = finished(res)
-    keep = os.environ.get(KEEP_REPORTS_ENV)
-    if keep:
-        Path(keep).mkdir(parents=True, exist_ok=True)
-        shutil.copy(res.report_path, Path(keep) / f"lab-{stack}.json")
+    keep_report(res, f"lab-{stack}.json")
     by_name = {c["name"]: c for c in rep["checks"]}
     expected = registry.for_ike(2, 1, "bgp-ecmp" if stack == "bgp-tgw" else "bgp")
     assert list(by_name) == list(expected), f"checks in report: {list(by_name)}"
