@@ -112,6 +112,8 @@ class BootFacts:
     cloud_init_status: str = ""
     cloud_init_done_s: float | None = None  # after VM start
     tunnel_up_s: dict[int, float] = field(default_factory=dict)  # tunnel -> established, after VM start
+    # tunnels seen up, then not established on both ends when the checks were to start
+    lost_before_checks: list[str] = field(default_factory=list)
 
     @property
     def established_s(self) -> float | None:

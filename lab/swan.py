@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 
@@ -66,6 +67,19 @@ def established(sas: list[dict], remote: str) -> bool:
         sa.get("state") == "ESTABLISHED" and any(c.get("state") == "INSTALLED" for c in children(sa))
         for sa in sas_to(sas, remote)
     )
+
+
+def not_up_on_both_ends(
+    gateways: Iterable[list[dict]], peers: Mapping[int, list[dict]], tunnels: Mapping[int, str], eip: str
+) -> list[int]:
+    """The tunnels (number -> the AWS end's outside address) not established on some gateway
+    and on their AWS-like peer (whose remote is the EIP) at once."""
+    gws = list(gateways)
+    return [
+        n
+        for n, outside in sorted(tunnels.items())
+        if not (any(established(sas, outside) for sas in gws) and established(peers.get(n, []), eip))
+    ]
 
 
 @dataclass

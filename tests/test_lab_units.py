@@ -308,6 +308,36 @@ def test_parse_pretty():
     assert child["encap"] == "yes" and child["local-ts"] == ["0.0.0.0/0"]
 
 
+# tunnel1 as the AWS-like peer lists it (its remote: the EIP)
+PEER_PRETTY = """list-sa event {
+  aws1 {
+    state = ESTABLISHED
+    remote-host = 198.51.100.10
+    child-sas {
+      aws1-1 {
+        state = INSTALLED
+      }
+    }
+  }
+}
+"""
+
+
+def test_not_up_on_both_ends():
+    """The lab's gate before the checks: a tunnel counts only while the gateway and its AWS-like
+    peer both hold it (the CI run of findings #30: the peer had cleared what the ECS listed)."""
+    ecs, peer = swan.parse_pretty(PRETTY), swan.parse_pretty(PEER_PRETTY)
+    outside, eip = {1: "192.0.2.10", 2: "192.0.2.20"}, "198.51.100.10"
+    # tunnel2 CONNECTING on the ECS, tunnel1 up on both ends
+    assert swan.not_up_on_both_ends([ecs], {1: peer, 2: []}, outside, eip) == [2]
+    # the peer cleared tunnel1 while the ECS still lists it
+    assert swan.not_up_on_both_ends([ecs], {1: [], 2: []}, outside, eip) == [1, 2]
+    # a pair: the standby lists nothing, the active one holds tunnel1
+    assert swan.not_up_on_both_ends([[], ecs], {1: peer}, {1: "192.0.2.10"}, eip) == []
+    # the peer's SA to another address does not count
+    assert swan.not_up_on_both_ends([ecs], {1: peer}, {1: "192.0.2.10"}, "203.0.113.1") == [1]
+
+
 XFRM = """src 172.16.1.10 dst 192.0.2.10
 \tproto esp spi 0xce62dd0b reqid 2 mode tunnel
 \tmark 0x64/0xffffffff
