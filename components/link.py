@@ -18,7 +18,7 @@ from components.args import VpnLinkArgs
 from components.naming import given
 from core.settings import KEYS, Problems, Settings, SettingsError, build_settings
 from userdata import Bgp, Gateway, HaPair, Tunnel, keepalived, render
-from userdata.cloud_config import too_large
+from userdata.cloud_config import encode_user_data, too_large
 
 PACKAGE = "aws2aliyun"  # the component package (provider/__main__.py)
 # The package's version as its schema states it; consumers pin a git tag of this repository
@@ -120,7 +120,8 @@ def user_data(
     vrrp_password: pulumi.Output[str] | None = None,
 ) -> list[pulumi.Output[str]]:
     """Render each gateway's cloud-config from the VPN connection's outputs (secret: it holds
-    the PSKs): one, or both of a pair (the same settings, each with its own place in it).
+    the PSKs): one, or both of a pair (the same settings, each with its own place in it),
+    gzipped and Base64-encoded as the ECS takes it (`encode_user_data`).
 
     The PSKs are the ones given to the connection, not read back from it: with
     presharedKeyStorage=SecretsManager AWS does not return them."""
@@ -153,7 +154,7 @@ def user_data(
         problem = too_large(text)
         if problem is not None:
             raise pulumi.RunError(problem)
-        return text
+        return encode_user_data(text)
 
     def rendered(number: int) -> pulumi.Output[str]:
         return pulumi.Output.secret(facts.apply(lambda v: build(v, number)))

@@ -1151,8 +1151,9 @@ def _check_across(v: Mapping[str, Any], p: Problems, given: Collection[str] = ()
         p.add(
             "routing",
             "bgp",
-            "is not available with gatewayCount 2 yet: a gateway of the pair with FRR needs more user-data than "
-            "Alibaba's 32 KB (issue 14); use routing static with a pair, or one gateway with BGP",
+            "is not available with gatewayCount 2 yet: a hand-over between two gateways running FRR has not been "
+            "proven in the lab (their user-data fits since it is gzipped); use routing static with a pair, or one "
+            "gateway with BGP",
             after="routing",
         )
     if v["routing"] == "bgp" and v["bgpAsn"] is not INVALID and v["bgpAsn"] == v["awsAsn"]:

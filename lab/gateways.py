@@ -19,6 +19,7 @@ from lab.image import Image
 from lab.seed import labcfg_tar, write_seed
 from lab.topology import gateway_port
 from lab.vm import VM, gateway_netdevs
+from userdata.cloud_config import gzip_user_data
 
 GATEWAY_BOOT_SH = """#!/bin/sh
 # A gateway VM of its own (lab/gateways.py): no lab network to build around it; its one
@@ -53,7 +54,7 @@ def gateway_vm(
     its NIC `mac` on the world VM's spare vSwitch port `port`."""
     d = run_dir / key
     d.mkdir(mode=0o700, exist_ok=True)
-    seed = write_seed(d, user_data, hostname)
+    seed = write_seed(d, gzip_user_data(user_data), hostname)
     labcfg = d / "labcfg.tar"
     labcfg.write_bytes(labcfg_tar({"boot.sh": (GATEWAY_BOOT_SH.encode(), 0o755)}))
     return VM(

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from core import paths
 from lab import awsnames
+from userdata.cloud_config import decode_user_data, encode_user_data
 
 ECS_INSTANCE = "alicloud:ecs/instance:Instance"
 EIP = "alicloud:ecs/eipAddress:EipAddress"
@@ -404,6 +405,27 @@ def _bgp(resources: list[dict], vpn: dict, problems: list[str]) -> BgpInputs | N
         return None
 
 
+def _cloud_config(value: object, which: str, problems: list[str]) -> str:
+    """The gateway's cloud-config from its planned userData (gzipped, Base64): what the ECS's
+    cloud-init reads. The lab seeds it gzipped again, so the encoding must give back the very
+    value the plan holds (libdeflate's output on this machine)."""
+    if value is None:
+        return ""
+    try:
+        text = decode_user_data(str(value))
+    except (ValueError, OSError, EOFError, UnicodeDecodeError) as e:
+        problems.append(f"{ECS_INSTANCE}{which}: inputs.userData is not a gzipped, Base64-encoded cloud-config ({e})")
+        return ""
+    if not text.startswith("#cloud-config"):
+        problems.append(f"{ECS_INSTANCE}{which}: inputs.userData does not unpack to a '#cloud-config'")
+    elif encode_user_data(text) != value:
+        problems.append(
+            f"{ECS_INSTANCE}{which}: inputs.userData re-encoded here differs from the plan's: the lab would not "
+            "boot the planned bytes (a different `deflate` than requirements.txt pins?)"
+        )
+    return text
+
+
 def _announced(user_data: str, problems: list[str]) -> tuple[str, ...]:
     """What the gateway announces over BGP (its FRR configuration's `network` statements): the
     Alibaba prefixes AWS routes into a dynamic VPN connection."""
@@ -441,7 +463,7 @@ def from_plan(plan: dict) -> LabInputs:
     vsw = _one(resources, ALI_VSWITCH, problems)
     vpn = _one(resources, VPN_CONNECTION, problems)
 
-    user_data = _get(ecs, "inputs", "userData", problems)
+    user_data = _cloud_config(_get(ecs, "inputs", "userData", problems), "", problems)
     private_ip = _get(ecs, "inputs", "privateIp", problems)
     hostname = (ecs.get("inputs") or {}).get("hostName") or "ecs-aws2aliyun"
     eip_addr = _get(eip, "outputs", "ipAddress", problems)
@@ -451,7 +473,7 @@ def from_plan(plan: dict) -> LabInputs:
     gateways = tuple(
         GatewayInputs(
             number=k,
-            user_data=str(_get(r, "inputs", "userData", problems)),
+            user_data=_cloud_config(_get(r, "inputs", "userData", problems), f" (gateway {k})", problems),
             private_ip=str(_get(r, "inputs", "privateIp", problems)),
             hostname=str(
                 (r.get("inputs") or {}).get("hostName") or ("ecs-aws2aliyun" if wanted == 1 else f"ecs-aws2aliyun-{k}")
@@ -475,9 +497,6 @@ def from_plan(plan: dict) -> LabInputs:
         if r.get("type") == REMOTE_COMMAND and "verify" in str((r.get("inputs") or {}).get("create", ""))
     )
 
-    for g in gateways:
-        if not g.user_data.startswith("#cloud-config"):
-            problems.append(f"{ECS_INSTANCE} (gateway {g.number}): inputs.userData does not start with '#cloud-config'")
     if problems:
         raise PlanError(problems)
 

@@ -31,6 +31,7 @@ from lab.seed import labcfg_tar, write_seed
 from lab.session import PEER, BootFacts, Session
 from lab.topology import Topology, gateway_port, plan_topology, render_env
 from lab.vm import VM, ExecResult
+from userdata.cloud_config import gzip_user_data
 
 GUEST_DIR = Path(__file__).parent / "guest"
 
@@ -302,9 +303,9 @@ class Lab:
         self.run_dir.chmod(0o700)
         (self.run_dir / "owner.pid").write_text(f"{os.getpid()}\n")
         if i.pair:  # the gateways boot in VMs of their own (_boot_gateways); the world VM runs no ECS
-            write_seed(self.run_dir, gateways.WORLD_USER_DATA, "aws2aliyun-lab-world")
+            write_seed(self.run_dir, gateways.WORLD_USER_DATA.encode(), "aws2aliyun-lab-world")
         else:
-            write_seed(self.run_dir, self.user_data, i.hostname)
+            write_seed(self.run_dir, gzip_user_data(self.user_data), i.hostname)
         self._write_labcfg(self.run_dir / "labcfg.tar")
 
     def _mutated(self, original: str, name: str) -> str:

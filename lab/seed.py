@@ -10,11 +10,12 @@ import uuid
 from pathlib import Path
 
 
-def write_seed(directory: Path, user_data: str, hostname: str) -> Path:
-    """A NoCloud seed (cloud-localds) for one instance: the user-data byte for byte, a
-    meta-data with a fresh instance-id (a new instance to cloud-init). Returns seed.img."""
+def write_seed(directory: Path, user_data: bytes, hostname: str) -> Path:
+    """A NoCloud seed (cloud-localds) for one instance: the user-data byte for byte (a
+    gateway's gzipped, as Alibaba's metadata serves it), a meta-data with a fresh instance-id
+    (a new instance to cloud-init). Returns seed.img."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "user-data").write_bytes(user_data.encode())
+    (directory / "user-data").write_bytes(user_data)
     (directory / "meta-data").write_text(f"instance-id: i-lab-{uuid.uuid4().hex[:12]}\nlocal-hostname: {hostname}\n")
     seed = directory / "seed.img"
     subprocess.run(

@@ -10,6 +10,7 @@ from core import paths
 from core.settings import SettingsError, load_settings
 from tests.conftest import dev_values, plan_for
 from tools import mocks, offline
+from userdata.cloud_config import decode_user_data
 
 ECS = "alicloud:ecs/instance:Instance"
 ROUTE_ENTRY = "alicloud:vpc/routeEntry:RouteEntry"
@@ -43,7 +44,7 @@ BROWNFIELD = {
 
 
 def written(plan: offline.Plan) -> dict[str, str]:
-    doc = yaml.safe_load(plan.one(ECS).input("userData"))
+    doc = yaml.safe_load(decode_user_data(plan.one(ECS).input("userData")))
     return {f["path"]: f["content"] for f in doc["write_files"]}
 
 

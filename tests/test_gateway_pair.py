@@ -24,7 +24,7 @@ from tools import offline, rollout
 from tools.mocks import CloudMocks
 from userdata import HaPair, keepalived, render
 from userdata import swanctl as sw
-from userdata.cloud_config import USER_DATA_MAX_BYTES, shipped_text
+from userdata.cloud_config import USER_DATA_MAX_BYTES, decode_user_data, shipped_text
 from userdata.firewall import ruleset
 from userdata.watchdog import service as watchdog_service
 
@@ -168,14 +168,14 @@ def test_the_vrrp_password_is_a_generated_secret_in_both_user_datas():
     secret = password.output("result")
     for g in plan.of_type(ECS):
         assert offline.is_secret(g.inputs["userData"])
-        conf = shipped_text(files_of(yaml.safe_load(g.input("userData")))[paths.KEEPALIVED_CONF_PATH])
+        conf = shipped_text(files_of(yaml.safe_load(decode_user_data(g.input("userData"))))[paths.KEEPALIVED_CONF_PATH])
         assert f"auth_pass {secret}" in conf
 
 
 def test_the_two_user_datas_differ_only_in_the_gateways_place_in_the_pair():
     g1, g2 = sorted(pair_plan().of_type(ECS), key=lambda r: r.name)
-    c1 = shipped_text(files_of(yaml.safe_load(g1.input("userData")))[paths.KEEPALIVED_CONF_PATH])
-    c2 = shipped_text(files_of(yaml.safe_load(g2.input("userData")))[paths.KEEPALIVED_CONF_PATH])
+    c1 = shipped_text(files_of(yaml.safe_load(decode_user_data(g1.input("userData"))))[paths.KEEPALIVED_CONF_PATH])
+    c2 = shipped_text(files_of(yaml.safe_load(decode_user_data(g2.input("userData"))))[paths.KEEPALIVED_CONF_PATH])
     assert "unicast_src_ip 172.16.1.10" in c1 and "unicast_src_ip 172.16.1.11" in c2
     assert re.search(r"unicast_peer \{\s+172\.16\.1\.11\s+\}", c1)
     assert re.search(r"unicast_peer \{\s+172\.16\.1\.10\s+\}", c2)

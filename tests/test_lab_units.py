@@ -14,6 +14,7 @@ from lab.inputs import PlanError, from_plan
 from lab.registry import CHECKS
 from lab.report import Check, Report
 from lab.topology import plan_topology, render_env
+from userdata.cloud_config import encode_user_data
 
 USER_DATA = """#cloud-config
 write_files:
@@ -113,7 +114,7 @@ def make_plan(profile: str = "modern") -> dict:
             res(
                 "alicloud:ecs/instance:Instance",
                 "gw",
-                {"userData": USER_DATA, "privateIp": "172.16.1.10", "hostName": "aws2aliyun-gw"},
+                {"userData": encode_user_data(USER_DATA), "privateIp": "172.16.1.10", "hostName": "aws2aliyun-gw"},
                 rid="i-gw",
             ),
             res("alicloud:ecs/eipAddress:EipAddress", "eip", outputs={"ipAddress": "198.51.100.10"}),
@@ -321,6 +322,22 @@ PEER_PRETTY = """list-sa event {
   }
 }
 """
+
+
+def test_from_plan_refuses_a_user_data_it_would_not_boot_byte_for_byte():
+    """The lab seeds the planned gzip bytes: plain text, or gzip from another compressor
+    (another header, other bytes), is named before any VM starts."""
+    import base64
+    import gzip
+
+    for value, why in (
+        (USER_DATA, "not a gzipped, Base64-encoded cloud-config"),
+        (base64.b64encode(gzip.compress(USER_DATA.encode(), mtime=1)).decode(), "re-encoded here differs"),
+    ):
+        plan = make_plan()
+        plan["resources"][0]["inputs"]["userData"] = value
+        with pytest.raises(PlanError, match=why):
+            from_plan(plan)
 
 
 def test_not_up_on_both_ends():

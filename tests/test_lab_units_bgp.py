@@ -15,6 +15,7 @@ from lab.checks.bgp import added_prefix, prefix_set_problems
 from lab.inputs import BgpInputs, PlanError, from_plan
 from lab.topology import plan_topology, render_env
 from tests.conftest import plan_for
+from userdata.cloud_config import decode_user_data, encode_user_data
 
 ROOT = Path(__file__).resolve().parent.parent
 GUEST = ROOT / "lab" / "guest"
@@ -44,7 +45,9 @@ def test_a_bgp_plan_whose_gateway_announces_nothing_is_refused():
     plan = plan_for(routing="bgp").to_json(show_secrets=True)
     for r in plan["resources"]:
         if r["type"] == "alicloud:ecs/instance:Instance":
-            r["inputs"]["userData"] = re.sub(r"^\s*network \S+\n", "", r["inputs"]["userData"], flags=re.M)
+            r["inputs"]["userData"] = encode_user_data(
+                re.sub(r"^\s*network \S+\n", "", decode_user_data(r["inputs"]["userData"]), flags=re.M)
+            )
     with pytest.raises(PlanError, match="announces no prefix"):
         from_plan(plan)
 

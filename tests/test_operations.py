@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import plan_for
 from tools import offline, stackfile
+from userdata.cloud_config import decode_user_data
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK_FILES = sorted(ROOT.glob("Pulumi.*.yaml")) + sorted((ROOT / "lab" / "stacks").glob("Pulumi.*.yaml"))
@@ -61,6 +62,6 @@ def test_prod_is_sturdier_and_protected():
 def test_secrets_manager_storage_still_feeds_the_gateway_its_keys():
     plan = plan_for(presharedKeyStorage="SecretsManager")
     vpn = plan.one("aws:ec2/vpnConnection:VpnConnection")
-    user_data = plan.one("alicloud:ecs/instance:Instance").input("userData")
+    user_data = decode_user_data(plan.one("alicloud:ecs/instance:Instance").input("userData"))
     for n in (1, 2):
         assert vpn.input(f"tunnel{n}PresharedKey") in user_data

@@ -17,6 +17,7 @@ from components.link import OUTPUTS, TYPE_TOKEN, VpnLink, VpnLinkArgsError, sett
 from core.settings import KEYS
 from tests import consumer_program
 from tools import offline, stackfile
+from userdata.cloud_config import decode_user_data
 
 ROOT = Path(__file__).resolve().parent.parent
 REGIONS = {"aws:region": "ap-southeast-1", "alicloud:region": "cn-hangzhou"}
@@ -64,7 +65,7 @@ def test_a_consumer_program_links_its_own_networks(consumer_plan):
     assert route.input("transitGatewayRouteTableId") == tgw.output("associationDefaultRouteTableId")
     assert route.input("transitGatewayAttachmentId") == vpn.output("transitGatewayAttachmentId")
     # the gateway routes both AWS CIDRs over each tunnel
-    assert "AWS_CIDRS='10.30.0.0/16 10.31.0.0/16'" in ecs.input("userData")
+    assert "AWS_CIDRS='10.30.0.0/16 10.31.0.0/16'" in decode_user_data(ecs.input("userData"))
     assert plan.outputs["vpnConnectionId"] == vpn.id
 
 

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from core.settings import KEYS
+from userdata.cloud_config import decode_user_data
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,7 +54,7 @@ def test_json_masks_secrets_unless_asked(tmp_path):
     ecs_m = next(r for r in m["resources"] if r["type"] == "alicloud:ecs/instance:Instance")
     ecs_s = next(r for r in s["resources"] if r["type"] == "alicloud:ecs/instance:Instance")
     assert ecs_m["inputs"]["userData"] == "[secret]"
-    assert ecs_s["inputs"]["userData"].startswith("#cloud-config\n")
+    assert decode_user_data(ecs_s["inputs"]["userData"]).startswith("#cloud-config\n")
     assert m["outputs"]["tunnel1PresharedKey"] == "[secret]"
     psk = s["outputs"]["tunnel1PresharedKey"]
     assert psk != "[secret]" and psk not in masked.read_text()

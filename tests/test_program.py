@@ -10,6 +10,7 @@ from components.program import link_args
 from core import paths
 from tests.conftest import dev_values, plan_for, stack_with
 from tools import offline
+from userdata.cloud_config import decode_user_data
 
 ECS = "alicloud:ecs/instance:Instance"
 EIP = "alicloud:ecs/eipAddress:EipAddress"
@@ -19,7 +20,7 @@ SG_RULE = "alicloud:ecs/securityGroupRule:SecurityGroupRule"
 
 
 def user_data(plan: offline.Plan) -> dict:
-    text = plan.one(ECS).input("userData")
+    text = decode_user_data(plan.one(ECS).input("userData"))
     assert text.startswith("#cloud-config\n")
     return yaml.safe_load(text)
 

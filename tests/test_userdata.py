@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import gzip
 import json
 import os
+import random
 import shutil
 import subprocess
 import time
@@ -13,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core import paths
+from core import paths, settings
 from core.crypto import LEGACY, MODERN
 from userdata import Bgp, Gateway, Tunnel, cloud_config, frr, render
 from userdata import swanctl as sw
@@ -21,6 +24,8 @@ from userdata.cloud_config import (
     PACKED,
     PACKED_SUFFIX,
     USER_DATA_MAX_BYTES,
+    decode_user_data,
+    encode_user_data,
     link_env,
     pack,
     shipped_text,
@@ -190,10 +195,51 @@ def test_user_data_fits_alibabas_limit_with_many_prefixes():
         assert too_large(render(many_prefixes(gateway(profile)))) is None
 
 
+def scattered_prefixes(count: int) -> tuple[str, ...]:
+    """`count` distinct /24s in 10.0.0.0/8 in no order gzip could exploit."""
+    rng = random.Random(14)  # noqa: S311 (a fixed, reproducible scatter, not a secret)
+    return tuple(f"10.{b >> 8}.{b & 255}.0/24" for b in rng.sample(range(1 << 16), count))
+
+
 def test_user_data_beyond_alibabas_limit_is_refused_naming_the_keys():
-    huge = dataclasses.replace(gateway(), aws_prefixes=tuple(f"10.{i // 250}.{i % 250}.0/24" for i in range(1500)))
+    huge = dataclasses.replace(gateway(), aws_prefixes=scattered_prefixes(3000))
     problem = too_large(render(huge))
     assert problem is not None and "awsCidrs" in problem and str(USER_DATA_MAX_BYTES) in problem
+    assert "gzipped" in problem
+
+
+@pytest.mark.parametrize("kind", ["modern", "legacy", "bgp", "pair"])
+def test_the_most_prefixes_the_quotas_allow_fit_alibabas_limit(kind):
+    """As many prefixes as AWS's and Alibaba's quotas let the settings admit, scattered so gzip
+    gains little on them, and 20 SSH sources: every kind of gateway's user-data still fits, so
+    `too_large` guards only what the quotas would refuse anyway."""
+    from tests.test_bgp import bgp_gateway
+    from tests.test_gateway_pair import pair_gateway
+
+    base = {"modern": gateway(), "legacy": gateway(LEGACY), "bgp": bgp_gateway(), "pair": pair_gateway(1)}[kind]
+    rng = random.Random(3)  # noqa: S311 (a fixed, reproducible scatter, not a secret)
+    ali = tuple(
+        f"172.{16 + b % 16}.{b >> 4}.0/24" for b in rng.sample(range(1 << 12), settings.AWS_STATIC_ROUTES_PER_VPN)
+    )
+    gw = dataclasses.replace(
+        base,
+        aws_prefixes=scattered_prefixes(settings.ALI_ROUTE_ENTRIES_PER_TABLE),
+        ali_prefixes=ali,
+        ssh_allowed_cidrs=tuple(f"203.0.{i}.0/24" for i in range(20)),
+    )
+    assert too_large(render(gw)) is None
+
+
+def test_user_data_is_gzipped_and_base64_the_same_bytes_every_time():
+    """What the ECS is given: Base64 (the provider passes it as is) of gzip (cloud-init unpacks
+    it); libdeflate's fixed header (mtime 0, OS unknown), so no machine or moment shows in it."""
+    text = render(gateway())
+    value = encode_user_data(text)
+    raw = base64.b64decode(value, validate=True)
+    assert raw[:10] == bytes.fromhex("1f8b08000000000002ff")
+    assert gzip.decompress(raw).decode() == text == decode_user_data(value)
+    assert encode_user_data(text) == value
+    assert len(value) < len(text.encode())
 
 
 def test_static_scripts_ship_unchanged_in_the_user_data():
