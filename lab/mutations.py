@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import yaml
 
 from lab.inputs import LabInputs
-from userdata.cloud_config import dump, pack, shipped_text
 
 
 class MutationError(ValueError):
@@ -110,33 +109,10 @@ def apply(name: str, user_data: str, inputs: LabInputs) -> str:
         m = MUTATIONS[name]
     except KeyError:
         raise MutationError(f"unknown mutation {name!r} (known: {', '.join(MUTATIONS)})") from None
-    # the mutation edits the files as text: the packed (gzip+Base64) ones unpacked, and
-    # packed again afterwards when it changed them
-    doc = _cloud_config(user_data)
-    packed = {i for i, f in enumerate(doc["write_files"]) if f.get("encoding") == "gz+b64"}
-    plain = dump({**doc, "write_files": [_unpacked(f) for f in doc["write_files"]]})
-    new = m.apply(plain, inputs)
-    if new == plain:
+    new = m.apply(user_data, inputs)
+    if new == user_data:
         raise MutationError(f"{name}: did not change the user-data")
-    out = _cloud_config(new)
-    files = out["write_files"]
-    if len(files) != len(doc["write_files"]):
-        return new  # not a content change: changed_files says so
-    for i in packed:
-        before = doc["write_files"][i]
-        if files[i] == _unpacked(before):
-            files[i] = before
-        else:
-            repacked = {**files[i], "encoding": "gz+b64", "content": pack(str(files[i]["content"]))}
-            files[i] = {k: repacked[k] for k in before if k in repacked} | repacked  # the keys in their order
-    return dump(out)
-
-
-def _unpacked(f: dict) -> dict:
-    """A write_files entry with its content as text (a packed one decoded, its encoding gone)."""
-    if f.get("encoding") != "gz+b64":
-        return f
-    return {k: v for k, v in f.items() if k != "encoding"} | {"content": shipped_text(f)}
+    return new
 
 
 def parse_names(text: str) -> tuple[str, ...]:
@@ -176,5 +152,4 @@ def changed_files(before: str, after: str) -> list[dict]:
             "the mutated user-data differs in more than file contents, so a reboot cannot apply it: "
             + ", ".join(problems)
         )
-    # the lab writes each file as text: a packed one unpacked
-    return [_unpacked(f) for f, old in zip(af, bf, strict=True) if f.get("content") != old.get("content")]
+    return [f for f, old in zip(af, bf, strict=True) if f.get("content") != old.get("content")]

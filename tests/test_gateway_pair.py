@@ -24,7 +24,7 @@ from tools import offline, rollout
 from tools.mocks import CloudMocks
 from userdata import HaPair, keepalived, render
 from userdata import swanctl as sw
-from userdata.cloud_config import USER_DATA_MAX_BYTES, decode_user_data, shipped_text
+from userdata.cloud_config import USER_DATA_MAX_BYTES, decode_user_data, encode_user_data, shipped_text
 from userdata.firewall import ruleset
 from userdata.watchdog import service as watchdog_service
 
@@ -245,7 +245,7 @@ def test_a_pair_gateway_ships_keepalived_and_its_scripts():
     assert files[paths.HA_PATH]["permissions"] == "0755"
     # keepalived starts last: once strongSwan has loaded the connections it may initiate
     assert doc["runcmd"][-1] == ["systemctl", "enable", "--now", paths.KEEPALIVED_SERVICE]
-    assert len(render(many_prefixes(pair_gateway(1))).encode()) <= USER_DATA_MAX_BYTES
+    assert len(encode_user_data(render(many_prefixes(pair_gateway(1))))) <= USER_DATA_MAX_BYTES
 
 
 def test_one_gateway_user_data_is_unchanged_by_the_pair():

@@ -48,18 +48,6 @@ USER_DATA_MAX_BYTES = 32 * 1024
 # else. libdeflate (PyPI `deflate`, pinned in requirements.txt) compresses, not the machine's
 # zlib: its output is the same on every machine, and a changed user-data replaces the gateway.
 USER_DATA_GZIP_LEVEL = 12  # libdeflate's strongest
-# The larger scripts ship gzipped: `NAME.gz.b64` beside each in userdata/files/, generated
-# once (`make golden`) and committed, so every machine renders byte-identical user-data
-# whatever its zlib (a changed user-data reboots the ECS); a test keeps each equal to its source.
-PACKED = (
-    "aws2aliyun-updown.sh",
-    "aws2aliyun-liveness.py",
-    "aws2aliyun-verify.sh",
-    "aws2aliyun-watchdog.sh",
-    "aws2aliyun-ha.sh",
-    "aws2aliyun-bgp.sh",
-)
-PACKED_SUFFIX = ".gz.b64"
 
 
 def static_file(name: str) -> str:
@@ -68,22 +56,11 @@ def static_file(name: str) -> str:
 
 
 def shipped_text(entry: dict) -> str:
-    """What a write_files entry puts on the gateway, decoded (for tests and the lab)."""
-    if entry.get("encoding") == "gz+b64":
-        return gzip.decompress(base64.b64decode(entry["content"])).decode()
+    """What a write_files entry puts on the gateway (for tests and the lab): its content, as
+    every file ships as text (the user-data as a whole is gzipped, `encode_user_data`)."""
+    if entry.get("encoding"):
+        raise ValueError(f"{entry.get('path')} is written {entry['encoding']}-encoded: every file ships as text")
     return str(entry["content"])
-
-
-def pack(text: str) -> str:
-    """gzip (level 9, no timestamp) and Base64 in 76-column lines: byte-identical wherever
-    it is made with the same zlib; what `make golden` commits as NAME.gz.b64."""
-    blob = base64.b64encode(gzip.compress(text.encode(), compresslevel=9, mtime=0)).decode()
-    return "\n".join(blob[i : i + 76] for i in range(0, len(blob), 76)) + "\n"
-
-
-def packed_file(name: str) -> str:
-    """The committed gzip+Base64 form of userdata/files/NAME (cloud-init's `gz+b64` encoding)."""
-    return static_file(name + PACKED_SUFFIX).strip()
 
 
 def link_env(gw: Gateway) -> str:
@@ -131,15 +108,7 @@ def _file(path: str, content: str, mode: str) -> dict:
 
 
 def _script(path: str, name: str) -> dict:
-    """A script of userdata/files/, gzipped when it is one of PACKED."""
-    if name in PACKED:
-        return {
-            "path": path,
-            "owner": "root:root",
-            "permissions": "0755",
-            "encoding": "gz+b64",
-            "content": packed_file(name),
-        }
+    """A script of userdata/files/, as it is (shellchecked, tested) and readable on the gateway."""
     return _file(path, static_file(name), "0755")
 
 
