@@ -154,6 +154,9 @@ def secrets_conf(gw: Gateway) -> str:
     return "# aws2aliyun-vpc: tunnel pre-shared keys (mode 0600)\n" + serialize(section)
 
 
+SWANCTL_PLUGINS = ""  # what swanctl loads (strongswan.conf swanctl.load): nothing
+
+
 def charon_conf() -> str:
     """Daemon settings: no policy routes of its own (VTIs route), calm dead-peer detection."""
     section: Section = {
@@ -169,6 +172,12 @@ def charon_conf() -> str:
             # IKEv1 only: delete a CHILD_SA once rekeyed instead of keeping it until it
             # expires, so a tunnel has one SA pair (AWS keeps one).
             "delete_rekeyed": "yes",
-        }
+        },
+        # swanctl itself: the tunnels authenticate with pre-shared keys, so loading
+        # connections and keys, initiating and listing are plain vici messages and need none
+        # of the plugins swanctl loads by default (Debian's whole list, each call: about a
+        # second of a small, busy instance's CPU; the watchdog calls it every 15 s, a pair's
+        # hand-over three times on its way).
+        "swanctl": {"load": SWANCTL_PLUGINS},
     }
     return "# aws2aliyun-vpc: charon settings for route-based tunnels to AWS\n" + serialize(section)
