@@ -88,8 +88,16 @@ class GuestAgent:
         self.sock = s
         token = random.randint(1, 2**31)  # noqa: S311 - a sync token, not a secret
         deadline = time.monotonic() + timeout
-        self.sock.sendall(b"\xff")  # flush any half-written request on the guest side
-        self._send({"execute": "guest-sync-delimited", "arguments": {"id": token}})
+        try:
+            self.sock.sendall(b"\xff")  # flush any half-written request on the guest side
+            self._send({"execute": "guest-sync-delimited", "arguments": {"id": token}})
+            self._read_until(token, deadline)
+        except (OSError, TimeoutError, ConnectionError):
+            self.close()  # never left connected but unsynchronised
+            raise
+
+    def _read_until(self, token: int, deadline: float) -> None:
+        """Read and drop every answer before the sync answer carrying `token`."""
         while True:
             line = self._readline(deadline)
             if b"\xff" in line:
@@ -100,6 +108,21 @@ class GuestAgent:
                 continue
             if msg.get("return") == token:
                 return
+
+    def sync(self, timeout: float = 10) -> None:
+        """Drop the answers still on their way to commands the host gave up on (a busy guest
+        answers late), up to a fresh guest-sync's own: the next command reads its own answer.
+        Without it one late answer shifted every later one by one: each command got the output
+        of the one before it, for the rest of a pair run (docs/lab-findings.md #32)."""
+        if not self.sock:
+            self.connect()
+        token = random.randint(1, 2**31)  # noqa: S311 - a sync token, not a secret
+        try:
+            self._send({"execute": "guest-sync-delimited", "arguments": {"id": token}})
+            self._read_until(token, time.monotonic() + timeout)
+        except (OSError, TimeoutError, ConnectionError):
+            self.close()
+            raise
 
     def call(self, command: str, arguments: dict | None = None, timeout: float = 10, expect: type = dict):
         """One guest agent command's answer (`expect`: its type; every command the lab sends
@@ -145,6 +168,7 @@ class GuestAgent:
         }
         if stdin is not None:
             args["input-data"] = base64.b64encode(stdin).decode()
+        self.sync()
         pid = self.call("guest-exec", args, timeout=15)["pid"]
         deadline = t0 + timeout + 15
         delay = 0.1
