@@ -48,6 +48,16 @@ def test_prod_psk_rotation_replaces_the_gateway_and_every_step_succeeds():
     assert steps.index("update", "link-vpn") < steps.index("delete", "link-gateway"), "user-data needs the new PSKs"
 
 
+def test_planning_an_unchanged_stack_again_leaves_the_gateway_alone():
+    """The user-data is gzipped at plan time (libdeflate, pinned): the same stack planned
+    again gives byte-identical userData, so a `pulumi up` with nothing changed does not
+    replace the gateway (userData is in its replaceOnChanges)."""
+    first, again = prod_plan(), prod_plan()
+    assert first.one(ECS).input("userData") == again.one(ECS).input("userData")
+    steps = rollout.simulate(first, again)
+    assert steps.problems == [] and steps.ops("link-gateway") == []
+
+
 def test_prod_protects_what_is_never_replaced_and_not_the_gateway():
     plan = prod_plan()
     assert plan.one(ECS).input("deletionProtection") is False

@@ -513,13 +513,10 @@ def test_cloud_init_status_unreadable_output():
     assert "running" not in cloudinit.TERMINAL
 
 
-def test_the_guest_agent_client_drops_late_answers_before_each_command(tmp_path):
-    """Answers to commands the host gave up on may still be in the channel when the next
-    command starts: each `sh` syncs first, so it reads its own output and not its
-    predecessor's (a pair run read "MASTER", the role query's output, for every later
-    command on one gateway: findings #32)."""
-    import base64
-    import json
+def _stand_in_agent(tmp_path, after_connect):
+    """A stand-in qemu-guest-agent on a Unix socket: it answers the client's connect (the
+    resync byte, guest-sync-delimited), then `after_connect(conn, f)` plays the rest.
+    Returns the client and the agent's thread."""
     import socket
     import threading
 
@@ -530,30 +527,44 @@ def test_the_guest_agent_client_drops_late_answers_before_each_command(tmp_path)
     server.bind(str(path))
     server.listen(1)
 
-    def answer(conn, value) -> None:
-        conn.sendall(json.dumps({"return": value}).encode() + b"\n")
-
     def agent():
         conn, _ = server.accept()
         f = conn.makefile("rb")
         f.read(1)  # the resync byte
         token = json.loads(f.readline())["arguments"]["id"]
-        conn.sendall(b"\xff" + json.dumps({"return": token}).encode() + b"\n")
-        sync = json.loads(f.readline())
-        assert sync["execute"] == "guest-sync-delimited"
-        answer(conn, {"pid": 7})  # late: a guest-exec and its status the host gave up on
-        answer(conn, {"exited": True, "exitcode": 0, "out-data": base64.b64encode(b"MASTER\n").decode()})
-        conn.sendall(b"\xff" + json.dumps({"return": sync["arguments"]["id"]}).encode() + b"\n")
-        assert json.loads(f.readline())["execute"] == "guest-exec"
-        answer(conn, {"pid": 42})
-        status = json.loads(f.readline())
-        assert status["execute"] == "guest-exec-status" and status["arguments"]["pid"] == 42
-        answer(conn, {"exited": True, "exitcode": 0, "out-data": base64.b64encode(b"status: done\n").decode()})
+        _answer(conn, token, delimited=True)
+        after_connect(conn, f)
         conn.close()
 
     t = threading.Thread(target=agent, daemon=True)
     t.start()
-    qga = GuestAgent(path)
+    return GuestAgent(path), t
+
+
+def _answer(conn, value, delimited: bool = False) -> None:
+    conn.sendall((b"\xff" if delimited else b"") + json.dumps({"return": value}).encode() + b"\n")
+
+
+def test_the_guest_agent_client_drops_late_answers_before_each_command(tmp_path):
+    """Answers to commands the host gave up on may still be in the channel when the next
+    command starts: each `sh` syncs first, so it reads its own output and not its
+    predecessor's (a pair run read "MASTER", the role query's output, for every later
+    command on one gateway: findings #32)."""
+    import base64
+
+    def rest(conn, f):
+        sync = json.loads(f.readline())
+        assert sync["execute"] == "guest-sync-delimited"
+        _answer(conn, {"pid": 7})  # late: a guest-exec and its status the host gave up on
+        _answer(conn, {"exited": True, "exitcode": 0, "out-data": base64.b64encode(b"MASTER\n").decode()})
+        _answer(conn, sync["arguments"]["id"], delimited=True)
+        assert json.loads(f.readline())["execute"] == "guest-exec"
+        _answer(conn, {"pid": 42})
+        status = json.loads(f.readline())
+        assert status["execute"] == "guest-exec-status" and status["arguments"]["pid"] == 42
+        _answer(conn, {"exited": True, "exitcode": 0, "out-data": base64.b64encode(b"status: done\n").decode()})
+
+    qga, t = _stand_in_agent(tmp_path, rest)
     res = qga.sh("cloud-init status", timeout=10)
     assert (res.rc, res.out) == (0, "status: done\n")
     t.join(5)
@@ -564,31 +575,13 @@ def test_the_guest_agent_client_skips_a_late_sync_answer(tmp_path):
     """A guest-sync answer arriving after its reconnect gave up (a busy guest) is read before
     the next command's own answer: the client must not take that number for it (a pair run
     died on `'int' object is not subscriptable` at guest-exec, findings #27)."""
-    import json
-    import socket
-    import threading
 
-    from lab.vm import GuestAgent
-
-    path = tmp_path / "qga.sock"
-    server = socket.socket(socket.AF_UNIX)
-    server.bind(str(path))
-    server.listen(1)
-
-    def agent():
-        conn, _ = server.accept()
-        f = conn.makefile("rb")
-        f.read(1)  # the resync byte
-        token = json.loads(f.readline())["arguments"]["id"]
-        conn.sendall(b"\xff" + json.dumps({"return": token}).encode() + b"\n")
+    def rest(conn, f):
         json.loads(f.readline())  # guest-exec
-        conn.sendall(json.dumps({"return": 1234567}).encode() + b"\n")  # the stale sync answer
-        conn.sendall(json.dumps({"return": {"pid": 42}}).encode() + b"\n")
-        conn.close()
+        _answer(conn, 1234567)  # the stale sync answer
+        _answer(conn, {"pid": 42})
 
-    t = threading.Thread(target=agent, daemon=True)
-    t.start()
-    qga = GuestAgent(path)
+    qga, t = _stand_in_agent(tmp_path, rest)
     assert qga.call("guest-exec", {"path": "/bin/true"}) == {"pid": 42}
     t.join(5)
     qga.close()
