@@ -94,7 +94,7 @@ plan: venv
 
 # Regenerate the golden files of the rendered configuration (review the diff!).
 golden: venv
-	UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_userdata.py -k golden
+	UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_userdata.py tests/test_gateway_pair.py -k golden
 
 # Real deployments. The local file backend and passphrase secrets unless the environment
 # says otherwise (PULUMI_BACKEND_URL, PULUMI_CONFIG_PASSPHRASE[_FILE]).

@@ -9,7 +9,9 @@ import ipaddress
 import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -194,6 +196,17 @@ def test_keepalived_is_unicast_authenticated_and_never_preempts():
     assert "172.16.1.12/24 dev eth0" in conf
     assert f'notify "{paths.HA_PATH} notify"' in conf
     assert keepalived.takeover_s(2) < 4
+
+
+def test_charons_exit_is_tracked_as_a_process_not_only_polled():
+    """A dead charon puts the active gateway in FAULT at once (the kernel's process events),
+    which sends the priority-0 advert the standby takes over on; the track script stays."""
+    conf = keepalived.conf(pair_gateway(1))
+    block = re.search(r"vrrp_track_process (\w+) \{(.*?)\n\}", conf, re.S)
+    assert block and f"process {keepalived.CHARON_PROCESS}" in block.group(2)
+    assert re.search(r"weight 0\b", block.group(2))  # weight 0: FAULT, not a lower priority
+    assert re.search(r"track_process \{\s+" + block.group(1) + r"\s+\}", conf)
+    assert re.search(r"track_script \{\s+charon_ready\s+\}", conf)
 
 
 @pytest.mark.parametrize("bad", ["short", "has space", "x" * 9])
@@ -395,6 +408,27 @@ def test_becoming_master_again_initiates_only_a_tunnel_without_an_sa(tmp_path):
     assert "swanctl --initiate --child tunnel2" in log and "--initiate --child tunnel1" not in log
 
 
+def test_the_active_gateway_is_not_master_for_the_watchdog_while_it_takes_over(tmp_path):
+    """The watchdog runs only when `is-master` says so: not while a transition holds the lock
+    (the hand-over's own initiations under way; the lab saw the watchdog start a second IKE SA
+    for tunnel 1 a second after a take-over began)."""
+    env = ha_env(tmp_path)
+    ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", "MASTER", "101")
+    assert ha(tmp_path, env, "is-master").returncode == 0
+    lock = tmp_path / "run" / "ha.lock"
+    holder = subprocess.Popen(["flock", str(lock), "sleep", "30"], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while subprocess.run(["flock", "-n", str(lock), "true"]).returncode == 0:
+            assert time.monotonic() < deadline, "the stand-in transition never took the lock"
+            time.sleep(0.05)
+        assert ha(tmp_path, env, "is-master").returncode != 0
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)  # flock and the sleep that holds the lock
+        holder.wait()
+    assert ha(tmp_path, env, "is-master").returncode == 0
+
+
 @pytest.mark.parametrize("state", ["BACKUP", "FAULT", "STOP"])
 def test_any_other_state_releases_both_tunnels(tmp_path, state):
     env = ha_env(tmp_path)
@@ -419,6 +453,9 @@ def test_a_standby_that_still_holds_sas_releases_them_at_its_next_check(tmp_path
     assert ha(tmp_path, env, "check").returncode == 0  # a healthy standby: no hand-over
     log = calls(tmp_path)
     assert "still holds SAs" in log and "swanctl --terminate --ike tunnel1 --force" in log
+    # what charon did not hold (a killed charon's SAs stay in the kernel) is flushed, after
+    assert "ip xfrm state flush" in log and "ip xfrm policy flush" in log
+    assert log.rindex("--terminate --ike tunnel2") < log.index("ip xfrm state flush")
     ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", "MASTER", "101")
     (tmp_path / "calls.log").write_text("")
     assert ha(tmp_path, env, "check").returncode == 0

@@ -415,7 +415,7 @@ def test_watchdog_recreates_a_child_sa_dead_underneath_an_established_tunnel(tmp
         assert not [c for c in again[len(calls) :] if c.startswith(("--terminate", "--initiate"))]
 
 
-XFRM_STATE = "src 172.16.1.10 dst 192.0.2.10\n\tproto esp spi 0x{spi} reqid 2 mode tunnel\n\tmark 0x64/0xffffffff\n"
+XFRM_STATE = "src 172.16.1.10 dst 192.0.2.10\\tproto esp spi 0x{spi} reqid 2 mode tunnel\\tmark 0x64/0xffffffff\n"
 
 
 @pytest.mark.parametrize(
@@ -427,28 +427,36 @@ XFRM_STATE = "src 172.16.1.10 dst 192.0.2.10\n\tproto esp spi 0x{spi} reqid 2 mo
     ],
 )
 def test_updown_manages_the_vti_and_leaves_the_routes_to_the_liveness_daemon(tmp_path, verb, sas, vti_down):
-    """The updown script itself, against stand-ins for ip/iptables/sysctl/logger."""
+    """The updown script itself, against stand-ins for ip/iptables/logger (and /proc, /sys)."""
     bindir = tmp_path / "bin"
     bindir.mkdir()
     calls = tmp_path / "calls"
     env_file = tmp_path / "link.env"
     env_file.write_text(link_env(gateway()))
+    proc_conf = tmp_path / "conf"
+    for nic in ("Tunnel1", "eth0"):
+        (proc_conf / nic).mkdir(parents=True)
     (bindir / "ip").write_text(
         "#!/bin/bash\n"
+        f'echo "exec ip $*" >> {calls}\n'
+        'if [ "$*" = "-batch -" ]; then while read -r line; do echo "ip $line" >> '
+        + str(calls)
+        + "; done; exit 0; fi\n"
         f'echo "ip $*" >> {calls}\n'
         'case "$*" in\n'
-        '  "link show dev Tunnel1") exit 1 ;;\n'
-        '  "-o route get "*) echo "192.0.2.10 via 172.16.1.1 dev eth0 src 172.16.1.10" ;;\n'
-        f"  \"xfrm state list src 172.16.1.10 dst 192.0.2.10 proto esp\") printf '{''.join(XFRM_STATE.format(spi=f'c0ffee0{i}') for i in range(sas))}' ;;\n"
+        '  "-o route get "*) echo "192.0.2.10 via 172.16.1.1 dev eth0 src 172.16.1.10 uid 0 \\    cache " ;;\n'
+        f"  \"-o xfrm state list src 172.16.1.10 dst 192.0.2.10 proto esp\") printf '{''.join(XFRM_STATE.format(spi=f'c0ffee0{i}') for i in range(sas))}' ;;\n"
         "esac\n"
     )
-    for name in ("iptables", "sysctl", "logger"):
-        (bindir / name).write_text(f'#!/bin/sh\necho "{name} $*" >> {calls}\n')
+    for name in ("iptables", "logger"):
+        (bindir / name).write_text(f'#!/bin/sh\necho "exec {name}" >> {calls}\necho "{name} $*" >> {calls}\n')
     for f in bindir.iterdir():
         f.chmod(0o755)
     env = {
         "PATH": f"{bindir}:/usr/bin:/bin",
         "AWS2ALIYUN_LINK_ENV": str(env_file),
+        "PROC_CONF": str(proc_conf),
+        "SYS_NET": str(tmp_path / "sys-class-net"),  # no VTI yet
         "PLUTO_VERB": verb,
         "PLUTO_ME": "172.16.1.10",
         "PLUTO_PEER": "192.0.2.10",
@@ -462,5 +470,17 @@ def test_updown_manages_the_vti_and_leaves_the_routes_to_the_liveness_daemon(tmp
         assert "ip link add Tunnel1 type vti local 172.16.1.10 remote 192.0.2.10 key 100" in text
         assert "ip addr add 169.254.121.2/30 dev Tunnel1" in text
         assert "ip link set dev Tunnel1 mtu" in text and "TCPMSS" in text
-    assert ("ip link set dev Tunnel1 down" in text) is vti_down
+        sysctls = {str(f.relative_to(proc_conf)): f.read_text().strip() for f in proc_conf.glob("*/*")}
+        assert sysctls == {
+            "Tunnel1/disable_policy": "1",
+            "Tunnel1/rp_filter": "2",
+            "eth0/disable_xfrm": "1",
+            "eth0/disable_policy": "1",
+        }
+        # few processes: charon holds its event bus while the script runs
+        assert text.count("exec ") <= 6, text
+    else:
+        assert "cannot" not in text
+    if verb == "down-client" and not vti_down:
+        assert f"one of {sas} CHILD_SAs closed" in text
     assert "ip route" not in text, "routes belong to aws2aliyun-liveness"

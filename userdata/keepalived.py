@@ -22,9 +22,15 @@ is light (no strongSwan CLI call: on a TCG guest each takes about a second, and 
 outran its interval flapped the pair, docs/lab-findings.md #19).
 
 Health: VRRP adverts stop when the active gateway is down or hung (the standby takes over
-after 3 * ADVERT_INT_S plus its skew); `aws2aliyun-ha check` fails when charon is not running,
-does not answer, or was restarted under an active gateway (its SAs are gone: hand over to
-the standby, whose charon is ready). A dead AWS endpoint is not keepalived's business: the
+after 3 * ADVERT_INT_S plus its skew). charon's exit is seen at once: keepalived follows the
+process through the kernel's process events (`vrrp_track_process`, weight 0: no charon, FAULT),
+and a MASTER entering FAULT sends a priority-0 advert, on which the standby takes over after
+its skew alone (RFC 3768; keepalived's vrrp_state_leave_master). Polling could not do that:
+the track script, started every second, took over a second on a loaded TCG guest, so two
+failed checks in a row came 4-6 s after the kill (docs/lab-findings.md #33). systemd restarts
+the killed charon within a second, but its SAs are gone: `aws2aliyun-ha check` (the track
+script) also fails when charon does not answer, or was restarted under an active gateway, so
+the hand-over happens even when the restart outran the process event. A dead AWS endpoint is not keepalived's business: the
 tunnel failover (aws2aliyun-liveness) moves the traffic to the other tunnel.
 """
 
@@ -44,6 +50,8 @@ CHECK_INTERVAL_S = 1
 # holds SAs it releases them, a few swanctl calls of about a second each on a loaded host
 CHECK_TIMEOUT_S = 10
 CHECK_FALL = 2  # two failed checks in a row: a loaded host may stall one
+# the process keepalived follows (its name as /proc/PID/comm has it: Debian's charon-systemd)
+CHARON_PROCESS = "charon-systemd"
 CHECK_RISE = 2
 VRRP_PASSWORD_LENGTH = 8  # VRRPv2 simple-text authentication holds 8 characters
 VRRP_PROTOCOL = 112  # IP protocol number of VRRP (for the host firewall)
@@ -79,6 +87,13 @@ global_defs {{
     vrrp_garp_master_refresh 10
 }}
 
+# charon's exit, at once (the kernel's process events): FAULT until systemd has restarted it
+vrrp_track_process charon_running {{
+    process {CHARON_PROCESS}
+    weight 0
+    quorum 1
+}}
+
 vrrp_script charon_ready {{
     script "{paths.HA_PATH} check"
     interval {CHECK_INTERVAL_S}
@@ -104,6 +119,9 @@ vrrp_instance {VRRP_INSTANCE} {{
     }}
     virtual_ipaddress {{
         {ha.vip}/{ha.prefixlen} dev {GATEWAY_NIC}
+    }}
+    track_process {{
+        charon_running
     }}
     track_script {{
         charon_ready

@@ -62,7 +62,8 @@ def heals_within_s(ike_version: int) -> int:
 
 def service(ike_version: int, pair: bool = False) -> str:
     """On a gateway of a pair only the active one (keepalived MASTER) holds tunnels: systemd
-    skips the run on the others (ExecCondition)."""
+    skips the run on the others (ExecCondition), and on the active one while it is still
+    taking over (its own initiations under way: a run then would start a second IKE SA)."""
     condition = f"ExecCondition={paths.HA_PATH} is-master\n" if pair else ""
     return f"""[Unit]
 Description=aws2aliyun-vpc: re-initiate a tunnel strongSwan gave up on

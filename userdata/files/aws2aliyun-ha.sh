@@ -4,7 +4,8 @@
 #   aws2aliyun-ha notify TYPE NAME STATE PRIORITY   keepalived's notify script
 #   aws2aliyun-ha check                             keepalived's track script
 #   aws2aliyun-ha role                              this gateway's role (MASTER, BACKUP, FAULT, STOP)
-#   aws2aliyun-ha is-master                         exit 0 only on the active gateway
+#   aws2aliyun-ha is-master                         exit 0 only on the active gateway, and not
+#                                                   while it takes over (the watchdog's condition)
 #   aws2aliyun-ha ready                             exit 0 once this gateway can carry the link alone
 #                                                   (`pulumi up` waits for it before replacing the other)
 #
@@ -26,6 +27,13 @@ charon_pid() { pidof -s charon-systemd || pidof -s charon; }
 
 role() { cat "$ROLE_FILE" 2>/dev/null || echo UNKNOWN; }
 
+# IPsec SAs in the kernel (charon's, or left by a charon that died: the kernel keeps them)
+kernel_sas() {
+  local out
+  out=$(ip xfrm state count 2>/dev/null)
+  if [[ $out =~ ([0-9]+) ]]; then echo "${BASH_REMATCH[1]}"; else echo 0; fi
+}
+
 # Idempotent: the connections (re)loaded (a standby unloaded them; the secrets stay loaded),
 # and only a tunnel without an IKE SA initiated.
 # Seconds since $1 (an $EPOCHREALTIME), for the hand-over's timings in the journal.
@@ -37,7 +45,7 @@ become_master() {
   swanctl --load-conns >/dev/null 2>&1 || log "MASTER: swanctl --load-conns failed"
   # a gateway taking over holds no SA (a standby released them): no need to ask charon, each
   # swanctl call costs about a second on a loaded host; one already MASTER may hold some
-  if [ "$(ip xfrm state count 2>/dev/null | grep -o '[0-9]*' | head -n 1)" != 0 ]; then
+  if [ "$(kernel_sas)" != 0 ]; then
     sas=$(swanctl --list-sas --noblock 2>/dev/null)
   else
     sas=
@@ -65,6 +73,15 @@ become_standby() {
     # --force: do not wait for AWS's answer to the DELETE (the peer may already hold the link)
     swanctl --terminate --ike "$t" --force --timeout 3 >/dev/null 2>&1
   done
+  # what is left charon does not know: the SAs and policies of a charon that was killed (the
+  # kernel keeps them; until flushed they still carry traffic to AWS, and the track script
+  # would find a standby holding SAs every second)
+  local left
+  left=$(kernel_sas)
+  if [ "$left" != 0 ]; then
+    ip xfrm state flush && ip xfrm policy flush
+    log "$1: flushed $left IPsec SAs charon did not hold (left by a charon that died)"
+  fi
   log "$1: connections unloaded, both tunnels torn down (the active gateway holds them)"
 }
 
@@ -106,7 +123,7 @@ check() {
     return 1
   fi
   # a standby holds no SA: release one left by a transition that raced (never blocks on the lock)
-  if [ "$now" != MASTER ] && [ -e "$RUN_DIR" ] && [ "$(ip xfrm state count 2>/dev/null | grep -o '[0-9]*' | head -n 1)" != 0 ]; then
+  if [ "$now" != MASTER ] && [ -e "$RUN_DIR" ] && [ "$(kernel_sas)" != 0 ]; then
     ( flock -n 9 && [ "$(role)" != MASTER ] && log "check: $now gateway still holds SAs: releasing them" \
       && become_standby "$now" ) 9>"$LOCK_FILE"
   fi
@@ -140,7 +157,9 @@ case ${1:-} in
   notify) shift; notify "$@" ;;
   check) check ;;
   role) role ;;
-  is-master) [ "$(role)" = MASTER ] ;;
+  # a hand-over in progress holds the lock while it initiates: a watchdog run then would see
+  # no IKE SA yet and initiate a second one beside it
+  is-master) [ "$(role)" = MASTER ] && flock -n "$LOCK_FILE" true ;;
   ready) ready ;;
   *) echo "usage: aws2aliyun-ha notify TYPE NAME STATE PRIORITY | check | role | is-master | ready" >&2; exit 2 ;;
 esac

@@ -4,9 +4,15 @@
 # On up-client: create or update the tunnel's VTI (key = the child's mark) with its inside
 # address and an MTU that fits AWS's NAT-T overhead, set the VTI sysctls and clamp TCP MSS.
 # On down-client: take the VTI down, which withdraws its routes, so traffic fails over to the
-# other tunnel; unless another CHILD_SA of the tunnel still uses it (a duplicate closing). The routes to the AWS prefixes belong to aws2aliyun-liveness, which routes
-# over a VTI once it is up and probes through it are answered. Everything it needs is in
+# other tunnel; unless another CHILD_SA of the tunnel still uses it (a duplicate closing).
+# The routes to the AWS prefixes belong to aws2aliyun-liveness, which routes over a VTI once
+# it is up and probes through it are answered. Everything it needs is in
 # /etc/aws2aliyun/link.env; it is idempotent.
+#
+# charon runs this script holding its event bus: no IKE message, on either tunnel, is processed
+# until it exits (strongSwan's bus_t.child_updown locks the bus around every listener). So it
+# starts few processes (two `ip -batch`, one route lookup, the MSS rules' checks, the log line)
+# and writes sysctls through /proc: on a small, busy instance each process costs.
 set -u
 
 readonly LINK_ENV=${AWS2ALIYUN_LINK_ENV:-/etc/aws2aliyun/link.env}  # the variable: for tests
@@ -23,47 +29,55 @@ case $tunnel in
   *) log "usage: aws2aliyun-updown tunnel1|tunnel2 (got '${tunnel}')"; exit 1 ;;
 esac
 
-# The NIC that carries IKE/ESP towards the peer (eth0 on an ECS).
-outer_nic() {
-  ip -o route get "$1" 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p'
-}
-
 # Add a mangle rule unless it is already there.
 ensure_rule() {
   iptables -w -t mangle -C "$@" 2>/dev/null || iptables -w -t mangle -A "$@"
 }
 
+# A sysctl through /proc (no process): net.ipv4.conf.IFACE.KEY = VALUE
+conf() { echo "$3" >"${PROC_CONF:-/proc/sys/net/ipv4/conf}/$1/$2" 2>/dev/null || log "cannot set net.ipv4.conf.$1.$2"; }
+
 up() {
-  local me=${PLUTO_ME:?} peer=${PLUTO_PEER:?} nic
-  if ip link show dev "$vti" >/dev/null 2>&1; then
-    ip link set dev "$vti" down
-    ip link change "$vti" type vti local "$me" remote "$peer" key "$mark"
-  else
-    ip link add "$vti" type vti local "$me" remote "$peer" key "$mark"
+  local me=${PLUTO_ME:?} peer=${PLUTO_PEER:?} route link
+  link="link add $vti type vti local $me remote $peer key $mark"
+  if [ -e "${SYS_NET:-/sys/class/net}/$vti" ]; then
+    link="link set dev $vti down"$'\n'"link change $vti type vti local $me remote $peer key $mark"
   fi
+  ip -batch - <<<"$link" || log "up: cannot create $vti"
   # The VTI does the policy work; rp_filter loose because replies may come back on the
   # other tunnel while AWS switches.
-  sysctl -qw "net.ipv4.conf.${vti}.disable_policy=1" "net.ipv4.conf.${vti}.rp_filter=2"
-  nic=$(outer_nic "$peer")
-  if [ -n "$nic" ]; then
-    sysctl -qw "net.ipv4.conf.${nic}.disable_xfrm=1" "net.ipv4.conf.${nic}.disable_policy=1"
+  conf "$vti" disable_policy 1
+  conf "$vti" rp_filter 2
+  # the NIC that carries IKE/ESP towards the peer (eth0 on an ECS): no policy lookups on it
+  route=$(ip -o route get "$peer" 2>/dev/null)
+  if [[ $route =~ \ dev\ ([^ ]+) ]]; then
+    conf "${BASH_REMATCH[1]}" disable_xfrm 1
+    conf "${BASH_REMATCH[1]}" disable_policy 1
   fi
-  ip addr flush dev "$vti"
-  ip addr add "$local_inside" dev "$vti"
-  ip link set dev "$vti" mtu "$VTI_MTU" up
+  ip -batch - <<EOF || log "up: cannot address $vti"
+addr flush dev $vti
+addr add $local_inside dev $vti
+link set dev $vti mtu $VTI_MTU up
+EOF
   # AWS does not do path-MTU discovery through the tunnel: clamp MSS both ways (only down).
   local dir
   for dir in -o -i; do
     ensure_rule FORWARD "$dir" "$vti" -p tcp --tcp-flags SYN,RST SYN \
       -m tcpmss --mss "$((TCP_MSS + 1)):65535" -j TCPMSS --set-mss "$TCP_MSS"
   done
-  log "up: $vti $me -> $peer key $mark mtu $VTI_MTU ($([ "${ROUTING:-static}" = bgp ] && echo "BGP routes $AWS_CIDRS once its session is up" || echo "aws2aliyun-liveness routes $AWS_CIDRS once it answers"))"
+  local routes="aws2aliyun-liveness routes $AWS_CIDRS once it answers"
+  [ "${ROUTING:-static}" = bgp ] && routes="BGP routes $AWS_CIDRS once its session is up"
+  log "up: $vti $me -> $peer key $mark mtu $VTI_MTU ($routes)"
 }
 
 # The ESP SAs to this tunnel's peer the kernel holds (the closing CHILD_SA's among them: charon
 # calls down-client before it removes them).
 outbound_sas() {
-  ip xfrm state list src "${PLUTO_ME:?}" dst "${PLUTO_PEER:?}" proto esp 2>/dev/null | grep -c '^src '
+  local out lines
+  out=$(ip -o xfrm state list src "${PLUTO_ME:?}" dst "${PLUTO_PEER:?}" proto esp 2>/dev/null)
+  [ -n "$out" ] || { echo 0; return; }
+  mapfile -t lines <<<"$out"
+  echo "${#lines[@]}"
 }
 
 down() {
