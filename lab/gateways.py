@@ -33,6 +33,13 @@ WORLD_USER_DATA = (
     "#cloud-config\n# aws2aliyun lab: the world VM of a gateway pair (the gateways run in VMs of their own)\n{}\n"
 )
 
+# A pair's gateways get one vCPU each (the world VM keeps --cpus): three VMs with two vCPU
+# threads each on the lab's two cores, and a hand-over's CHILD_SA took 8 s to install after its
+# IKE SA was up, the other tunnel's IKE exchange waiting behind it (charon's event bus); a
+# guest whose vCPUs the host runs in turn waits long for the kernel's cross-CPU steps
+# (docs/lab-findings.md #33).
+PAIR_GATEWAY_CPUS = 1
+
 # keepalived's role on a gateway of a pair (aws2aliyun-ha writes it on every transition)
 ROLE_SCRIPT = f"cat {paths.HA_ROLE_PATH} 2>/dev/null || echo NONE"
 

@@ -386,7 +386,7 @@ class Lab:
                 user_data=by_number[g.number].user_data,
                 hostname=by_number[g.number].hostname,
                 memory_mb=self.o.memory_mb,
-                cpus=self.o.cpus,
+                cpus=gateways.PAIR_GATEWAY_CPUS,
             )
             self.gateway_vms[g.number] = vm
             vm.start()

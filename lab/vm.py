@@ -398,13 +398,6 @@ class VM:
             )
         self.started_at = time.monotonic()
 
-    def set_niceness(self, niceness: int) -> None:
-        """This VM's CPU weight against the lab's other VMs: the nice value of its scheduler
-        autogroup (QEMU runs in a session of its own, and Linux weighs autogroups by theirs)."""
-        if self.proc is not None:
-            with contextlib.suppress(OSError):
-                Path(f"/proc/{self.proc.pid}/autogroup").write_text(f"{niceness}\n")
-
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 

@@ -444,9 +444,26 @@ def test_any_other_state_releases_both_tunnels(tmp_path, state):
     assert ha(tmp_path, env, "is-master").returncode != 0
 
 
+def test_a_standby_turning_standby_again_does_not_release_twice(tmp_path):
+    """charon killed under the active gateway: keepalived goes FAULT, then BACKUP once systemd
+    restarted it; the second transition costs no strongSwan call (the new active needs the CPU
+    on a shared host)."""
+    env = ha_env(tmp_path)
+    ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", "MASTER", "101")
+    ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", "FAULT", "101")
+    assert "--terminate" in calls(tmp_path)
+    (tmp_path / "calls.log").write_text("")
+    assert ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", "BACKUP", "101").returncode == 0
+    assert "swanctl" not in calls(tmp_path) and "already standby" in calls(tmp_path)
+    ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", "MASTER", "101")
+    (tmp_path / "calls.log").write_text("")
+    ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", "BACKUP", "101")
+    assert "--terminate --ike tunnel1" in calls(tmp_path)  # from MASTER it releases again
+
+
 def test_a_standby_that_still_holds_sas_releases_them_at_its_next_check(tmp_path):
     """A MASTER that turned BACKUP while its initiation was still running (or any SA a
-    standby gets) is released by the track script, which keepalived runs every second."""
+    standby gets) is released by the track script, which keepalived runs every CHECK_INTERVAL_S."""
     env = ha_env(tmp_path, sas=2)
     ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", "BACKUP", "100")
     (tmp_path / "calls.log").write_text("")
@@ -470,7 +487,7 @@ def test_the_standby_connection_set_is_empty_and_where_the_script_loads_it():
     assert f"AWS2ALIYUN_STANDBY_CONF:-{paths.HA_STANDBY_CONF_PATH}" in script
     conf = keepalived.standby_conf()
     assert "connections {\n}" in conf and "children" not in conf
-    # the check is light: keepalived runs it every second (no swanctl in it)
+    # the check is light: keepalived runs it every CHECK_INTERVAL_S (no swanctl in it)
     check = script[script.index("check() {") : script.index("# Ready to carry")]
     assert "swanctl --" not in check.replace("become_standby", "")
 

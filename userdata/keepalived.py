@@ -17,7 +17,7 @@ VTI goes down with its SA). With no connection loaded nothing on a standby initi
 dpd_action or close_action = restart after AWS deleted an SA that the active gateway's
 INITIAL_CONTACT replaced (which would take the tunnels back from it). Transitions are
 serialised (flock) and each acts on the latest role, so a MASTER that turns BACKUP while still
-initiating ends with no SA; `check` (every second) releases any SA a standby still holds. It
+initiating ends with no SA; `check` (every CHECK_INTERVAL_S) releases any SA a standby still holds. It
 is light (no strongSwan CLI call: on a TCG guest each takes about a second, and a check that
 outran its interval flapped the pair, docs/lab-findings.md #19).
 
@@ -45,7 +45,10 @@ ADVERT_INT_S = 1
 # Gateway 1 wins an election held with both up (a first boot, a healed partition).
 PRIORITIES = (101, 100)
 STARTUP_DELAY_S = 5  # keepalived 2.2 (Debian 12); 2.4 adds vrrp_delay_after_boot for boots only
-CHECK_INTERVAL_S = 1
+# charon's exit is the process tracking's (at once); the script catches what polling must: a
+# missing control socket, a restart the process events missed, a standby's stray SAs. Every 2 s:
+# on a busy TCG guest a run took over a second, and keepalived skipped the next ones anyway.
+CHECK_INTERVAL_S = 2
 # aws2aliyun-ha check itself is light (no strongSwan CLI call), but on a standby that still
 # holds SAs it releases them, a few swanctl calls of about a second each on a loaded host
 CHECK_TIMEOUT_S = 10

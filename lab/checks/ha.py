@@ -14,8 +14,6 @@ through every fault; the outage per direction is the longest gap between deliver
   INITIAL_CONTACT.
 - ha_recovered_no_preempt: the killed gateway powered on again (its disk kept, no cloud-init
   re-run): it comes back as standby (nopreempt), 0 probes lost.
-  A gateway VM booting while the other carries the link (here and in the rolling replacement)
-  runs at the lowest CPU weight until it is ready (BOOTING_NICENESS).
 - ha_strongswan_killed: charon SIGKILLed on the active gateway: keepalived sees the process
   exit (and its track script the restarted charon, whose SAs died with it) and hands over;
   same goal as a dead gateway.
@@ -32,7 +30,6 @@ through every fault; the outage per direction is the longest gap between deliver
 from __future__ import annotations
 
 import json
-import os
 import re
 import tempfile
 import time
@@ -62,12 +59,6 @@ NAMESPACE = "aws2aliyun-vpc"
 # gateways (the host firewall is in the user-data, so both instances are replaced).
 ROLLING_SSH_CIDR = "198.51.100.200/32"
 LABFAULT_TABLE = "labfault_vrrp"
-# A gateway VM booting while the other gateway carries the link runs at the lowest CPU weight
-# until it is ready: on Alibaba an instance being created or booted takes no CPU from the other
-# instance or from the network; on the lab's two cores a TCG boot beside the pair stalled the
-# world VM's probe senders for 11-12 s and the check counted the probe lost in that stall
-# (docs/lab-findings.md #33).
-BOOTING_NICENESS = 19
 # What of the new active gateway's charon log goes in a hand-over's metrics
 TAKEOVER_CHARON_RE = (
     r"initiating|established|INITIAL_CONTACT|retransmit|deleting|DELETE|CHILD_SA .* established|giving up"
@@ -236,13 +227,15 @@ def takeover_steps(journal: str) -> dict[str, float]:
 def _takeover_journal(s: Session, since: float) -> str:
     """`aws2aliyun-ha`'s journal on the active gateway since a moment (a few seconds before,
     for the VMs' clocks)."""
-    return s.ecs_sh(f"journalctl -t aws2aliyun-ha --no-pager -o short-precise --since @{int(since) - 5} 2>&1", 30).out
+    back = int(s.now() - since) + 5
+    return s.ecs_sh(f"journalctl -t aws2aliyun-ha --no-pager -o short-precise --since -{back}s 2>&1", 30).out
 
 
 def _takeover_charon(s: Session, since: float) -> list[str]:
     """The new active gateway's charon on the hand-over's IKE exchanges (its last lines)."""
+    back = int(s.now() - since) + 5
     out = s.ecs_sh(
-        f"journalctl -u strongswan --no-pager -o short-precise --since @{int(since) - 2} 2>&1"
+        f"journalctl -u strongswan --no-pager -o short-precise --since -{back}s 2>&1"
         f" | grep -E '{TAKEOVER_CHARON_RE}' | tail -n 24",
         30,
     ).out
@@ -251,27 +244,29 @@ def _takeover_charon(s: Session, since: float) -> list[str]:
 
 # The units whose journal tells a hand-over's story on either gateway, in one clock per gateway
 HANDOVER_UNITS = (
-    "-u strongswan",
-    "-u keepalived",
-    "-t aws2aliyun-ha",
-    "-t aws2aliyun-updown",
-    "-u aws2aliyun-liveness",
+    "_SYSTEMD_UNIT=strongswan.service",
+    "_SYSTEMD_UNIT=keepalived.service",
+    "SYSLOG_IDENTIFIER=aws2aliyun-ha",
+    "SYSLOG_IDENTIFIER=aws2aliyun-updown",
+    "_SYSTEMD_UNIT=aws2aliyun-liveness.service",
 )
 
 
-def _handover_journals(s: Session, since: float, numbers: list[int], seconds: float = 25) -> dict[str, list[str]]:
-    """Every line of those units on each gateway still running, from the fault to `seconds`
-    after it (the gateways' own clocks: compare lines within one gateway)."""
+def _handover_journals(s: Session, since: float, numbers: list[int]) -> dict[str, list[str]]:
+    """Every line of those units on each gateway still running, from a little before the fault
+    to 30 s after it, in each gateway's own clock: the VMs' clocks differ from the world VM's by
+    seconds, so the window is measured back from each gateway's own now."""
+    back = int(s.now() - since) + 10
     out = {}
-    units = " ".join(HANDOVER_UNITS)
+    units = " + ".join(HANDOVER_UNITS)  # journalctl ANDs different fields unless joined by +
     for n in numbers:
         vm = s.gateways[n]
         if not vm.alive():
             continue
         res = vm.sh(
-            f"journalctl {units} --no-pager -o short-precise --since @{int(since) - 10} --until @{int(since + seconds) + 10}"
+            f"journalctl {units} --no-pager -o short-precise --since -{back}s --until -{max(0, back - 40)}s"
             " 2>&1 | grep -v -E 'received packet|sending packet|parsed INFORMATIONAL|generating INFORMATIONAL'"
-            " | tail -n 120",
+            " | head -n 200",
             30,
         )
         out[f"gateway{n}"] = res.out.strip().splitlines()
@@ -364,7 +359,6 @@ def ha_recovered_no_preempt(s: Session) -> Outcome:
     time.sleep(3)
     tp = s.now()
     vm.start(keep_disk=True)
-    vm.set_niceness(BOOTING_NICENESS)
     s.event(f"gateway {back} powered on again", tp)
     try:
         vm.wait_agent(timeout=s.opts.boot_timeout_s)
@@ -379,7 +373,6 @@ def ha_recovered_no_preempt(s: Session) -> Outcome:
         return res.ok
 
     ready = poll.until(is_ready, 300, interval=3.0)
-    vm.set_niceness(os.nice(0))
     time.sleep(10)  # traffic while the recovered gateway runs as standby
     r = s.probes.stop(t0)
     s.timelines["ha_recovered_no_preempt"] = (r, tp)
@@ -518,12 +511,11 @@ def _replace(s: Session, number: int, new: LabInputs, port: int, active: bool) -
         user_data=g.user_data,
         hostname=g.hostname,
         memory_mb=s.opts.memory_mb,
-        cpus=s.opts.cpus,
+        cpus=gateways.PAIR_GATEWAY_CPUS,
     )
     s.gateways[number] = vm
     s.extra_vms.append(vm)
     vm.start()
-    vm.set_niceness(BOOTING_NICENESS)  # until ha_rolling_replacement's gate passes
     return vm, ("" if "dhcp-restarted" in dhcp.out else f" (DHCP restart FAILED: {dhcp.text()[-300:]})")
 
 
@@ -567,7 +559,6 @@ def ha_rolling_replacement(s: Session) -> Outcome:
         vm, dhcp = _replace(s, number, new, port=3 + k, active=number == active)
         s.event(f"gateway {number} replaced (deleted, a new VM started)", t)
         ready = _gate(s, vm)
-        vm.set_niceness(os.nice(0))
         notes.append(
             f"gateway {number} ({'standby' if number != active else 'active'}) replaced{dhcp}: "
             f"{'ready' if ready else 'NOT ready'} {vm.since_start():.0f}s after its VM start"

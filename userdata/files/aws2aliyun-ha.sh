@@ -18,6 +18,7 @@ readonly STANDBY_CONF=${AWS2ALIYUN_STANDBY_CONF:-/etc/aws2aliyun/standby-swanctl
 readonly ROLE_FILE=$RUN_DIR/ha-role
 readonly CHARON_PID_FILE=$RUN_DIR/ha-charon-pid
 readonly LOCK_FILE=$RUN_DIR/ha.lock
+readonly SIDE_FILE=$RUN_DIR/ha-side  # what the last transition did: master or standby
 readonly TUNNELS=(tunnel1 tunnel2)
 readonly VICI_SOCKET=${AWS2ALIYUN_VICI_SOCKET:-/var/run/charon.vici}
 
@@ -75,7 +76,7 @@ become_standby() {
   done
   # what is left charon does not know: the SAs and policies of a charon that was killed (the
   # kernel keeps them; until flushed they still carry traffic to AWS, and the track script
-  # would find a standby holding SAs every second)
+  # would find a standby holding SAs at each run)
   local left
   left=$(kernel_sas)
   if [ "$left" != 0 ]; then
@@ -85,7 +86,9 @@ become_standby() {
   log "$1: connections unloaded, both tunnels torn down (the active gateway holds them)"
 }
 
-# Act on the latest role, one transition at a time.
+# Act on the latest role, one transition at a time. A standby that turns standby again (FAULT
+# then BACKUP, as after charon's restart) has nothing more to release: the track script still
+# releases any SA a standby holds.
 reconcile() {
   (
     flock 9
@@ -93,8 +96,12 @@ reconcile() {
     now=$(role)
     if [ "$now" = MASTER ]; then
       become_master
+      echo master >"$SIDE_FILE"
+    elif [ "$(cat "$SIDE_FILE" 2>/dev/null)" = standby ]; then
+      log "$now: already standby"
     else
       become_standby "$now"
+      echo standby >"$SIDE_FILE"
     fi
   ) 9>"$LOCK_FILE"
 }
@@ -111,7 +118,7 @@ notify() {
 }
 
 check() {
-  # light (no strongSwan CLI): keepalived runs it every second
+  # light (no strongSwan CLI): keepalived runs it every 2 s (userdata/keepalived.py)
   local pid recorded now
   pid=$(charon_pid) || { echo "charon is not running"; return 1; }
   [ -S "$VICI_SOCKET" ] || { echo "charon's control socket is missing"; return 1; }
