@@ -279,6 +279,11 @@ def lossy_section(names: Sequence[str], reports: Sequence[dict]) -> list[str]:
     ]
     for _, design, label in LOSSY_DESIGNS:
         out.append(f"| {label} | " + " | ".join(f"{lossy.expected_per_day(design, p):.2g}" for p in LOSS_RATES) + " |")
+    out.append(
+        "| ours on IKEv1 (legacy): R_U_THERE never retransmitted | "
+        + " | ".join(f"{lossy.expected_per_day('ours', p, ike_version=1):.2g}" for p in LOSS_RATES)
+        + " |"
+    )
     return out
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lab.probes import RATE as PROBE_RATE
+from userdata import liveness, swanctl
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
@@ -104,6 +105,37 @@ IKEV1_REKEY_WHY = (
 # down nor moves the traffic off tunnel 1 (issue 15)
 LOSSY_TEARDOWNS = Goal("teardowns", "==", 0, "0")
 LOSSY_ROUTE_SWITCHES = Goal("route_switches", "==", 0, "0")
+# IKEv1 on the same path (docs/lab-findings.md #18): its DPD tears tunnels down at the rate the
+# arithmetic gives (userdata/liveness.py), so the bound is that rate's: no more teardowns than
+# a Poisson count of its mean over the soak exceeds once in a thousand runs, and the traffic
+# moved by a teardown only, never by the loss itself (the liveness daemon stays calm): at most
+# twice per teardown, its updown moving the route and a liveness verdict while the new SAs reach
+# the AWS end (measured on 2026-12-06: 2 teardowns of tunnel 1, 2 VTI downs and 1 verdict).
+LOSSY_CONFIDENCE = 0.999
+IKEV1_LOSSY_TEARDOWNS = Goal(
+    "teardowns",
+    "<=",
+    lambda m: liveness.poisson_upper(m["expected_teardowns"], LOSSY_CONFIDENCE),
+    f"<= the DPD arithmetic's {LOSSY_CONFIDENCE:.1%} bound for the soak",
+)
+IKEV1_LOSSY_SWITCHES_PER_TEARDOWN = 2
+IKEV1_LOSSY_ROUTE_SWITCHES = Goal(
+    "route_switches",
+    "<=",
+    lambda m: IKEV1_LOSSY_SWITCHES_PER_TEARDOWN * m["teardowns"],
+    f"<= {IKEV1_LOSSY_SWITCHES_PER_TEARDOWN} per teardown",
+)
+_IKEV1_DPD_PER_DAY = {
+    p: liveness.ikev1_dpd_false_teardowns_per_day(p, swanctl.ECS_DPD_DELAY_S, swanctl.ECS_IKEV1_DPD_TIMEOUT_S)
+    for p in (0.15, 0.03)
+}
+IKEV1_LOSSY_WHY = (
+    f"IKEv1's DPD never retransmits an R_U_THERE and, through a VTI, asks every {swanctl.ECS_DPD_DELAY_S} s "
+    f"busy or not: the exchanges lost in a row within its {swanctl.ECS_IKEV1_DPD_TIMEOUT_S} s timeout tear a "
+    f"tunnel down (at 15 % loss each way about {_IKEV1_DPD_PER_DAY[0.15]:.0f} times per tunnel per day, "
+    f"{_IKEV1_DPD_PER_DAY[0.03]:.0f} at 3 %). A 3 s check made rekeys and failback lose more; a 90 s timeout "
+    "with a stale-SA check churned under load (findings #18)"
+)
 BASELINE_UPLINK_RATIO = Goal("uplink_ratio", "<", 1.0, "< 1")
 # both directions wait for the AWS end's DPD: not worse, with 10 % for noise
 BASELINE_DOWNLINK_RATIO = Goal("downlink_ratio", "<=", 1.1, "<= 1.1")

@@ -68,14 +68,12 @@ class Spec:
 # replacements (docs/lab-findings.md #25).
 RETRY_WHY = "timing-sensitive on a loaded TCG host: one more attempt on the same lab, both reported"
 
-# docs/lab-findings.md #18
-IKEV1_LOSSY_WHY = (
-    "IKEv1's DPD never retransmits an R_U_THERE and, through a VTI, asks busy or not: on a path "
-    "losing 15 % each way the ECS tore tunnels down (3 in 5 minutes); asking every 3 s instead "
-    "of 10 made its rekeys and failback lose more, and a 90 s timeout with a stale-SA check left "
-    "forced rekeys unsettled under load, so the lossy path is open for IKEv1"
+# The lossy path's two designs are compared once, on IKEv2 (docs/lab-findings.md #18)
+BASELINE_LOSSY_IKEV1_WHY = (
+    "the two designs are compared once, on the modern profile (IKEv2); on IKEv1 the program's own "
+    "soak (`lossy_path`) is held to its DPD's bound, and a second soak would cost `make test` its "
+    "minutes again"
 )
-IKEV2_ONLY: dict = {"ike_versions": (2,), "not_on_ikev1": IKEV1_LOSSY_WHY}
 
 
 def for_ike(ike_version: int, gateway_count: int = 1, routing: str = "static") -> tuple[str, ...]:
@@ -277,8 +275,8 @@ SPECS: tuple[Spec, ...] = (
         lossy.lossy_path,
         fault=True,
         goals=(goals.LOSSY_TEARDOWNS, goals.LOSSY_ROUTE_SWITCHES),
+        ikev1=Bound((goals.IKEV1_LOSSY_TEARDOWNS, goals.IKEV1_LOSSY_ROUTE_SWITCHES), goals.IKEV1_LOSSY_WHY),
         load_tolerant=True,  # a lossy path is no quiet machine either; measured beside other runs
-        **IKEV2_ONLY,
         headline=(("lossy_teardowns", "teardowns"), ("lossy_route_switches", "route_switches")),
         rows=(
             Row("lossy path (10 min): tunnel teardowns", "teardowns", unit=""),
@@ -299,7 +297,8 @@ SPECS: tuple[Spec, ...] = (
         "baseline_lossy_path",
         lossy.baseline_lossy_path,
         fault=True,
-        **IKEV2_ONLY,
+        ike_versions=(2,),
+        not_on_ikev1=BASELINE_LOSSY_IKEV1_WHY,
         headline=(
             ("baseline_lossy_teardowns", "teardowns"),
             ("baseline_lossy_route_switches", "route_switches"),

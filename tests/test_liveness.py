@@ -275,3 +275,20 @@ def test_verify_reports_a_tunnel_whose_sas_are_up_but_that_does_not_answer(tmp_p
     assert "tunnel2: liveness alive" in out.stdout or rc == 1
     if rc:
         assert "tunnel2" not in out.stdout, "only the dead tunnel is a problem"
+
+
+def test_ikev1_dpd_arithmetic_and_the_poisson_bound():
+    """IKEv1 (never retransmitted R_U_THERE, every 10 s, 30 s timeout): two exchanges lost in a
+    row are a teardown; at 15 % loss each way that is hundreds a day, far above IKEv2's calm
+    DPD. poisson_upper is the textbook quantile."""
+    from userdata import swanctl
+
+    v1 = liveness.ikev1_dpd_false_teardowns_per_day(0.15, swanctl.ECS_DPD_DELAY_S, swanctl.ECS_IKEV1_DPD_TIMEOUT_S)
+    q = 1 - 0.85**2
+    assert v1 == pytest.approx(8640 * (1 - q) * q**2)
+    v2 = liveness.dpd_false_teardowns_per_day(0.15, swanctl.ECS_DPD_DELAY_S, swanctl.ecs_dpd_transmissions())
+    assert v1 > 1000 * v2
+    assert liveness.ikev1_dpd_false_teardowns_per_day(0.03, 10, 30) < v1 / 10
+    assert liveness.poisson_upper(0.0) == 0
+    assert liveness.poisson_upper(1.0, 0.9) == 2  # P(X<=1) = 0.736, P(X<=2) = 0.920
+    assert liveness.poisson_upper(3.3) == 10

@@ -52,6 +52,30 @@ def dpd_false_teardowns_per_day(p: float, delay_s: float, transmissions: int) ->
     return SECONDS_PER_DAY / delay_s * exchange_loss(p) ** transmissions
 
 
+def ikev1_dpd_false_teardowns_per_day(p: float, delay_s: float, timeout_s: float) -> float:
+    """Expected false IKEv1 dead-peer verdicts per tunnel per day, at one end. charon sends an
+    R_U_THERE once it has heard nothing for delay_s (through a VTI: busy or not), never
+    retransmits it, and as it sends one checks whether timeout_s have passed since it last heard
+    the peer: the request timed timeout_s after the last answer finds them passed, so
+    timeout_s / delay_s - 1 exchanges lost in a row tear the tunnel down. Each such run of
+    losses, counted once per run like the liveness verdicts."""
+    q = exchange_loss(p)
+    n = max(1, round(timeout_s / delay_s) - 1)
+    return SECONDS_PER_DAY / delay_s * (1 - q) * q**n
+
+
+def poisson_upper(mean: float, confidence: float = 0.999) -> int:
+    """The smallest k with P(X <= k) >= confidence for X ~ Poisson(mean): a bound a count of
+    independent rare events (false teardowns) exceeds by chance once in 1 / (1 - confidence) runs."""
+    k, term = 0, math.exp(-mean)
+    total = term
+    while total < confidence:
+        k += 1
+        term *= mean / k
+        total += term
+    return k
+
+
 def service(
     interval_s: float = INTERVAL_S,
     down_after_s: float = DOWN_AFTER_S,

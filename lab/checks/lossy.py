@@ -72,14 +72,30 @@ def verdict_times(journal: str) -> list[tuple[float, int]]:
     return out
 
 
-def expected_per_day(design: str, p: float) -> float:
+def expected_per_day(design: str, p: float, ike_version: int = 2) -> float:
     """False verdicts per tunnel per day the arithmetic expects at loss p each way: ours counts
     liveness verdicts (a route move each) and DPD teardowns; the old design DPD teardowns."""
     if design == "previous":
         return previous.false_teardowns_per_day(p)
-    return liveness.liveness_false_downs_per_day(p) + liveness.dpd_false_teardowns_per_day(
-        p, swanctl.ECS_DPD_DELAY_S, swanctl.ecs_dpd_transmissions()
-    )
+    return liveness.liveness_false_downs_per_day(p) + ecs_dpd_false_teardowns_per_day(p, ike_version)
+
+
+def ecs_dpd_false_teardowns_per_day(p: float, ike_version: int) -> float:
+    """The ECS's own dead-peer verdicts per tunnel per day at loss p each way (the program's DPD)."""
+    if ike_version == 1:
+        return liveness.ikev1_dpd_false_teardowns_per_day(p, swanctl.ECS_DPD_DELAY_S, swanctl.ECS_IKEV1_DPD_TIMEOUT_S)
+    return liveness.dpd_false_teardowns_per_day(p, swanctl.ECS_DPD_DELAY_S, swanctl.ecs_dpd_transmissions())
+
+
+def expected_teardowns(s: Session, design: str, p: float, soak_s: float) -> float:
+    """The false teardowns the arithmetic expects over a soak of the program's design: the
+    ECS's DPD on every tunnel. The AWS end hears the ECS's requests (as often as its own
+    delay) and so seldom asks itself; its teardowns are counted, not expected. The design
+    before liveness: reported, no expectation."""
+    if design != "ours":
+        return 0.0
+    per_day = ecs_dpd_false_teardowns_per_day(p, s.inputs.ike_version) * len(s.inputs.tunnels)
+    return per_day * soak_s / liveness.SECONDS_PER_DAY
 
 
 def _peer_log_lines(s: Session) -> dict[int, int]:
@@ -177,7 +193,9 @@ def soak(s: Session, design: str) -> tuple[bool, str, dict]:
         "downlink_outage_s": round(r.down.outage_s, 2),
         "liveness_answered_pct": answered,
         "netem": qdiscs,
-        "expected_false_per_tunnel_per_day": round(expected_per_day(design, imp.loss), 3),
+        "ike_version": s.inputs.ike_version,
+        "expected_false_per_tunnel_per_day": round(expected_per_day(design, imp.loss, s.inputs.ike_version), 3),
+        "expected_teardowns": round(expected_teardowns(s, design, imp.loss, t_end - t_start), 2),
         "uplink": r.up.as_metrics(t0),
         "downlink": r.down.as_metrics(t0),
     }
