@@ -17,6 +17,22 @@ ENCRYPTION = {
     "AES256-GCM-16": ("aes256gcm16", True),
 }
 INTEGRITY = {"SHA1": "sha1", "SHA2-256": "sha256", "SHA2-384": "sha384", "SHA2-512": "sha512"}
+# The Linux kernel's names for the ESP transforms charon installs (its kernel-netlink plugin),
+# with their key lengths in bits: AWS encryption name -> (algorithm, key bits; GCM's key carries
+# a 32-bit salt) and AWS integrity name -> (algorithm, key bits, truncated ICV bits).
+KERNEL_ENCRYPTION = {
+    "AES128": ("cbc(aes)", 128),
+    "AES256": ("cbc(aes)", 256),
+    "AES128-GCM-16": ("rfc4106(gcm(aes))", 160),
+    "AES256-GCM-16": ("rfc4106(gcm(aes))", 288),
+}
+KERNEL_INTEGRITY = {
+    "SHA1": ("hmac(sha1)", 160, 96),
+    "SHA2-256": ("hmac(sha256)", 256, 128),
+    "SHA2-384": ("hmac(sha384)", 384, 192),
+    "SHA2-512": ("hmac(sha512)", 512, 256),
+}
+GCM_ICV_BITS = 128
 DH_GROUPS = {
     2: "modp1024",
     5: "modp1536",
@@ -42,6 +58,10 @@ AWS_PHASE2_LIFETIME = range(900, 3601)
 MTU_MSS_GCM = (1438, 1398)
 MTU_MSS_CBC_SHA1_SHA256 = (1422, 1382)
 MTU_MSS_CBC_SHA512 = (1406, 1366)
+
+
+def _zero_key(bits: int) -> str:
+    return "0x" + "00" * (bits // 8)
 
 
 @dataclass(frozen=True)
@@ -136,6 +156,21 @@ class CryptoProfile:
             parts += [INTEGRITY[i] for i in self.phase2_integrity]
         parts += [DH_GROUPS[g] for g in self.phase2_dh_groups]
         return "-".join(parts)
+
+    def xfrm_algorithms(self) -> tuple[str, ...]:
+        """The `ip xfrm state add` algorithm clause of every ESP transform this profile may
+        install, keys all zero: for an SA that is added and deleted at once, so the kernel has
+        loaded, instantiated and self-tested the algorithm before a tunnel needs it."""
+        out: list[str] = []
+        for e in self.phase2_encryption:
+            alg, bits = KERNEL_ENCRYPTION[e]
+            if ENCRYPTION[e][1]:
+                out.append(f"aead {alg} {_zero_key(bits)} {GCM_ICV_BITS}")
+                continue
+            for i in self.phase2_integrity:
+                auth, auth_bits, trunc = KERNEL_INTEGRITY[i]
+                out.append(f"enc {alg} {_zero_key(bits)} auth-trunc {auth} {_zero_key(auth_bits)} {trunc}")
+        return tuple(dict.fromkeys(out))
 
     def ecs_ike_rekey_time_s(self) -> int:
         return self.aws_earliest_rekey_s(self.phase1_lifetime_s) - self.ecs_rekey_lead_s

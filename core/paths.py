@@ -24,6 +24,8 @@ FRR_DAEMONS_PATH = "/etc/frr/daemons"  # routing: bgp
 FRR_CONF_PATH = "/etc/frr/frr.conf"
 # a standby gateway of a pair loads this empty set of connections (aws2aliyun-ha): it initiates nothing
 HA_STANDBY_CONF_PATH = "/etc/aws2aliyun/standby-swanctl.conf"
+# ...and readies the kernel for these ESP transforms (aws2aliyun-ha: one throwaway SA each)
+HA_ESP_ALGORITHMS_PATH = "/etc/aws2aliyun/esp-algorithms"
 
 # State
 LIVENESS_STATE_PATH = "/run/aws2aliyun/liveness.json"  # the liveness daemon's view of each tunnel

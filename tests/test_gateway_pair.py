@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from components import gateway_pair
-from core import paths
+from core import crypto, paths
 from core.settings import SettingsError, load_settings, pair_addresses
 from tests.conftest import dev_values, plan_for, stack_with
 from tests.test_userdata import GOLDEN, files_of, gateway, many_prefixes
@@ -363,9 +363,12 @@ def ha_env(tmp_path: Path, *, charon_pid: str = "100", cloud_init: str = "done",
         "cloud-init": f'echo "status: {cloud_init}"',
         "ip": f'echo "ip $*" >> {calls}; echo "IPsec SA count {2 * sas}"',
         "systemctl": f'echo "systemctl $*" >> {calls}',
+        "modprobe": f'echo "modprobe $*" >> {calls}',
         "logger": f'echo "logger $*" >> {calls}',
         "verify": "exit 0",
     }
+    esp = tmp_path / "esp-algorithms"
+    esp.write_text(keepalived.esp_algorithms(pair_gateway(1)))
     for name, body in fakes.items():
         (bindir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bindir / name).chmod(0o755)
@@ -373,6 +376,7 @@ def ha_env(tmp_path: Path, *, charon_pid: str = "100", cloud_init: str = "done",
         "PATH": f"{bindir}:/usr/bin:/bin",
         "AWS2ALIYUN_RUN_DIR": str(tmp_path / "run"),
         "AWS2ALIYUN_STANDBY_CONF": str(tmp_path / "standby.conf"),
+        "AWS2ALIYUN_ESP_ALGORITHMS": str(esp),
         "AWS2ALIYUN_VICI_SOCKET": str(vici),
         "VERIFY": str(bindir / "verify"),
     }
@@ -505,6 +509,36 @@ def test_check_fails_without_charon_and_when_it_restarted_under_the_active_gatew
     assert out.returncode == 1 and "not running" in out.stdout
 
 
+def test_a_standby_readies_the_kernel_for_a_take_over_once_a_boot(tmp_path):
+    """The first SA of an ESP algorithm loads and self-tests it in the kernel (10 s of a lab
+    take-over, docs/lab-findings.md #34): a standby adds and deletes one SA of each of the
+    link's transforms and loads the VTI module, once; the active gateway never does."""
+    env = ha_env(tmp_path)
+    ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", "MASTER", "101")
+    assert "xfrm state add" not in calls(tmp_path) and "modprobe" not in calls(tmp_path)
+    ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", "BACKUP", "100")
+    log = calls(tmp_path)
+    assert "modprobe ip_vti" in log
+    gcm = "ip xfrm state add src 127.0.0.1 dst 127.0.0.1 proto esp spi 257 mode tunnel aead rfc4106(gcm(aes)) 0x"
+    assert gcm in log
+    assert log.index(gcm) < log.index("ip xfrm state delete src 127.0.0.1 dst 127.0.0.1 proto esp spi 257")
+    assert log.index("--terminate") < log.index("modprobe")  # after the tunnels are released
+    assert "kernel ready for a take-over" in log
+    for state in ("MASTER", "BACKUP"):  # a second time a standby this boot: nothing to load
+        ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", state, "100")
+    assert calls(tmp_path).count("modprobe") == 1
+
+
+def test_the_esp_transforms_a_standby_readies_are_the_profiles():
+    """Written from the crypto profile, in `ip xfrm`'s words and key lengths (GCM's key with
+    its 32-bit salt)."""
+    modern, legacy = crypto.PROFILES["modern"].xfrm_algorithms(), crypto.PROFILES["legacy"].xfrm_algorithms()
+    assert modern == ("aead rfc4106(gcm(aes)) 0x" + "00" * 36 + " 128",)
+    assert legacy == ("enc cbc(aes) 0x" + "00" * 16 + " auth-trunc hmac(sha1) 0x" + "00" * 20 + " 96",)
+    text = keepalived.esp_algorithms(pair_gateway(1))
+    assert [ln for ln in text.splitlines() if not ln.startswith("#")] == list(modern)
+
+
 def test_ready_needs_cloud_init_charon_and_a_role(tmp_path):
     env = ha_env(tmp_path, cloud_init="running")
     out = ha(tmp_path, env, "ready")
@@ -512,6 +546,10 @@ def test_ready_needs_cloud_init_charon_and_a_role(tmp_path):
     env = ha_env(tmp_path)
     out = ha(tmp_path, env, "ready")
     assert out.returncode == 1 and "role UNKNOWN" in out.stdout
+    (tmp_path / "run").mkdir(exist_ok=True)
+    (tmp_path / "run" / "ha-role").write_text("BACKUP\n")  # keepalived's word, before the script's work
+    out = ha(tmp_path, env, "ready")
+    assert out.returncode == 1 and "readying the kernel" in out.stdout
     ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", "BACKUP", "100")
     out = ha(tmp_path, env, "ready")
     assert out.returncode == 0 and "standby" in out.stdout

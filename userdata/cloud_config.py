@@ -118,6 +118,7 @@ def _pair_files(gw: Gateway) -> list[dict]:
     return [
         _file(paths.KEEPALIVED_CONF_PATH, keepalived.conf(gw), "0600"),
         _file(paths.HA_STANDBY_CONF_PATH, keepalived.standby_conf(), "0644"),
+        _file(paths.HA_ESP_ALGORITHMS_PATH, keepalived.esp_algorithms(gw), "0644"),
         _script(paths.HA_PATH, "aws2aliyun-ha.sh"),
     ]
 

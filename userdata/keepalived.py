@@ -144,6 +144,19 @@ def standby_conf() -> str:
     )
 
 
+def esp_algorithms(gw: Gateway) -> str:
+    """The ESP transforms a standby readies the kernel for, one `ip xfrm state` algorithm
+    clause a line (aws2aliyun-ha). The first SA of an algorithm makes the kernel load its
+    modules, instantiate it and run its self-tests: in the lab that held a take-over's
+    CHILD_SAs back 10 s on a gateway that had never installed one (docs/lab-findings.md #34).
+    The keys are zeros: each SA is deleted as soon as it is added, and carries nothing."""
+    return (
+        "# aws2aliyun-vpc: the ESP transforms of this link (aws2aliyun-ha adds and deletes one SA each\n"
+        "# on a standby, so a take-over does not wait for the kernel to load them)\n"
+        + "".join(f"{c}\n" for c in gw.crypto.xfrm_algorithms())
+    )
+
+
 def ready_script() -> str:
     """What the Cloud Assistant invocation runs on the gateway `pulumi up` replaced first: it
     exits 0 once that gateway can carry the link alone (`aws2aliyun-ha ready`: cloud-init done,

@@ -15,10 +15,12 @@ set -u
 
 readonly RUN_DIR=${AWS2ALIYUN_RUN_DIR:-/run/aws2aliyun}  # the variables: for tests
 readonly STANDBY_CONF=${AWS2ALIYUN_STANDBY_CONF:-/etc/aws2aliyun/standby-swanctl.conf}
+readonly ESP_ALGORITHMS=${AWS2ALIYUN_ESP_ALGORITHMS:-/etc/aws2aliyun/esp-algorithms}
 readonly ROLE_FILE=$RUN_DIR/ha-role
 readonly CHARON_PID_FILE=$RUN_DIR/ha-charon-pid
 readonly LOCK_FILE=$RUN_DIR/ha.lock
 readonly SIDE_FILE=$RUN_DIR/ha-side  # what the last transition did: master or standby
+readonly KERNEL_READY_FILE=$RUN_DIR/ha-kernel-ready  # this boot's kernel has the tunnels' modules
 readonly TUNNELS=(tunnel1 tunnel2)
 readonly VICI_SOCKET=${AWS2ALIYUN_VICI_SOCKET:-/var/run/charon.vici}
 
@@ -66,6 +68,35 @@ become_master() {
   wait
 }
 
+# Once a boot, on a standby: the kernel loads an ESP algorithm's modules, instantiates it and
+# self-tests it at its first SA, and the VTI module at the first VTI. A gateway that never held
+# the tunnels would pay that during a take-over, with charon's CHILD_SAs waiting (10 s in the
+# lab), so it pays now: the VTI module, and one SA of each of the link's ESP transforms added and
+# deleted at once (keys zero, on the loopback address; it never carries a packet).
+ready_kernel() {
+  [ -e "$KERNEL_READY_FILE" ] && return 0
+  local start=$EPOCHREALTIME line words spi=256 failed=0
+  modprobe ip_vti 2>/dev/null || failed=1
+  [ -r "$ESP_ALGORITHMS" ] || failed=1
+  while read -r line; do
+    [[ -z $line || $line == \#* ]] && continue
+    read -ra words <<<"$line"
+    spi=$((spi + 1))
+    if ip xfrm state add src 127.0.0.1 dst 127.0.0.1 proto esp spi "$spi" mode tunnel "${words[@]}"; then
+      ip xfrm state delete src 127.0.0.1 dst 127.0.0.1 proto esp spi "$spi"
+    else
+      failed=1
+    fi
+  done < <(cat "$ESP_ALGORITHMS" 2>/dev/null)
+  # done either way (`ready` waits for it): what failed, a take-over loads itself, slower
+  touch "$KERNEL_READY_FILE"
+  if [ "$failed" = 0 ]; then
+    log "kernel ready for a take-over: the VTI module and $((spi - 256)) ESP transform(s) loaded in $(since "$start")"
+  else
+    log "readying the kernel for a take-over failed in part (a take-over loads the rest itself)"
+  fi
+}
+
 become_standby() {
   rm -f "$CHARON_PID_FILE"
   swanctl --load-conns --file "$STANDBY_CONF" >/dev/null 2>&1 || log "$1: unloading the connections failed"
@@ -84,6 +115,7 @@ become_standby() {
     log "$1: flushed $left IPsec SAs charon did not hold (left by a charon that died)"
   fi
   log "$1: connections unloaded, both tunnels torn down (the active gateway holds them)"
+  ready_kernel
 }
 
 # Act on the latest role, one transition at a time. A standby that turns standby again (FAULT
@@ -147,7 +179,10 @@ ready() {
   systemctl is-active --quiet keepalived || { echo "not ready: keepalived is not running"; return 1; }
   role=$(role)
   case $role in
-    BACKUP) echo "ready: standby (keepalived BACKUP), charon up" ;;
+    BACKUP)
+      [ -e "$KERNEL_READY_FILE" ] || { echo "not ready: standby, readying the kernel for a take-over"; return 1; }
+      echo "ready: standby (keepalived BACKUP), charon up, the kernel ready for a take-over"
+      ;;
     MASTER)
       if "${VERIFY:-/usr/local/sbin/aws2aliyun-verify}" >/dev/null 2>&1; then
         echo "ready: active (keepalived MASTER), both tunnels up"
