@@ -483,6 +483,17 @@ def test_a_standby_that_still_holds_sas_releases_them_at_its_next_check(tmp_path
     assert "--terminate" not in calls(tmp_path)  # the active gateway keeps its SAs
 
 
+def test_a_standby_readying_its_kernel_is_not_asked_for_its_sas(tmp_path):
+    """While a standby readies its kernel (the lock held, every IPsec netlink call waiting for
+    the module loads), the track script does not count SAs: in the lab it timed out doing so
+    and keepalived went FAULT."""
+    env = ha_env(tmp_path, sas=2)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "ha-role").write_text("BACKUP\n")
+    assert ha(tmp_path, env, "check").returncode == 0
+    assert "ip xfrm" not in calls(tmp_path) and "still holds SAs" not in calls(tmp_path)
+
+
 def test_the_standby_connection_set_is_empty_and_where_the_script_loads_it():
     from core import paths
     from userdata import keepalived

@@ -161,8 +161,10 @@ check() {
     echo "charon restarted"
     return 1
   fi
-  # a standby holds no SA: release one left by a transition that raced (never blocks on the lock)
-  if [ "$now" != MASTER ] && [ -e "$RUN_DIR" ] && [ "$(kernel_sas)" != 0 ]; then
+  # a standby holds no SA: release one left by a transition that raced (never blocks on the lock;
+  # not before its kernel is ready: while a standby readies it, every IPsec netlink call waits
+  # for the kernel's module loads, and this one timed the script out in the lab)
+  if [ "$now" != MASTER ] && [ -e "$KERNEL_READY_FILE" ] && [ "$(kernel_sas)" != 0 ]; then
     ( flock -n 9 && [ "$(role)" != MASTER ] && log "check: $now gateway still holds SAs: releasing them" \
       && become_standby "$now" ) 9>"$LOCK_FILE"
   fi
