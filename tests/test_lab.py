@@ -53,10 +53,8 @@ PAIR_STACK = REPO / "lab" / "stacks" / "Pulumi.lab-pair.yaml"
 PAIR_ENV = "AWS2ALIYUN_LAB_PAIR"
 # Dynamic routing (issue 14): the dev stack with `routing: bgp`, FRR on both sides. Its checks
 # (the traffic, tunnel failover and bgp_* ones, about 10 minutes with its boot) run once the
-# mutations have ended and the legacy profile has run its quiet checks, beside both profiles'
-# last, load-tolerant checks (the lossy-path soaks, the PSK rotations), so it adds little to
-# `make test`. (Waiting for the legacy profile's end instead, once it soaked too, moved the BGP
-# stack's failback onto the modern profile's PSK rotation boot: 81 probes lost, 2026-12-06.)
+# legacy profile and the mutations have ended, beside the modern profile's last, load-tolerant
+# checks (the lossy-path soaks, the PSK rotation), so it adds little to `make test`.
 BGP_JOB = "bgp"
 # and behind a Transit Gateway (ECMP: both tunnels carry traffic; no fault checks), after it
 BGP_STACKS = {
@@ -88,9 +86,7 @@ def jobs() -> dict[str, Job]:
         measured=False,
         resume_after=tuple(f"profile-{p}" for p in sorted(PROFILES)),
     )
-    out[BGP_JOB] = Job(
-        ["--config-file", str(BGP_STACKS[BGP_JOB])], start_after=("profile-legacy",), start_after_end=(MUTATIONS_JOB,)
-    )
+    out[BGP_JOB] = Job(["--config-file", str(BGP_STACKS[BGP_JOB])], start_after_end=("profile-legacy", MUTATIONS_JOB))
     out["bgp-tgw"] = Job(
         ["--config-file", str(BGP_STACKS["bgp-tgw"])], start_after_end=("profile-legacy", MUTATIONS_JOB, BGP_JOB)
     )
