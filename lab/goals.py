@@ -125,10 +125,7 @@ IKEV1_LOSSY_ROUTE_SWITCHES = Goal(
     lambda m: IKEV1_LOSSY_SWITCHES_PER_TEARDOWN * m["teardowns"],
     f"<= {IKEV1_LOSSY_SWITCHES_PER_TEARDOWN} per teardown",
 )
-_IKEV1_DPD_PER_DAY = {
-    p: liveness.ikev1_dpd_false_teardowns_per_day(p, swanctl.ECS_DPD_DELAY_S, swanctl.ECS_IKEV1_DPD_TIMEOUT_S)
-    for p in (0.15, 0.03)
-}
+_IKEV1_DPD_PER_DAY = {p: swanctl.ecs_dpd_false_teardowns_per_day(p, ike_version=1) for p in (0.15, 0.03)}
 IKEV1_LOSSY_WHY = (
     f"IKEv1's DPD never retransmits an R_U_THERE and, through a VTI, asks every {swanctl.ECS_DPD_DELAY_S} s "
     f"busy or not: the exchanges lost in a row within its {swanctl.ECS_IKEV1_DPD_TIMEOUT_S} s timeout tear a "

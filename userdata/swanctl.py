@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Union
 
 from core import paths
+from userdata import liveness
 from userdata.model import Gateway, Tunnel
 
 Section = Mapping[str, Union[str, int, float, "Section"]]
@@ -40,6 +41,14 @@ ECS_IKEV1_DPD_TIMEOUT_S = 30
 
 def ecs_dpd_transmissions() -> int:
     return 1 + ECS_RETRANSMIT_TRIES
+
+
+def ecs_dpd_false_teardowns_per_day(p: float, ike_version: int) -> float:
+    """The ECS's own false dead-peer verdicts per tunnel per day at loss p each way, with the
+    settings above (userdata/liveness.py has the arithmetic)."""
+    if ike_version == 1:
+        return liveness.ikev1_dpd_false_teardowns_per_day(p, ECS_DPD_DELAY_S, ECS_IKEV1_DPD_TIMEOUT_S)
+    return liveness.dpd_false_teardowns_per_day(p, ECS_DPD_DELAY_S, ecs_dpd_transmissions())
 
 
 def ecs_dpd_give_up_s() -> float:

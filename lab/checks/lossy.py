@@ -77,14 +77,7 @@ def expected_per_day(design: str, p: float, ike_version: int = 2) -> float:
     liveness verdicts (a route move each) and DPD teardowns; the old design DPD teardowns."""
     if design == "previous":
         return previous.false_teardowns_per_day(p)
-    return liveness.liveness_false_downs_per_day(p) + ecs_dpd_false_teardowns_per_day(p, ike_version)
-
-
-def ecs_dpd_false_teardowns_per_day(p: float, ike_version: int) -> float:
-    """The ECS's own dead-peer verdicts per tunnel per day at loss p each way (the program's DPD)."""
-    if ike_version == 1:
-        return liveness.ikev1_dpd_false_teardowns_per_day(p, swanctl.ECS_DPD_DELAY_S, swanctl.ECS_IKEV1_DPD_TIMEOUT_S)
-    return liveness.dpd_false_teardowns_per_day(p, swanctl.ECS_DPD_DELAY_S, swanctl.ecs_dpd_transmissions())
+    return liveness.liveness_false_downs_per_day(p) + swanctl.ecs_dpd_false_teardowns_per_day(p, ike_version)
 
 
 def expected_teardowns(s: Session, design: str, p: float, soak_s: float) -> float:
@@ -94,7 +87,7 @@ def expected_teardowns(s: Session, design: str, p: float, soak_s: float) -> floa
     before liveness: reported, no expectation."""
     if design != "ours":
         return 0.0
-    per_day = ecs_dpd_false_teardowns_per_day(p, s.inputs.ike_version) * len(s.inputs.tunnels)
+    per_day = swanctl.ecs_dpd_false_teardowns_per_day(p, s.inputs.ike_version) * len(s.inputs.tunnels)
     return per_day * soak_s / liveness.SECONDS_PER_DAY
 
 

@@ -77,17 +77,20 @@ ready_kernel() {
   [ -e "$KERNEL_READY_FILE" ] && return 0
   local start=$EPOCHREALTIME line words spi=256 failed=0
   modprobe ip_vti 2>/dev/null || failed=1
-  [ -r "$ESP_ALGORITHMS" ] || failed=1
-  while read -r line; do
-    [[ -z $line || $line == \#* ]] && continue
-    read -ra words <<<"$line"
-    spi=$((spi + 1))
-    if ip xfrm state add src 127.0.0.1 dst 127.0.0.1 proto esp spi "$spi" mode tunnel "${words[@]}"; then
-      ip xfrm state delete src 127.0.0.1 dst 127.0.0.1 proto esp spi "$spi"
-    else
-      failed=1
-    fi
-  done < <(cat "$ESP_ALGORITHMS" 2>/dev/null)
+  if [ -r "$ESP_ALGORITHMS" ]; then
+    while read -r line; do
+      [[ -z $line || $line == \#* ]] && continue
+      read -ra words <<<"$line"
+      spi=$((spi + 1))
+      if ip xfrm state add src 127.0.0.1 dst 127.0.0.1 proto esp spi "$spi" mode tunnel "${words[@]}"; then
+        ip xfrm state delete src 127.0.0.1 dst 127.0.0.1 proto esp spi "$spi"
+      else
+        failed=1
+      fi
+    done <"$ESP_ALGORITHMS"
+  else
+    failed=1
+  fi
   # done either way (`ready` waits for it): what failed, a take-over loads itself, slower
   touch "$KERNEL_READY_FILE"
   if [ "$failed" = 0 ]; then
