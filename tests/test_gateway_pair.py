@@ -366,6 +366,7 @@ def ha_env(tmp_path: Path, *, charon_pid: str = "100", cloud_init: str = "done",
         "modprobe": f'echo "modprobe $*" >> {calls}',
         "logger": f'echo "logger $*" >> {calls}',
         "verify": "exit 0",
+        "updown": f'echo "updown $*" >> {calls}',
     }
     esp = tmp_path / "esp-algorithms"
     esp.write_text(keepalived.esp_algorithms(pair_gateway(1)))
@@ -379,6 +380,7 @@ def ha_env(tmp_path: Path, *, charon_pid: str = "100", cloud_init: str = "done",
         "AWS2ALIYUN_ESP_ALGORITHMS": str(esp),
         "AWS2ALIYUN_VICI_SOCKET": str(vici),
         "VERIFY": str(bindir / "verify"),
+        "AWS2ALIYUN_UPDOWN": str(bindir / "updown"),
     }
 
 
@@ -417,6 +419,10 @@ def test_the_active_gateway_is_not_master_for_the_watchdog_while_it_takes_over(t
     (the hand-over's own initiations under way; the lab saw the watchdog start a second IKE SA
     for tunnel 1 a second after a take-over began)."""
     env = ha_env(tmp_path)
+    ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", "BACKUP", "101")
+    # keepalived said MASTER, the take-over has not run yet (the role is written first)
+    (tmp_path / "run" / "ha-role").write_text("MASTER\n")
+    assert ha(tmp_path, env, "is-master").returncode != 0
     ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", "MASTER", "101")
     assert ha(tmp_path, env, "is-master").returncode == 0
     lock = tmp_path / "run" / "ha.lock"
@@ -534,6 +540,8 @@ def test_a_standby_readies_the_kernel_for_a_take_over_once_a_boot(tmp_path):
     assert gcm in log
     assert log.index(gcm) < log.index("ip xfrm state delete src 127.0.0.1 dst 127.0.0.1 proto esp spi 257")
     assert log.index("--terminate") < log.index("modprobe")  # after the tunnels are released
+    # each tunnel's VTI (down) and MSS rules, which load modules of their own (the updown's verb)
+    assert "updown tunnel1 prepare" in log and "updown tunnel2 prepare" in log
     assert "kernel ready for a take-over" in log
     for state in ("MASTER", "BACKUP"):  # a second time a standby this boot: nothing to load
         ha(tmp_path, env, "notify", "INSTANCE", "aws2aliyun", state, "100")
@@ -588,3 +596,64 @@ def test_the_lab_reads_a_pair_plan_both_gateways_and_the_havip():
     assert f"INGRESS_IP={i.havip}" in env
     for g in t.gateways:
         assert f"{g.mac},{g.ip}" in env
+
+
+@pytest.mark.parametrize("vti_exists", [False, True])
+def test_a_standby_prepares_each_tunnels_vti_down_and_its_mss_rules(tmp_path, vti_exists):
+    """`aws2aliyun-updown TUNNEL prepare` (a standby's ready_kernel): the VTI as the take-over's
+    up-client will want it (the HaVip to the tunnel's peer, its mark), left down and without its
+    inside address, and the MSS rules, whose first iptables call loads modules; a VTI that exists
+    (a former active gateway's) is left as it is."""
+    from userdata.cloud_config import link_env
+
+    gw = pair_gateway(2)
+    bindir, calls, sys_net = tmp_path / "bin", tmp_path / "calls", tmp_path / "sys-class-net"
+    bindir.mkdir()
+    sys_net.mkdir()
+    if vti_exists:
+        (sys_net / "Tunnel1").mkdir()
+    env_file = tmp_path / "link.env"
+    env_file.write_text(link_env(gw))
+    (bindir / "ip").write_text(
+        f'#!/bin/bash\nif [ "$*" = "-batch -" ]; then while read -r l; do echo "ip $l" >> {calls}; done; exit 0; fi\n'
+        f'echo "ip $*" >> {calls}\n'
+        'case "$*" in "-o route get "*) echo "192.0.2.10 via 172.16.1.1 dev eth0 src 172.16.1.11" ;; esac\n'
+    )
+    # iptables -C: no such rule yet, so it is added
+    (bindir / "iptables").write_text(
+        f'#!/bin/sh\necho "iptables $*" >> {calls}\ncase "$*" in *" -C "*) exit 1;; esac\n'
+    )
+    (bindir / "logger").write_text(f'#!/bin/sh\necho "logger $*" >> {calls}\n')
+    for f in bindir.iterdir():
+        f.chmod(0o755)
+    proc_conf = tmp_path / "conf"
+    for nic in ("Tunnel1", "eth0"):
+        (proc_conf / nic).mkdir(parents=True)
+    env = {
+        "PATH": f"{bindir}:/usr/bin:/bin",
+        "AWS2ALIYUN_LINK_ENV": str(env_file),
+        "PROC_CONF": str(proc_conf),
+        "SYS_NET": str(sys_net),
+    }
+    script = ROOT / "userdata" / "files" / "aws2aliyun-updown.sh"
+    out = subprocess.run(
+        ["bash", str(script), "tunnel1", "prepare"], env=env, capture_output=True, text=True, timeout=10
+    )
+    assert out.returncode == 0, out.stderr
+    text = calls.read_text()
+    t1 = gw.tunnels[0]
+    created = f"ip link add Tunnel1 type vti local {gw.ha.vip} remote {t1.outside_address} key {t1.mark}"
+    assert (created in text) is not vti_exists, text
+    assert "up" not in [w for line in text.splitlines() if line.startswith("ip ") for w in line.split()]
+    assert "addr add" not in text
+    for d in ("-o", "-i"):
+        assert f"iptables -w -t mangle -A FORWARD {d} Tunnel1 -p tcp --tcp-flags SYN,RST SYN" in text
+    assert "-j TCPMSS" in text and "prepared: Tunnel1" in text
+    if not vti_exists:
+        assert (proc_conf / "Tunnel1" / "disable_policy").read_text().strip() == "1"
+    # a single gateway has no HaVip: nothing to prepare for
+    env_file.write_text(link_env(gateway()))
+    out = subprocess.run(
+        ["bash", str(script), "tunnel1", "prepare"], env=env, capture_output=True, text=True, timeout=10
+    )
+    assert out.returncode == 1

@@ -16,6 +16,7 @@ set -u
 readonly RUN_DIR=${AWS2ALIYUN_RUN_DIR:-/run/aws2aliyun}  # the variables: for tests
 readonly STANDBY_CONF=${AWS2ALIYUN_STANDBY_CONF:-/etc/aws2aliyun/standby-swanctl.conf}
 readonly ESP_ALGORITHMS=${AWS2ALIYUN_ESP_ALGORITHMS:-/etc/aws2aliyun/esp-algorithms}
+readonly UPDOWN=${AWS2ALIYUN_UPDOWN:-/usr/local/sbin/aws2aliyun-updown}
 readonly ROLE_FILE=$RUN_DIR/ha-role
 readonly CHARON_PID_FILE=$RUN_DIR/ha-charon-pid
 readonly LOCK_FILE=$RUN_DIR/ha.lock
@@ -44,7 +45,6 @@ since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1fs", b - a }';
 
 become_master() {
   local t sas start=$EPOCHREALTIME held=()
-  charon_pid >"$CHARON_PID_FILE" || rm -f "$CHARON_PID_FILE"
   swanctl --load-conns >/dev/null 2>&1 || log "MASTER: swanctl --load-conns failed"
   # a gateway taking over holds no SA (a standby released them): no need to ask charon, each
   # swanctl call costs about a second on a loaded host; one already MASTER may hold some
@@ -64,6 +64,8 @@ become_master() {
       log "MASTER: $t: $(tail -n 1 <<<"$out") ($(since "$start") after taking over)"
     ) &
   done
+  # the charon this gateway took over with (after the initiations: every process here delays them)
+  charon_pid >"$CHARON_PID_FILE" || rm -f "$CHARON_PID_FILE"
   log "MASTER: connections loaded in $(since "$start"); initiating the tunnels${held[*]:+ but ${held[*]} (already held)}"
   wait
 }
@@ -72,7 +74,10 @@ become_master() {
 # self-tests it at its first SA, and the VTI module at the first VTI. A gateway that never held
 # the tunnels would pay that during a take-over, with charon's CHILD_SAs waiting (10 s in the
 # lab), so it pays now: the VTI module, and one SA of each of the link's ESP transforms added and
-# deleted at once (keys zero, on the loopback address; it never carries a packet).
+# deleted at once (keys zero, on the loopback address; it never carries a packet). Then each
+# tunnel's VTI, down, and its MSS rules (the updown's `prepare`): the first VTI and the first
+# iptables call load modules too, and the updown runs holding charon's event bus (12 s of a lab
+# take-over, the other tunnel's CHILD_SA waiting behind it).
 ready_kernel() {
   [ -e "$KERNEL_READY_FILE" ] && return 0
   local start=$EPOCHREALTIME line words spi=256 failed=0
@@ -91,10 +96,14 @@ ready_kernel() {
   else
     failed=1
   fi
+  local t
+  for t in "${TUNNELS[@]}"; do
+    "$UPDOWN" "$t" prepare || failed=1
+  done
   # done either way (`ready` waits for it): what failed, a take-over loads itself, slower
   touch "$KERNEL_READY_FILE"
   if [ "$failed" = 0 ]; then
-    log "kernel ready for a take-over: the VTI module and $((spi - 256)) ESP transform(s) loaded in $(since "$start")"
+    log "kernel ready for a take-over: $((spi - 256)) ESP transform(s) loaded, both VTIs and their MSS rules in place, in $(since "$start")"
   else
     log "readying the kernel for a take-over failed in part (a take-over loads the rest itself)"
   fi
@@ -143,7 +152,7 @@ reconcile() {
 
 notify() {
   local state=${3:-}
-  mkdir -p "$RUN_DIR"
+  [ -d "$RUN_DIR" ] || mkdir -p "$RUN_DIR"
   case $state in
     MASTER|BACKUP|FAULT|STOP) echo "$state" >"$ROLE_FILE" ;;
     *) log "notify: unknown state '$state' ($*)"; return 1 ;;
@@ -204,9 +213,10 @@ case ${1:-} in
   notify) shift; notify "$@" ;;
   check) check ;;
   role) role ;;
-  # a hand-over in progress holds the lock while it initiates: a watchdog run then would see
-  # no IKE SA yet and initiate a second one beside it
-  is-master) [ "$(role)" = MASTER ] && flock -n "$LOCK_FILE" true ;;
+  # not before the take-over has run (its side is master) nor while a transition holds the lock:
+  # a watchdog run then would see no IKE SA yet and initiate a second one beside it (the lab saw
+  # one start in the 2 s between keepalived's MASTER and the take-over taking the lock)
+  is-master) [ "$(role)" = MASTER ] && [ "$(cat "$SIDE_FILE" 2>/dev/null)" = master ] && flock -n "$LOCK_FILE" true ;;
   ready) ready ;;
   *) echo "usage: aws2aliyun-ha notify TYPE NAME STATE PRIORITY | check | role | is-master | ready" >&2; exit 2 ;;
 esac

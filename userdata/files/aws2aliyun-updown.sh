@@ -1,5 +1,6 @@
 #!/bin/bash
 # aws2aliyun-updown TUNNEL: strongSwan updown for one route-based AWS tunnel.
+# aws2aliyun-updown TUNNEL prepare: what up-client would do first, ahead (a pair's standby).
 #
 # On up-client: create or update the tunnel's VTI (key = the child's mark) with its inside
 # address and an MTU that fits AWS's NAT-T overhead, set the VTI sysctls and clamp TCP MSS.
@@ -8,6 +9,11 @@
 # The routes to the AWS prefixes belong to aws2aliyun-liveness, which routes over a VTI once
 # it is up and probes through it are answered. Everything it needs is in
 # /etc/aws2aliyun/link.env; it is idempotent.
+#
+# prepare (aws2aliyun-ha, on a pair's standby gateway, once a boot): the VTI created down with
+# the active gateway's addresses (the HaVip to the tunnel's peer), its sysctls and the MSS rules,
+# so the up-client of a take-over only addresses it and brings it up: the first VTI and the
+# first iptables call load kernel modules, which took 12 s of a lab take-over.
 #
 # charon runs this script holding its event bus: no IKE message, on either tunnel, is processed
 # until it exits (strongSwan's bus_t.child_updown locks the bus around every listener). So it
@@ -37,13 +43,14 @@ ensure_rule() {
 # A sysctl through /proc (no process): net.ipv4.conf.IFACE.KEY = VALUE
 conf() { echo "$3" >"${PROC_CONF:-/proc/sys/net/ipv4/conf}/$1/$2" 2>/dev/null || log "cannot set net.ipv4.conf.$1.$2"; }
 
-up() {
-  local me=${PLUTO_ME:?} peer=${PLUTO_PEER:?} route link
+# The VTI (down, when it is new) and its sysctls; the NIC that carries IKE/ESP: no policy lookups.
+vti_link() {
+  local me=$1 peer=$2 route link
   link="link add $vti type vti local $me remote $peer key $mark"
   if [ -e "${SYS_NET:-/sys/class/net}/$vti" ]; then
     link="link set dev $vti down"$'\n'"link change $vti type vti local $me remote $peer key $mark"
   fi
-  ip -batch - <<<"$link" || log "up: cannot create $vti"
+  ip -batch - <<<"$link" || log "cannot create $vti"
   # The VTI does the policy work; rp_filter loose because replies may come back on the
   # other tunnel while AWS switches.
   conf "$vti" disable_policy 1
@@ -54,20 +61,40 @@ up() {
     conf "${BASH_REMATCH[1]}" disable_xfrm 1
     conf "${BASH_REMATCH[1]}" disable_policy 1
   fi
-  ip -batch - <<EOF || log "up: cannot address $vti"
-addr flush dev $vti
-addr add $local_inside dev $vti
-link set dev $vti mtu $VTI_MTU up
-EOF
-  # AWS does not do path-MTU discovery through the tunnel: clamp MSS both ways (only down).
+}
+
+# AWS does not do path-MTU discovery through the tunnel: clamp MSS both ways (only down).
+mss_rules() {
   local dir
   for dir in -o -i; do
     ensure_rule FORWARD "$dir" "$vti" -p tcp --tcp-flags SYN,RST SYN \
       -m tcpmss --mss "$((TCP_MSS + 1)):65535" -j TCPMSS --set-mss "$TCP_MSS"
   done
+}
+
+up() {
+  local me=${PLUTO_ME:?} peer=${PLUTO_PEER:?}
+  vti_link "$me" "$peer"
+  ip -batch - <<EOF || log "up: cannot address $vti"
+addr flush dev $vti
+addr add $local_inside dev $vti
+link set dev $vti mtu $VTI_MTU up
+EOF
+  mss_rules
   local routes="aws2aliyun-liveness routes $AWS_CIDRS once it answers"
   [ "${ROUTING:-static}" = bgp ] && routes="BGP routes $AWS_CIDRS once its session is up"
   log "up: $vti $me -> $peer key $mark mtu $VTI_MTU ($routes)"
+}
+
+# A pair's standby, ahead of a take-over: what up() does before the address, once. A VTI that
+# exists is left alone (a former active gateway's, down since its SAs went).
+prepare() {
+  local me=${HA_VIP:-} peer
+  [ -n "$me" ] || { log "prepare: not a gateway of a pair (no HA_VIP in $LINK_ENV)"; exit 1; }
+  case $tunnel in tunnel1) peer=$TUNNEL1_PEER ;; *) peer=$TUNNEL2_PEER ;; esac
+  [ -e "${SYS_NET:-/sys/class/net}/$vti" ] || vti_link "$me" "$peer"
+  mss_rules
+  log "prepared: $vti $me -> $peer key $mark (down) and its MSS rules, for a take-over"
 }
 
 # The ESP SAs to this tunnel's peer the kernel holds (the closing CHILD_SA's among them: charon
@@ -92,7 +119,8 @@ down() {
   log "down: $vti (its routes to $AWS_CIDRS go with it)"
 }
 
-case ${PLUTO_VERB:-} in
+case ${2:-${PLUTO_VERB:-}} in
+  prepare) prepare ;;
   up-client) up ;;
   down-client) down ;;
   *) ;;
