@@ -3,7 +3,7 @@ behind a HaVip (gatewayCount 2).
 
 A gateway VM boots the lab's cached image with its own NoCloud seed (its user-data byte for
 byte, a fresh instance-id) and one NIC, `eth0`, on a spare port of the world VM's vSwitch hub
-(`topology.gateway_port`); the Alibaba router's DHCP gives it its private address by MAC, as
+(`lab.vswitch`); the Alibaba router's DHCP gives it its private address by MAC, as
 Alibaba gives an instance its configured privateIp. Nothing of the lab runs in it.
 
 A pair's world VM has no ECS in its root namespace: it boots WORLD_USER_DATA (cloud-init with
@@ -15,9 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from core import paths
+from lab import vswitch
 from lab.image import Image
 from lab.seed import labcfg_tar, write_seed
-from lab.topology import gateway_port
 from lab.vm import VM, gateway_netdevs
 from userdata.cloud_config import gzip_user_data
 
@@ -73,7 +73,8 @@ def gateway_vm(
         memory_mb,
         cpus,
         name=f"aws2aliyun-lab-{key}",
-        netdevs=gateway_netdevs(mac, run_dir / gateway_port(port)),
+        netdevs=gateway_netdevs(mac, vswitch.port(run_dir, port)),
+        pass_fds=(vswitch.port(run_dir, port).gateway.fileno(),),
     )
 
 

@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from lab import REPO, bgp, cloudinit, diagnostics, gateways, machine, mutations, peer, poll, registry, swan
+from lab import REPO, bgp, cloudinit, diagnostics, gateways, machine, mutations, peer, poll, registry, swan, vswitch
 from lab import image as image_mod
 from lab.checks import ha
 from lab.checks.rotation import VSWITCH_PORT
@@ -29,8 +29,9 @@ from lab.options import Options
 from lab.report import Check, Progress, Report
 from lab.seed import labcfg_tar, write_seed
 from lab.session import PEER, BootFacts, Session
-from lab.topology import Topology, gateway_port, plan_topology, render_env
+from lab.topology import Topology, plan_topology, render_env
 from lab.vm import VM, ExecResult
+from lab.vswitch import VSwitchPort
 from userdata.cloud_config import gzip_user_data
 
 GUEST_DIR = Path(__file__).parent / "guest"
@@ -81,15 +82,15 @@ def stack_profile(config_file: Path) -> dict:
     return out
 
 
-def vswitch_ports(run_dir: Path, wanted: set[str], topo: Topology | None = None) -> tuple[Path, ...]:
+def vswitch_ports(run_dir: Path, wanted: set[str], topo: Topology | None = None) -> tuple[VSwitchPort, ...]:
     """Spare vSwitch ports on the world VM for gateway VMs of their own: a pair's two
     gateways, and two more for their replacements when ha_rolling_replacement runs; one for
     the replacement gateway when psk_rotation runs on a single gateway (none otherwise: the
     QEMU command line of every other run is what it always was)."""
     if topo is not None and topo.pair:
         count = len(topo.gateways) * (2 if ha.ROLLING_CHECK in wanted else 1)
-        return tuple(run_dir / gateway_port(k) for k in range(1, count + 1))
-    return (run_dir / VSWITCH_PORT,) if "psk_rotation" in wanted else ()
+        return tuple(vswitch.port(run_dir, k) for k in range(1, count + 1))
+    return (vswitch.port(run_dir, VSWITCH_PORT),) if "psk_rotation" in wanted else ()
 
 
 def stages(opts: Options) -> list[Options]:

@@ -39,12 +39,6 @@ PEER_MARKS = (100, 200)
 HOST_NET_PREFIXLEN = 28  # an extra host's subnet inside its prefix (the prefix itself when smaller)
 
 
-def gateway_port(k: int) -> str:
-    """The file name (in the run directory) of the world VM's k-th spare vSwitch port: a unix
-    socket a gateway VM of its own plugs its NIC into (lab.vm.gateway_netdevs)."""
-    return f"vsw-gw{k}.sock"
-
-
 def gateway_mac(k: int) -> str:
     """The MAC of the k-th gateway instance created after the first (k >= 1): a replacement
     ECS gets a NIC of its own on a real cloud, so a new MAC (locally administered, unicast)."""
@@ -69,7 +63,7 @@ class PeerNet:
 @dataclass(frozen=True)
 class GatewayNet:
     """A gateway of a pair in a VM of its own: its NIC's MAC on the vSwitch, the address the
-    vSwitch's DHCP gives it, its port on the world VM's hub (`gateway_port(port)`)."""
+    vSwitch's DHCP gives it, its port on the world VM's hub (`lab.vswitch.port(run_dir, port)`)."""
 
     number: int
     mac: str

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from lab import poll
 from lab.topology import ALI_LAN_MAC, ALI_WAN_MAC, ECS_MAC
+from lab.vswitch import VSwitchPort
 
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -206,11 +207,11 @@ def _die_with_parent() -> None:
             Path("/proc/self/autogroup").write_text(f"{niceness}\n")
 
 
-def world_netdevs(slirp_net: str, vswitch_ports: tuple[Path, ...] = ()) -> list[str]:
+def world_netdevs(slirp_net: str, vswitch_ports: tuple[VSwitchPort, ...] = ()) -> list[str]:
     """The world VM's NICs: the ECS's (netdev `ecs`) and the Alibaba router's vSwitch port
     (`alilan`) on QEMU hub 0, the router's way out on QEMU's user network. Each of
-    `vswitch_ports` is one more port on that hub, a unix stream socket a gateway VM of its
-    own connects its NIC to (`gateway_netdevs`)."""
+    `vswitch_ports` is one more port on that hub, the world's end of a datagram socket pair
+    whose other end a gateway VM of its own gets for its NIC (`gateway_netdevs`, lab.vswitch)."""
     args = [
         # the ECS's NIC and the Alibaba router's vSwitch port: two NICs on one QEMU hub
         "-netdev",
@@ -222,10 +223,11 @@ def world_netdevs(slirp_net: str, vswitch_ports: tuple[Path, ...] = ()) -> list[
         "-device",
         f"virtio-net-pci,netdev=alilan,mac={ALI_LAN_MAC}",
     ]
-    for k, path in enumerate(vswitch_ports, start=1):
+    for port in vswitch_ports:
+        k = port.number
         args += [
             "-netdev",
-            f"stream,id=vswsock{k},server=on,addr.type=unix,addr.path={path}",
+            f"dgram,id=vswsock{k},local.type=fd,local.str={port.world.fileno()}",
             "-netdev",
             f"hubport,id=vsw{k},hubid=0,netdev=vswsock{k}",
         ]
@@ -239,11 +241,12 @@ def world_netdevs(slirp_net: str, vswitch_ports: tuple[Path, ...] = ()) -> list[
     ]
 
 
-def gateway_netdevs(mac: str, vswitch_port: Path) -> list[str]:
-    """A gateway VM's one NIC (netdev `eth0`), plugged into a port of the world VM's vSwitch."""
+def gateway_netdevs(mac: str, vswitch_port: VSwitchPort) -> list[str]:
+    """A gateway VM's one NIC (netdev `eth0`), plugged into a port of the world VM's vSwitch
+    (the gateway's end of the port's socket pair)."""
     return [
         "-netdev",
-        f"stream,id=eth0,server=off,addr.type=unix,addr.path={vswitch_port}",
+        f"dgram,id=eth0,local.type=fd,local.str={vswitch_port.gateway.fileno()}",
         "-device",
         f"virtio-net-pci,netdev=eth0,mac={mac}",
     ]
@@ -273,7 +276,8 @@ class VM:
         *,
         name: str = "aws2aliyun-lab",
         netdevs: list[str] | None = None,
-        vswitch_ports: tuple[Path, ...] = (),
+        vswitch_ports: tuple[VSwitchPort, ...] = (),
+        pass_fds: tuple[int, ...] = (),
     ):
         self.name = name
         self.run_dir = run_dir
@@ -285,6 +289,8 @@ class VM:
         self.slirp_net = slirp_net
         self.memory_mb, self.cpus = memory_mb, cpus
         self.netdevs = netdevs if netdevs is not None else world_netdevs(slirp_net, vswitch_ports)
+        # the sockets its NICs name by number (lab.vswitch): the world's ends, or a gateway's
+        self.pass_fds = pass_fds + tuple(p.world.fileno() for p in vswitch_ports)
         self.proc: subprocess.Popen | None = None
         self.started_at: float | None = None
         self.agent = GuestAgent(self.qga_path)
@@ -395,6 +401,7 @@ class VM:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
+                pass_fds=self.pass_fds,
             )
         self.started_at = time.monotonic()
 

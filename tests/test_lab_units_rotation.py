@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab import gateways
+from lab import gateways, vswitch
 from lab.checks import rotation
 from lab.inputs import LabInputs, Tunnel
 from lab.registry import BY_NAME, FAULT_CHECKS
 from lab.seed import labcfg_tar
 from lab.topology import ALI_LAN_MAC, ALI_WAN_MAC, ECS_MAC, gateway_mac
 from lab.vm import VM, gateway_netdevs, world_netdevs
+from lab.vswitch import VSwitchPort
 
 
 def test_new_psks_follow_aws_rules_and_differ():
@@ -172,13 +173,44 @@ def test_world_vm_command_unchanged_without_spare_ports_and_extended_with_them()
         "-device",
         f"virtio-net-pci,netdev=aliwan,mac={ALI_WAN_MAC}",
     ]
-    port = Path("/tmp/x/vsw-gw1.sock")
-    spare = world_netdevs("10.0.2.0/24", (port,))
-    i = spare.index(f"stream,id=vswsock1,server=on,addr.type=unix,addr.path={port}")
-    assert spare[i + 2] == "hubport,id=vsw1,hubid=0,netdev=vswsock1"  # the socket before its hub port
-    gw = gateway_netdevs(gateway_mac(1), port)
-    assert f"stream,id=eth0,server=off,addr.type=unix,addr.path={port}" in gw
-    assert f"virtio-net-pci,netdev=eth0,mac={gateway_mac(1)}" in gw
+    port = VSwitchPort.open(1)
+    try:
+        spare = world_netdevs("10.0.2.0/24", (port,))
+        i = spare.index(f"dgram,id=vswsock1,local.type=fd,local.str={port.world.fileno()}")
+        assert spare[i + 2] == "hubport,id=vsw1,hubid=0,netdev=vswsock1"  # the socket before its hub port
+        gw = gateway_netdevs(gateway_mac(1), port)
+        assert f"dgram,id=eth0,local.type=fd,local.str={port.gateway.fileno()}" in gw
+        assert f"virtio-net-pci,netdev=eth0,mac={gateway_mac(1)}" in gw
+    finally:
+        port.close()
+
+
+def test_a_vswitch_port_is_a_connected_datagram_pair_that_never_pushes_back():
+    """What one end sends the other receives; what the other never reads (a gateway VM that is
+    off or booting) is dropped, never blocks the sender (the world VM's main loop: findings #36)."""
+    port = VSwitchPort.open(1)
+    try:
+        assert port.world.getpeername() == port.gateway.getsockname()
+        assert port.gateway.getpeername() == port.world.getsockname()
+        assert port.world.get_inheritable() and port.gateway.get_inheritable()
+        port.world.send(b"frame")
+        assert port.gateway.recv(100) == b"frame"
+        port.world.setblocking(True)  # as QEMU might hold it
+        port.world.settimeout(5)
+        for _ in range(5000):  # far more than the receiver's buffer holds
+            port.world.send(b"x" * 1400)
+    finally:
+        port.close()
+
+
+def test_a_runs_ports_are_opened_once_and_known(tmp_path: Path):
+    try:
+        assert not vswitch.opened(tmp_path, 2)
+        p = vswitch.port(tmp_path, 2)
+        assert vswitch.port(tmp_path, 2) is p and vswitch.opened(tmp_path, 2)
+        assert vswitch.port(tmp_path, 3) is not p
+    finally:
+        vswitch.close_all()
 
 
 def test_vms_keep_their_files_apart(tmp_path: Path):
@@ -192,8 +224,9 @@ def test_vms_keep_their_files_apart(tmp_path: Path):
         Path("c2"),
         "10.0.2.0/24",
         name="gw1",
-        netdevs=gateway_netdevs(gateway_mac(1), tmp_path / rotation.VSWITCH_PORT),
+        netdevs=gateway_netdevs(gateway_mac(1), vswitch.port(tmp_path, rotation.VSWITCH_PORT)),
     )
+    vswitch.close_all()
     assert {a.qga_path, a.qmp_path, a.overlay, a.console}.isdisjoint({b.qga_path, b.qmp_path, b.overlay, b.console})
     assert "aws2aliyun-lab" in a.command() and "gw1" in b.command()
     assert "hubport,id=ecs,hubid=0" in a.command() and "hubport,id=ecs,hubid=0" not in b.command()

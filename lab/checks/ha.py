@@ -39,11 +39,11 @@ from typing import TYPE_CHECKING
 import yaml
 
 from core import paths
-from lab import REPO, gateways, goals, poll, swan
+from lab import REPO, gateways, goals, poll, swan, vswitch
 from lab.checks.basic import settle_single_pair
 from lab.inputs import LabInputs, PlanError, from_plan, run_plan
 from lab.report import Outcome
-from lab.topology import gateway_mac, gateway_port
+from lab.topology import gateway_mac
 
 if TYPE_CHECKING:
     from lab.probes import ProbeResult
@@ -526,7 +526,7 @@ def _gate(s: Session, vm: VM) -> bool:
 def ha_rolling_replacement(s: Session) -> Outcome:
     from components.gateway_pair import rollout_order
 
-    if not (s.run_dir / gateway_port(3)).exists():
+    if not vswitch.opened(s.run_dir, 3):
         return False, "the world VM has no spare vSwitch ports for the replacements (started without this check?)", {}
     try:
         new = plan_changed(s)

@@ -43,12 +43,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lab import cloudinit, gateways, mutations, peer, poll
+from lab import cloudinit, gateways, mutations, peer, poll, vswitch
 from lab.checks.baseline import restore_ours
 from lab.checks.basic import settle_single_pair
 from lab.inputs import LabInputs, PlanError, from_plan, run_plan, verify_script_path
 from lab.report import Outcome
-from lab.topology import gateway_mac, gateway_port, plan_topology
+from lab.topology import gateway_mac, plan_topology
 
 if TYPE_CHECKING:
     from lab.session import Session
@@ -59,7 +59,7 @@ NAMESPACE = "aws2aliyun-vpc"
 PSK_KEYS = ("tunnel1PresharedKey", "tunnel2PresharedKey")
 PSK_ALPHABET = string.ascii_letters + string.digits + "._"
 PSK_PATTERN = re.compile(r"^[A-Za-z1-9._][A-Za-z0-9._]{7,63}$")  # AWS's rule
-VSWITCH_PORT = gateway_port(1)  # the world VM's spare vSwitch port (lab.run.vswitch_ports)
+VSWITCH_PORT = 1  # the world VM's spare vSwitch port (lab.run.vswitch_ports)
 GATEWAY_DIR = "gw1"  # the replacement gateway VM's own directory in the run directory
 OLD_ECS_NETDEV = "ecs"  # the first ECS's NIC on the world VM's hub (lab.vm.world_netdevs)
 
@@ -201,7 +201,7 @@ class Rotation:
             s.image,
             s.topo.slirp_net,
             key=GATEWAY_DIR,
-            port=1,
+            port=VSWITCH_PORT,
             mac=self.mac,
             user_data=user_data,
             hostname=new.hostname,
@@ -324,7 +324,7 @@ class Rotation:
     def run(self) -> Outcome:
         s = self.s
         old = s.inputs
-        if not (s.run_dir / VSWITCH_PORT).exists():
+        if not vswitch.opened(s.run_dir, VSWITCH_PORT):
             return False, "the world VM has no spare vSwitch port for a gateway VM (started without psk_rotation?)", {}
         # 1. the new plan, and the new gateway's disks, ready before anything changes
         keys = new_psks([t.preshared_key for t in old.tunnels])
