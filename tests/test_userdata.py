@@ -345,6 +345,19 @@ def test_watchdog_initiates_only_a_tunnel_without_sas(tmp_path, state1, state2, 
         assert f"{conn}: " in syslog and "initiating" in syslog
 
 
+def test_watchdog_asks_again_before_initiating_a_tunnel_whose_ike_sa_is_busy(tmp_path):
+    """`--list-sas --noblock` leaves out an IKE SA that is checked out (its updown running): the
+    watchdog asks again, waiting, before it takes that for "no IKE SA" (the lab saw it start a
+    duplicate on the gateway that had just taken over)."""
+    (tmp_path / "tunnel1.busy").touch()
+    calls, _ = _run_watchdog(tmp_path, {1: "established", 2: "established"}, None)
+    assert not [c for c in calls if c.startswith("--initiate")]
+    assert "--list-sas --ike tunnel1" in calls  # the second, blocking, question
+    (tmp_path / "calls").unlink()
+    calls, _ = _run_watchdog(tmp_path, {1: "none", 2: "established"}, None)
+    assert [c.split()[2] for c in calls if c.startswith("--initiate")] == ["tunnel1"]
+
+
 def _run_watchdog(tmp_path, states: dict[int, str], liveness: dict | None, extra_env: dict | None = None):
     """The watchdog script against a stand-in `swanctl` (charon's list format), with the
     liveness daemon's state file; returns the swanctl calls and what it logged."""
@@ -358,7 +371,8 @@ def _run_watchdog(tmp_path, states: dict[int, str], liveness: dict | None, extra
         f'echo "$*" >> {log}\n'
         "echo \"plugin 'x': failed to load\"\n"
         'if [ "$1" = --list-sas ]; then for a; do case $a in tunnel*) '
-        f"cat {tmp_path}/$a.sas;; esac; done; fi\n"
+        # a busy IKE SA (checked out) is left out of what --noblock lists
+        f'[ -e {tmp_path}/$a.busy ] && [ "$2" = --noblock ] || cat {tmp_path}/$a.sas;; esac; done; fi\n'
         'if [ "$1" = --initiate ]; then echo "initiate completed successfully"; fi\n'
     )
     (bindir / "logger").write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/syslog\n')

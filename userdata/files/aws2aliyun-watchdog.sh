@@ -57,6 +57,12 @@ for n in 1 2; do
     continue
   fi
   ike=$(grep -cE "^${conn}: #[0-9]+, " <<<"$sas")
+  if [ "$ike" -eq 0 ]; then
+    # --noblock leaves out an IKE SA that is busy (checked out: its updown running, an exchange
+    # under way), which would read as "no IKE SA" and start a duplicate: ask again, waiting
+    sas=$(timeout "$timeout_s" swanctl --list-sas --ike "$conn" 2>&1) || sas=
+    ike=$(grep -cE "^${conn}: #[0-9]+, " <<<"$sas")
+  fi
   established=$(grep -cE "^${conn}: #[0-9]+, ESTABLISHED" <<<"$sas")
   child=$(grep -cE "^  ${conn}: #[0-9]+, reqid [0-9]+, " <<<"$sas")
   if [ "$ike" -eq 0 ]; then
