@@ -615,7 +615,7 @@ def test_a_standby_prepares_each_tunnels_vti_down_and_its_mss_rules(tmp_path, vt
     env_file = tmp_path / "link.env"
     env_file.write_text(link_env(gw))
     (bindir / "ip").write_text(
-        f'#!/bin/bash\ncase "$*" in *"-batch -") while read -r l; do echo "ip $l" >> {calls}; done; exit 0;; esac\n'
+        f'#!/bin/bash\nif [ "$*" = "-batch -" ]; then while read -r l; do echo "ip $l" >> {calls}; done; exit 0; fi\n'
         f'echo "ip $*" >> {calls}\n'
         'case "$*" in "-o route get "*) echo "192.0.2.10 via 172.16.1.1 dev eth0 src 172.16.1.11" ;; esac\n'
     )

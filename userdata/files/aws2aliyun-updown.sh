@@ -17,7 +17,7 @@
 #
 # charon runs this script holding its event bus: no IKE message, on either tunnel, is processed
 # until it exits (strongSwan's bus_t.child_updown locks the bus around every listener). So it
-# starts few processes (one `ip -batch`, one route lookup, the MSS rules' checks, the log line)
+# starts few processes (two `ip -batch`, one route lookup, the MSS rules' checks, the log line)
 # and writes sysctls through /proc: on a small, busy instance each process costs.
 set -u
 
@@ -43,18 +43,14 @@ ensure_rule() {
 # A sysctl through /proc (no process): net.ipv4.conf.IFACE.KEY = VALUE
 conf() { echo "$3" >"${PROC_CONF:-/proc/sys/net/ipv4/conf}/$1/$2" 2>/dev/null || log "cannot set net.ipv4.conf.$1.$2"; }
 
-# The VTI (down, when it is new), then the `ip` commands $3 (its address, up: one process, the
-# first thing the script does, so traffic flows as soon as it can), then its sysctls (a new VTI's
-# a moment after it is up; an existing one keeps its own), and the NIC that carries IKE/ESP
-# towards the peer: no policy lookups.
+# The VTI (down, when it is new) and its sysctls; the NIC that carries IKE/ESP: no policy lookups.
 vti_link() {
-  local me=$1 peer=$2 then=${3:-} route link
+  local me=$1 peer=$2 route link
   link="link add $vti type vti local $me remote $peer key $mark"
   if [ -e "${SYS_NET:-/sys/class/net}/$vti" ]; then
     link="link set dev $vti down"$'\n'"link change $vti type vti local $me remote $peer key $mark"
   fi
-  # -force: the address and the link go on even if the link line failed (the VTI existed)
-  ip -force -batch - <<<"$link${then:+$'\n'$then}" || log "cannot create or address $vti"
+  ip -batch - <<<"$link" || log "cannot create $vti"
   # The VTI does the policy work; rp_filter loose because replies may come back on the
   # other tunnel while AWS switches.
   conf "$vti" disable_policy 1
@@ -78,9 +74,12 @@ mss_rules() {
 
 up() {
   local me=${PLUTO_ME:?} peer=${PLUTO_PEER:?}
-  vti_link "$me" "$peer" "addr flush dev $vti
+  vti_link "$me" "$peer"
+  ip -batch - <<EOF || log "up: cannot address $vti"
+addr flush dev $vti
 addr add $local_inside dev $vti
-link set dev $vti mtu $VTI_MTU up"
+link set dev $vti mtu $VTI_MTU up
+EOF
   mss_rules
   local routes="aws2aliyun-liveness routes $AWS_CIDRS once it answers"
   [ "${ROUTING:-static}" = bgp ] && routes="BGP routes $AWS_CIDRS once its session is up"
