@@ -62,6 +62,7 @@ def gateway_vm(
     seed = write_seed(d, gzip_user_data(user_data), hostname)
     labcfg = d / "labcfg.tar"
     labcfg.write_bytes(labcfg_tar({"boot.sh": (GATEWAY_BOOT_SH.encode(), 0o755)}))
+    nic = vswitch.port(run_dir, port)  # this VM's end of its vSwitch port
     return VM(
         d,
         image.kernel,
@@ -73,8 +74,8 @@ def gateway_vm(
         memory_mb,
         cpus,
         name=f"aws2aliyun-lab-{key}",
-        netdevs=gateway_netdevs(mac, vswitch.port(run_dir, port)),
-        pass_fds=(vswitch.port(run_dir, port).gateway.fileno(),),
+        netdevs=gateway_netdevs(mac, nic),
+        pass_fds=(nic.gateway.fileno(),),
     )
 
 
