@@ -48,3 +48,34 @@ def status(out: str) -> str:
         return "not run"
     started = stages.get("stage") or any(isinstance(v, dict) and v.get("start") for v in stages.values())
     return "running" if started else "not run"
+
+
+# What a boot's time went to, from cloud-init's own event log as JSON (`cloud-init analyze
+# dump`: every stage's and module's start and finish events, with timestamps).
+ANALYZE_SCRIPT = "cloud-init analyze dump 2>/dev/null"
+# (cloud.cfg may spell a module with dashes or underscores; the event carries its spelling)
+PACKAGES_EVENT = "modules-final/config-package-update-upgrade-install"
+
+
+def _event_name(name: object) -> str:
+    return str(name).replace("_", "-")
+
+
+def event_seconds(dump: str, name: str) -> float | None:
+    """ANALYZE_SCRIPT's output -> how long the event NAME ran (its last start to the finish
+    after it; a boot of a reused disk repeats some events), None when it did not finish."""
+    try:
+        events = json.loads(dump)
+    except ValueError:
+        return None
+    start = finish = None
+    for ev in events if isinstance(events, list) else []:
+        if not isinstance(ev, dict) or _event_name(ev.get("name")) != _event_name(name):
+            continue
+        if ev.get("event_type") == "start":
+            start, finish = ev.get("timestamp"), None
+        elif ev.get("event_type") == "finish" and start is not None:
+            finish = ev.get("timestamp")
+    if not isinstance(start, (int, float)) or not isinstance(finish, (int, float)):
+        return None
+    return round(finish - start, 1)

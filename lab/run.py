@@ -19,7 +19,21 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from lab import REPO, bgp, cloudinit, diagnostics, gateways, machine, mutations, peer, poll, registry, swan, vswitch
+from lab import (
+    REPO,
+    bgp,
+    cloudinit,
+    diagnostics,
+    gateways,
+    machine,
+    mirror,
+    mutations,
+    peer,
+    poll,
+    registry,
+    swan,
+    vswitch,
+)
 from lab import image as image_mod
 from lab.checks import ha
 from lab.checks.rotation import VSWITCH_PORT
@@ -116,6 +130,7 @@ class Lab:
         self.session: Session | None = None
         self.run_dir: Path | None = None
         self.image: Image | None = None
+        self.mirror: mirror.Server | None = None
         self.inputs: LabInputs | None = None
         self.topo: Topology | None = None
         self.user_data = ""
@@ -252,6 +267,9 @@ class Lab:
             extra.stop()
         if self.vm:
             self.vm.stop()
+        if self.mirror:
+            self.mirror.close()
+            self.mirror = None
         if self.run_dir and self.run_dir.exists():
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
@@ -293,6 +311,10 @@ class Lab:
         except (RuntimeError, subprocess.TimeoutExpired) as e:
             raise LabAbortError(str(e)) from None
         self.image = img
+        try:  # the image's apt source, for this run (lab/mirror.py)
+            self.mirror = mirror.Server(img.mirror)
+        except (OSError, FileNotFoundError) as e:
+            raise LabAbortError(f"package mirror: {e}") from None
         r.config["image"] = {"key": img.key, "path": str(img.path), "built_now": img.built_now}
         r.metrics["image_cached"] = not img.built_now
         if img.built_now:
@@ -327,7 +349,9 @@ class Lab:
 
     def _write_labcfg(self, path: Path) -> None:
         assert self.inputs and self.topo
-        files: dict[str, tuple[bytes, int]] = {"lab.env": (render_env(self.topo).encode(), 0o644)}
+        assert self.mirror
+        env = render_env(self.topo) + mirror.lab_env(self.mirror.port)
+        files: dict[str, tuple[bytes, int]] = {"lab.env": (env.encode(), 0o644)}
         for f in GUEST_DIR.iterdir():
             if f.is_file():
                 files[f.name] = (f.read_bytes(), 0o755 if f.suffix in (".sh", ".py") else 0o644)
@@ -420,7 +444,7 @@ class Lab:
         world = self.vm
         vms = list(self.gateway_vms.values()) or [world]
         since = since or world.since_start
-        self.p.phase("cloud-init", "waiting for cloud-init (packages from Debian's registry) and both tunnels")
+        self.p.phase("cloud-init", "waiting for cloud-init (packages from the image's mirror) and both tunnels")
         # cloud-init's own JSON status files, whether strongSwan is installed yet, the ECS's SAs
         script = (
             f"{cloudinit.STATUS_SCRIPT}; echo; echo ---; "

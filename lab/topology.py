@@ -24,6 +24,7 @@ import ipaddress
 import shlex
 from dataclasses import asdict, dataclass
 
+from lab import mirror
 from lab.inputs import LabInputs, Tunnel
 
 ECS_MAC = "52:54:00:1a:00:01"
@@ -231,6 +232,11 @@ def plan_topology(i: LabInputs) -> Topology:
     taken = [net(c) for c in (*i.ali_prefixes, *i.aws_prefixes, *FORBIDDEN)]
     taken += [net(t.inside_cidr) for t in i.tunnels]
     public = [net(f"{a}/32") for a in (i.eip, *(t.outside_address for t in i.tunnels))]
+    clash = [str(n) for n in taken + public if addr(mirror.ADDRESS) in n]
+    if clash:
+        raise TopologyError(
+            f"{', '.join(clash)} holds the image's package mirror address {mirror.ADDRESS} (lab/mirror.py)"
+        )
     slirp = _free(SLIRP_CANDIDATES, taken + public, "QEMU user-net")
     transit = _free(TRANSIT_CANDIDATES, [*taken, *public, slirp], "transit")
     transit30 = list(transit.subnets(new_prefix=30))

@@ -585,3 +585,27 @@ def test_the_guest_agent_client_skips_a_late_sync_answer(tmp_path):
     assert qga.call("guest-exec", {"path": "/bin/true"}) == {"pid": 42}
     t.join(5)
     qga.close()
+
+
+def _event(name: str, kind: str, ts: float) -> dict:
+    """One event as `cloud-init analyze dump` prints it."""
+    return {"description": "x", "event_type": kind, "name": name, "origin": "cloudinit", "timestamp": ts}
+
+
+def test_package_module_time_from_cloud_inits_own_events():
+    pkg = "modules-final/config-package_update_upgrade_install"  # as cloud.cfg spells it here
+    first_boot = [
+        _event("modules-final", "start", 100.0),
+        _event(pkg, "start", 101.5),
+        _event(pkg, "finish", 150.1),
+        _event("modules-final", "finish", 160.0),
+    ]
+    dump = json.dumps(first_boot)
+    assert cloudinit.event_seconds(dump, cloudinit.PACKAGES_EVENT) == 48.6
+    # a later boot of the same disk runs the module again (per-instance modules skip): the last run counts
+    again = [*first_boot, _event(pkg, "start", 500.0), _event(pkg, "finish", 500.4)]
+    assert cloudinit.event_seconds(json.dumps(again), cloudinit.PACKAGES_EVENT) == 0.4
+    # started, not finished (cloud-init still running, or killed): no number
+    assert cloudinit.event_seconds(json.dumps(first_boot[:2]), cloudinit.PACKAGES_EVENT) is None
+    assert cloudinit.event_seconds("", cloudinit.PACKAGES_EVENT) is None  # cloud-init analyze failed
+    assert cloudinit.event_seconds(json.dumps({"not": "a list"}), cloudinit.PACKAGES_EVENT) is None

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from core import paths
-from lab import diagnostics, poll, swan
+from lab import cloudinit, diagnostics, poll, swan
 from lab.inputs import link_env, verify_script_path
 from lab.report import Outcome
 
@@ -34,14 +34,18 @@ def cloud_init_clean(s: Session) -> Outcome:
     return ok, detail, {f"gateway{n}": o[2] for n, o in outcomes.items()}
 
 
+ANALYZE_MARK = "=== analyze"
+
+
 def _cloud_init_clean(sh) -> Outcome:
     res = sh(
         "cloud-init status --format json 2>&1; "
         "echo '=== failed units'; systemctl --failed --no-legend --plain 2>&1; "
-        "echo '=== warnings'; grep -E ' (WARNING|ERROR|CRITICAL)' /var/log/cloud-init.log | tail -n 30",
+        "echo '=== warnings'; grep -E ' (WARNING|ERROR|CRITICAL)' /var/log/cloud-init.log | tail -n 30; "
+        f"echo '{ANALYZE_MARK}'; {cloudinit.ANALYZE_SCRIPT}",
         150,
     )
-    text = res.out
+    text, _, dump = res.out.partition(ANALYZE_MARK + "\n")
     try:  # cloud-init's own JSON: status and the errors of every stage
         ci = json.loads(text.split("=== failed units", 1)[0])
         status_s, errors = str(ci.get("status") or "unknown"), list(ci.get("errors") or [])
@@ -61,6 +65,8 @@ def _cloud_init_clean(sh) -> Outcome:
         "log_warnings": len(warn_lines) - len(serious),
         "log_errors": len(serious),
         "failed_units": failed_units,
+        # the package module's time (`apt-get update` and the installs), cloud-init's own count
+        "packages_s": cloudinit.event_seconds(dump, cloudinit.PACKAGES_EVENT),
     }
     if ok:
         return True, "status done, no errors, no warnings in cloud-init.log, no failed systemd unit", metrics

@@ -20,7 +20,7 @@ What is modelled, in `pulumi up`'s order:
    Alibaba router's DHCP hands the plan's fixed private address to the new MAC (Alibaba gives
    the replacement instance the configured privateIp). Once the instance exists (its VM
    started), the EIP association and the route entry are created again (alieip.sh attach),
-   pointing at that address. cloud-init installs strongSwan from Debian's registry through
+   pointing at that address. cloud-init installs strongSwan from the image's package mirror through
    the router's NAT, as on the first boot.
 
 Sequence-numbered probes (guest/seqprobe.py) run between alihost and awshost throughout.

@@ -86,7 +86,9 @@ $R route add "$AWS1_ADDR/32" dev inet0
 $R route add "$AWS2_ADDR/32" dev inet0
 # the route entries: each AWS prefix -> the ECS (a pair's HaVip: whichever gateway holds it)
 for r in $AWS_PREFIXES; do $R route add "$r" via "$INGRESS_IP" dev vsw0; done
-sed -e "s|@EIP@|$EIP|g" -e "s|@INGRESS_IP@|$INGRESS_IP|g" /run/lab/alirouter.nft |
+sed -e "s|@EIP@|$EIP|g" -e "s|@INGRESS_IP@|$INGRESS_IP|g" -e "s|@MIRROR_ADDR@|$MIRROR_ADDR|g" \
+  -e "s|@MIRROR_PORT@|$MIRROR_PORT|g" -e "s|@SLIRP_GW@|$SLIRP_GW|g" -e "s|@MIRROR_HOST_PORT@|$MIRROR_HOST_PORT|g" \
+  /run/lab/alirouter.nft |
   ip netns exec alirouter chroot "$LABROOT" nft -f -
 /bin/sh /run/lab/alidhcp.sh start
 

@@ -32,3 +32,16 @@ install -m 0644 "$here/lab-boot.service" "$root/etc/systemd/system/lab-boot.serv
 chroot "$root" systemctl enable lab-boot.service >/dev/null 2>&1
 # Keep journald's log on the disk so a reboot keeps it (as on cloud images).
 mkdir -p "$root/var/log/journal"
+# The package mirror's content (lab/mirror.py, indexed and signed by mirror.sh): every
+# package a gateway's user-data can install, with what the image's apt would add to it: its
+# Recommends too (apt's default on the ECS; a recommended package missing here is skipped there
+# without a word: strongSwan without its standard plugins negotiates no ECP group). mmdebstrap's
+# own apt settings (no recommends) are kept out of the chroot's apt.
+mirror=$4
+read -ra packages <<< "${MIRROR_PACKAGES:?}"
+chroot "$root" apt-get clean  # the image's own packages, which mmdebstrap leaves there until its cleanup
+env -u APT_CONFIG chroot "$root" apt-get install --download-only --assume-yes --quiet --quiet \
+  -o APT::Install-Recommends=true "${packages[@]}"
+mkdir -p "$mirror/debian/pool/main"
+mv "$root"/var/cache/apt/archives/*.deb "$mirror/debian/pool/main/"
+chroot "$root" apt-get clean
