@@ -102,7 +102,13 @@ def _same(*keys: str) -> tuple[tuple[str, str], ...]:
 
 
 SPECS: tuple[Spec, ...] = (
-    Spec("cloud_init_clean", basic.cloud_init_clean, gateway_counts=BOTH, routings=BOTH_ROUTINGS),
+    Spec(
+        "cloud_init_clean",
+        basic.cloud_init_clean,
+        rows=(Row("cloud-init's package install (apt, from the image's mirror)", "packages_s", informational=True),),
+        gateway_counts=BOTH,
+        routings=BOTH_ROUTINGS,
+    ),
     Spec(
         "tunnels_established",
         basic.tunnels_established,

@@ -31,7 +31,10 @@ def cloud_init_clean(s: Session) -> Outcome:
         if ok
         else "\n".join(f"gateway {n}: {o[1]}" for n, o in outcomes.items() if not o[0])
     )
-    return ok, detail, {f"gateway{n}": o[2] for n, o in outcomes.items()}
+    metrics: dict = {f"gateway{n}": o[2] for n, o in outcomes.items()}
+    took = [o[2]["packages_s"] for o in outcomes.values() if o[2].get("packages_s") is not None]
+    metrics["packages_s"] = max(took) if took else None  # the slower gateway's (they boot together)
+    return ok, detail, metrics
 
 
 ANALYZE_MARK = "=== analyze"
