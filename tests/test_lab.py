@@ -47,7 +47,7 @@ MUTATIONS_JOB = "mutations"
 # (PAIR_ENV=1): beside the profiles its boots (three VMs, two package installs, two more for
 # the rolling replacement) disturbed the modern profile's lossy-path soak (a liveness verdict
 # on a 1.7 s delivery stall), and after the soaks it would take `make test` past its 60
-# minutes (about 70-78 with it); docs/lab-findings.md #19, #37. `make lab-pair` runs it alone.
+# minutes (about 66 with it since the image's mirror); docs/lab-findings.md #19, #37, #39. `make lab-pair` runs it alone.
 PAIR_JOB = "pair"
 PAIR_STACK = REPO / "lab" / "stacks" / "Pulumi.lab-pair.yaml"
 PAIR_ENV = "AWS2ALIYUN_LAB_PAIR"
@@ -217,7 +217,7 @@ def test_fault_injection_is_caught(name: str, lab_jobs: LabJobs):
 @pytest.mark.skipif(
     os.environ.get(PAIR_ENV) != "1",
     reason=f"the pair's lab run is opt-in ({PAIR_ENV}=1; `make lab-pair` alone): it does not fit make test's "
-    "60 minutes beside the profiles yet (docs/lab-findings.md #19, #37, issue 13)",
+    "60 minutes beside the profiles yet (docs/lab-findings.md #19, #37, #39, issue 13)",
 )
 def test_lab_pair_passes_every_check(lab_jobs: LabJobs):
     """A gateway pair (issue 13): every ha_* check, the traffic and the tunnel failover checks
