@@ -313,7 +313,7 @@ class Lab:
         self.image = img
         try:  # the image's apt source, for this run (lab/mirror.py)
             self.mirror = mirror.Server(img.mirror)
-        except (OSError, FileNotFoundError) as e:
+        except OSError as e:  # no mirror in the image (FileNotFoundError), no port to serve on
             raise LabAbortError(f"package mirror: {e}") from None
         r.config["image"] = {"key": img.key, "path": str(img.path), "built_now": img.built_now}
         r.metrics["image_cached"] = not img.built_now
