@@ -61,21 +61,36 @@ def _event_name(name: object) -> str:
     return str(name).replace("_", "-")
 
 
-def event_seconds(dump: str, name: str) -> float | None:
-    """ANALYZE_SCRIPT's output -> how long the event NAME ran (its last start to the finish
-    after it; a boot of a reused disk repeats some events), None when it did not finish."""
+def durations(dump: str) -> dict[str, float]:
+    """ANALYZE_SCRIPT's output -> how long each event ran, by name (its last start to the
+    finish after it: a boot of a reused disk repeats some events); unfinished ones left out."""
     try:
         events = json.loads(dump)
     except ValueError:
-        return None
-    start = finish = None
+        return {}
+    started: dict[str, float] = {}
+    took: dict[str, float] = {}
     for ev in events if isinstance(events, list) else []:
-        if not isinstance(ev, dict) or _event_name(ev.get("name")) != _event_name(name):
+        if not isinstance(ev, dict):
+            continue
+        name, at = _event_name(ev.get("name")), ev.get("timestamp")
+        if not isinstance(at, (int, float)):
             continue
         if ev.get("event_type") == "start":
-            start, finish = ev.get("timestamp"), None
-        elif ev.get("event_type") == "finish" and start is not None:
-            finish = ev.get("timestamp")
-    if not isinstance(start, (int, float)) or not isinstance(finish, (int, float)):
-        return None
-    return round(finish - start, 1)
+            started[name] = at
+            took.pop(name, None)
+        elif ev.get("event_type") == "finish" and name in started:
+            took[name] = round(at - started[name], 1)
+    return took
+
+
+def event_seconds(dump: str, name: str) -> float | None:
+    """How long the event NAME ran (durations()), None when it did not finish."""
+    return durations(dump).get(_event_name(name))
+
+
+def slowest_modules(dump: str, n: int = 6) -> dict[str, float]:
+    """The N cloud-init modules that took longest (`stage/config-module`: seconds), slowest
+    first: what a slow boot's time went to."""
+    mods = {k: v for k, v in durations(dump).items() if k.count("/") == 1 and "/config-" in k}
+    return dict(sorted(mods.items(), key=lambda kv: -kv[1])[:n])

@@ -609,3 +609,26 @@ def test_package_module_time_from_cloud_inits_own_events():
     assert cloudinit.event_seconds(json.dumps(first_boot[:2]), cloudinit.PACKAGES_EVENT) is None
     assert cloudinit.event_seconds("", cloudinit.PACKAGES_EVENT) is None  # cloud-init analyze failed
     assert cloudinit.event_seconds(json.dumps({"not": "a list"}), cloudinit.PACKAGES_EVENT) is None
+
+
+def test_slowest_modules_say_where_a_boot_went():
+    events = [
+        _event("init-network", "start", 0.0),
+        _event("init-network/config-ssh", "start", 1.0),
+        _event("init-network/config-ssh", "finish", 10.2),
+        _event("modules-final", "start", 20.0),
+        _event("modules-final/config-package_update_upgrade_install", "start", 20.0),
+        _event("modules-final/config-package_update_upgrade_install", "finish", 45.1),
+        _event("modules-final/config-scripts-user", "start", 45.1),
+        _event("modules-final/config-scripts-user", "finish", 58.1),
+        _event("modules-final/config-final-message", "start", 58.1),  # never finished: left out
+        _event("modules-final", "finish", 60.0),
+        _event("init-network", "finish", 61.0),
+    ]
+    slow = cloudinit.slowest_modules(json.dumps(events), n=2)
+    # modules only (not stages), slowest first, cloud.cfg's underscores read as dashes
+    assert slow == {
+        "modules-final/config-package-update-upgrade-install": 25.1,
+        "modules-final/config-scripts-user": 13.0,
+    }
+    assert cloudinit.slowest_modules("not json") == {}

@@ -70,6 +70,7 @@ def _cloud_init_clean(sh) -> Outcome:
         "failed_units": failed_units,
         # the package module's time (`apt-get update` and the installs), cloud-init's own count
         "packages_s": cloudinit.event_seconds(dump, cloudinit.PACKAGES_EVENT),
+        "slowest_modules_s": cloudinit.slowest_modules(dump),
     }
     if ok:
         return True, "status done, no errors, no warnings in cloud-init.log, no failed systemd unit", metrics
