@@ -236,10 +236,13 @@ def test_every_liveness_verdict_goes_to_the_bgp_hook_with_the_other_tunnels_stat
     assert mod.Daemon(env, 0.1, 1.2, 3, 3.0).hook is None
 
 
-def run_bgp_hook(tmp_path, *args: str, both_alive: bool = True) -> list[str]:
-    """userdata/files/aws2aliyun-bgp.sh with stand-in vtysh and logger: their calls."""
+def run_bgp_hook(
+    tmp_path, *args: str, both_alive: bool = True, for_s: float = 40.0, gw: Gateway | None = None
+) -> list[str]:
+    """userdata/files/aws2aliyun-bgp.sh with stand-in vtysh and logger: their calls (the hold
+    a gateway with a 1 s AWS DPD timeout unless GW says otherwise: 3 s)."""
     calls = tmp_path / "calls"
-    gw = bgp_gateway(ali_prefixes=("172.16.0.0/16", "172.18.0.0/24", "172.19.0.1/32"))
+    gw = gw or bgp_gateway(ali_prefixes=("172.16.0.0/16", "172.18.0.0/24", "172.19.0.1/32"), aws_dpd_timeout_s=1)
     conf = frr.conf(gw)
     (tmp_path / "frr.conf").write_text(conf)
     for tool in ("vtysh", "logger"):
@@ -254,7 +257,11 @@ def run_bgp_hook(tmp_path, *args: str, both_alive: bool = True) -> list[str]:
         fake.write_text(f'#!/bin/bash\n{show}{{ printf "{tool}"; printf " [%s]" "$@"; echo; }} >> {calls}\n')
         fake.chmod(0o755)
     (tmp_path / "link.env").write_text(files_of(cloud_config(gw))[paths.LINK_ENV_PATH]["content"])
-    states = {"tunnel1": {"state": "alive"}, "tunnel2": {"state": (both_alive and "alive") or "dead"}}
+    # the liveness daemon's state: tunnel 1 answering for FOR_S seconds
+    states = {
+        "tunnel1": {"state": "alive", "for_s": for_s},
+        "tunnel2": {"state": (both_alive and "alive") or "dead", "for_s": 300.0},
+    }
     (tmp_path / "liveness.json").write_text(json.dumps({"tunnels": states}))
     env = {
         **os.environ,
@@ -269,25 +276,60 @@ def run_bgp_hook(tmp_path, *args: str, both_alive: bool = True) -> list[str]:
     return lines
 
 
-def test_the_bgp_hook_resets_a_dead_tunnel_and_announces_the_halves_while_the_other_answers(tmp_path):
-    """Tunnel 1 dead, tunnel 2 answering: its session reset, then each Alibaba prefix's halves
-    (a /32 has none) announced in the gateway's own ASN; both answering: withdrawn; a silence
-    both tunnels share: nothing."""
+def test_the_bgp_hook_shuts_a_dead_tunnels_session_and_announces_the_halves_while_the_other_answers(tmp_path):
+    """Tunnel 1 dead, tunnel 2 answering: its session shut down, then each Alibaba prefix's
+    halves (a /32 has none) announced in the gateway's own ASN; answering again for the hold:
+    its session back, the halves withdrawn; a silence both tunnels share: nothing."""
+    bgp = ["configure terminal", "router bgp 65010"]
+
+    def cmd(*lines: str) -> str:
+        return "vtysh " + " ".join(f"[-c] [{c}]" for c in (*bgp, *lines))
+
     dead = run_bgp_hook(tmp_path, "tunnel1", "dead", "True", "169.254.121.1")
-    assert dead[0] == "vtysh [-c] [clear ip bgp 169.254.121.1]"
+    assert dead[0] == cmd("neighbor 169.254.121.1 shutdown")
     halves = ["172.16.0.0/17", "172.16.128.0/17", "172.18.0.0/25", "172.18.0.128/25"]
-    want = ["configure terminal", "router bgp 65010", "address-family ipv4 unicast", *(f"network {h}" for h in halves)]
-    assert dead[1] == "vtysh " + " ".join(f"[-c] [{c}]" for c in want)
+    assert dead[1] == cmd("address-family ipv4 unicast", *(f"network {h}" for h in halves))
     assert dead[2] == f"logger [-t] [aws2aliyun-bgp] [--] [tunnel1 dead: network {' '.join(halves)}]"
     alive = run_bgp_hook(tmp_path, "tunnel1", "alive", "True", "169.254.121.1")
-    assert alive[0] == "vtysh " + " ".join(f"[-c] [{c}]" for c in [*want[:3], *(f"no network {h}" for h in halves)])
+    assert alive[0] == cmd("no neighbor 169.254.121.1 shutdown")
+    assert alive[1] == cmd("address-family ipv4 unicast", *(f"no network {h}" for h in halves))
     assert run_bgp_hook(tmp_path, "tunnel2", "dead", "False", "169.254.122.1") == []
     # its session back but a tunnel dead again meanwhile: the halves stay
-    assert run_bgp_hook(tmp_path, "tunnel1", "alive", "True", "169.254.121.1", both_alive=False) == []
+    assert run_bgp_hook(tmp_path, "tunnel1", "alive", "True", "169.254.121.1", both_alive=False) == [
+        cmd("no neighbor 169.254.121.1 shutdown")
+    ]
+    # the other tunnel dead: this one's session back at once, no hold, the halves left alone
+    alone = run_bgp_hook(tmp_path, "tunnel1", "alive", "False", "169.254.121.1", for_s=0.3)
+    assert alone[0] == cmd("no neighbor 169.254.121.1 shutdown") and len(alone) == 2
+    assert "session back (the other tunnel is dead)" in alone[1]
     # what the hook announces, FRR lets out: ALI-OUT permits each prefix's halves
     conf = (tmp_path / "frr.conf").read_text()
     assert all(prefix_list_permits(conf, "ALI-OUT", h) for h in halves)
     assert not prefix_list_permits(conf, "ALI-OUT", "172.16.0.0/18")
+
+
+def test_a_recovered_tunnels_session_waits_out_the_aws_ends_dpd_timeout(tmp_path):
+    """Failing back at once put both directions on a tunnel the AWS end's DPD, begun in the
+    outage, dropped 3 s later (findings #35): the session comes back only once the tunnel has
+    answered for the AWS end's DPD timeout and a margin, asked of the liveness daemon's state
+    again after the wait (dead meanwhile, or dead and back: nothing, a later verdict holds it)."""
+    gw = bgp_gateway()
+    assert frr.failback_hold_s(gw) == gw.aws_dpd_timeout_s + frr.FAILBACK_HOLD_MARGIN_S == 32
+    env = files_of(cloud_config(gw))[paths.LINK_ENV_PATH]["content"]
+    assert "BGP_FAILBACK_HOLD_S=32" in env.splitlines()
+    longer = dataclasses.replace(gw, aws_dpd_timeout_s=45)
+    assert "BGP_FAILBACK_HOLD_S=47" in files_of(cloud_config(longer))[paths.LINK_ENV_PATH]["content"]
+    # the hold from the verdict (the daemon's state file lags it by up to a second), then the
+    # state asked: answering for less than the hold less 2 s (dead and back meanwhile): nothing
+    held = dataclasses.replace(gw, aws_dpd_timeout_s=1)  # a 3 s hold, for the test's sake
+    t0 = time.monotonic()
+    assert run_bgp_hook(tmp_path, "tunnel1", "alive", "True", "169.254.121.1", for_s=0.5, gw=held) == []
+    assert time.monotonic() - t0 >= 3.0
+    # the verdict's state not yet in the file when the hook starts: it still waits and asks after
+    assert run_bgp_hook(tmp_path, "tunnel1", "alive", "True", "169.254.121.1", for_s=3.0, gw=held)[0] == (
+        "vtysh [-c] [configure terminal] [-c] [router bgp 65010] [-c] [no neighbor 169.254.121.1 shutdown]"
+    )
+    assert "BGP_FAILBACK_HOLD_S" not in files_of(cloud_config(gateway()))[paths.LINK_ENV_PATH]["content"]
 
 
 def test_a_bgp_stack_renders_frr_into_its_gateways_user_data():

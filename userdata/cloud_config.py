@@ -77,6 +77,7 @@ def link_env(gw: Gateway) -> str:
     if gw.bgp is not None:
         values["ROUTING"] = "bgp"  # the routes to the AWS prefixes are BGP's (zebra's), not liveness's
         values["BGP_HOOK"] = paths.BGP_HOOK_PATH  # what the liveness daemon tells its verdicts
+        values["BGP_FAILBACK_HOLD_S"] = frr.failback_hold_s(gw)  # a recovered tunnel's session waits
     if gw.ha is not None:
         # one of a pair: only the active one (keepalived MASTER) holds the tunnels
         values.update({"HA_PAIR": "yes", "HA_VIP": gw.ha.vip, "HA_SELF": gw.ha.self_ip, "HA_PEER": gw.ha.peer_ip})

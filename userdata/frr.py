@@ -13,13 +13,20 @@ its VTI, as AWS's generated customer gateway configurations set it up.
   What is announced: exactly the Alibaba prefixes (`aliCidrs`, ALI-OUT). `network` statements
   without the import check: the gateway has no route to the whole VPC, it forwards into it.
 - A dead tunnel moves both directions at once. The liveness daemon finds it in about 1.2 s
-  and calls aws2aliyun-bgp, which resets that tunnel's session (the gateway's routes over it
+  and calls aws2aliyun-bgp, which shuts that tunnel's session down (the gateway's routes over it
   go now, not after the 30 s hold time) and announces the two halves of every Alibaba prefix
   (ALI-OUT lets them out: `le` one bit longer). Only the answering tunnel's session is up, so
   only it carries them, and AWS routes by the longest prefix first (before AS path), so it
-  moves too instead of waiting for its own hold time on the dead tunnel. Once both tunnels
-  answer again the halves are withdrawn and tunnel 1 is preferred again. Without them AWS's
+  moves too instead of waiting for its own hold time on the dead tunnel. Without them AWS's
   side would move only when its hold time or dead-peer detection gives up (about 25 s).
+- Failing back waits. The dead tunnel's session is shut down (not only reset) and comes back
+  once the tunnel has answered for the AWS end's DPD timeout and a margin
+  (`failback_hold_s`); then the halves are withdrawn and tunnel 1 is preferred again. A DPD
+  the AWS end began during the outage ends within its timeout of the outage's end, and when
+  its last retransmit went into the outage it gives up and clears the tunnel's SAs after the
+  path is back, without a word to the gateway (docs/lab-findings.md #35): failing back at
+  once put both directions on a tunnel the AWS end was about to drop. Tunnel 2 carries
+  everything meanwhile; if the other tunnel is dead the session comes back at once.
 - Tunnel 1 is preferred both ways, as AWS documents it for a virtual private gateway: inbound
   by local preference (200 against 100), outbound by prepending our ASN twice on tunnel 2, so
   AWS sends the Alibaba prefixes over tunnel 1 while it is up. Behind a Transit Gateway
@@ -42,10 +49,18 @@ HOLD_S = 30
 LOCAL_PREF = {1: 200, 2: 100}  # tunnel -> local preference of what it learns (ECMP: both 100)
 # a session down (its tunnel was) is tried again this often, not every 120 s (FRR's default)
 CONNECT_RETRY_S = 5
+# a recovered tunnel's session comes back this long after the AWS end's DPD timeout would have
+# ended any DPD the outage began (see above)
+FAILBACK_HOLD_MARGIN_S = 2
 PREPEND = 2  # times our ASN is prepended to what tunnel 2 announces (not behind a Transit Gateway)
 # Debian's FRR: its daemons' vty sockets belong to this group (vtysh as a confined root needs it)
 VTY_GROUP = "frrvty"
 DAEMONS = ("bgpd",)  # besides zebra and staticd, which FRR always runs
+
+
+def failback_hold_s(gw: Gateway) -> int:
+    """How long a recovered tunnel answers before its BGP session comes back (see above)."""
+    return gw.aws_dpd_timeout_s + FAILBACK_HOLD_MARGIN_S
 
 
 def _bgp(gw: Gateway) -> Bgp:

@@ -1,23 +1,48 @@
 #!/bin/bash
 # aws2aliyun-bgp TUNNEL STATE OTHER_ALIVE PEER: a liveness verdict applied to BGP (why: userdata/frr.py).
-# A tunnel dead while the other answers: its session reset, every Alibaba prefix's halves
-# announced (AWS prefers the longest prefix). Both answering: the halves withdrawn.
+# A tunnel dead while the other answers: its session shut down, every Alibaba prefix's halves
+# announced (AWS prefers the longest prefix). Alive again: its session back once it has answered
+# for BGP_FAILBACK_HOLD_S (the AWS end's DPD timeout and a margin: a DPD the AWS end began in
+# the outage has then ended, so it cannot clear the tunnel under fresh routes), then the halves
+# withdrawn. The other tunnel dead: the session back at once (it is the only way).
 set -u
-[ "$3" = True ] || exit 0
-case $2 in
-  dead) vtysh -c "clear ip bgp $4" >/dev/null; no="" ;;
-  alive) # withdrawn once this tunnel's session is up again: AWS's routes over it are fresh
+t=$1 state=$2 other=$3 peer=$4
+# shellcheck source=/dev/null
+. "${AWS2ALIYUN_LINK_ENV:-/etc/aws2aliyun/link.env}"
+r=${AWS2ALIYUN_RUN_DIR:-/run/aws2aliyun}
+bgp() { # configuration commands under this gateway's `router bgp`
+  vtysh -c "configure terminal" -c "$(vtysh -c "show running-config" | grep -m1 "^router bgp ")" "$@" >/dev/null
+}
+liveness() { # this tunnel's state and whole seconds in it, from the liveness daemon's state file
+  python3 -c 'import json, sys
+t = json.load(open(sys.argv[1]))["tunnels"].get(sys.argv[2], {})
+print(t.get("state", "unknown"), int(t.get("for_s", 0)))' "$r/liveness.json" "$t" 2>/dev/null || echo "unknown 0"
+}
+case $state in
+  dead)
+    [ "$other" = True ] || exit 0
+    bgp -c "neighbor $peer shutdown"
+    no="" ;;
+  alive)
+    if [ "$other" = True ]; then
+      # the daemon calls this at its verdict and writes its state file once a second, so the
+      # file may not say alive yet: wait the hold from now, then ask it (1 s of lag allowed)
+      sleep "$BGP_FAILBACK_HOLD_S"
+      read -r now for_s < <(liveness)
+      # dead since, or dead and back (a later verdict's hook holds it down anew)
+      [ "$now" = alive ] && [ "$for_s" -ge $((BGP_FAILBACK_HOLD_S - 2)) ] || exit 0
+    fi
+    bgp -c "no neighbor $peer shutdown"
+    [ "$other" = True ] || { logger -t aws2aliyun-bgp -- "$t alive: session back (the other tunnel is dead)"; exit 0; }
+    # withdrawn once this tunnel's session is up again: AWS's routes over it are fresh
     no="no "
     for _ in {1..60}; do
-      vtysh -c "show bgp neighbors $4 json" | grep -q '"bgpState":"Established"' && break
+      vtysh -c "show bgp neighbors $peer json" | grep -q '"bgpState":"Established"' && break
       sleep 1
     done
     sleep 2 ;;
   *) exit 0 ;;
 esac
-# shellcheck source=/dev/null
-. "${AWS2ALIYUN_LINK_ENV:-/etc/aws2aliyun/link.env}"
-r=${AWS2ALIYUN_RUN_DIR:-/run/aws2aliyun}
 exec 9>"$r/bgp.lock"
 flock 9
 # and only while both tunnels still answer (the liveness daemon's state)
@@ -26,8 +51,7 @@ flock 9
 mapfile -t hs < <(python3 -c 'import ipaddress as i, sys
 for p in sys.argv[1:]:
     print(*i.ip_network(p).subnets(1), sep="\n") if p[-3:] != "/32" else 0' $ALI_CIDRS)
-a=(-c "configure terminal" -c "$(vtysh -c "show running-config" | grep -m1 "^router bgp ")")
-a+=(-c "address-family ipv4 unicast")
+a=(-c "address-family ipv4 unicast")
 for h in "${hs[@]}"; do a+=(-c "${no}network $h"); done
-vtysh "${a[@]}" >/dev/null
-logger -t aws2aliyun-bgp -- "$1 $2: ${no}network ${hs[*]}"
+bgp "${a[@]}"
+logger -t aws2aliyun-bgp -- "$t $state: ${no}network ${hs[*]}"
