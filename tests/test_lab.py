@@ -81,16 +81,19 @@ def jobs() -> dict[str, Job]:
         f"profile-{p}": Job(["--config-file", str(cfg), "--bulk-mb", str(BULK_MB), "--lossy-s", str(LOSSY_S[p])])
         for p, cfg in sorted(PROFILES.items())
     }
+    pair = os.environ.get(PAIR_ENV) == "1"
     out[MUTATIONS_JOB] = Job(
         ["--config-file", str(PROFILES["modern"]), "--mutate", ",".join(sorted(MUTATIONS)), "--establish-grace", "30"],
         measured=False,
-        resume_after=tuple(f"profile-{p}" for p in sorted(PROFILES)),
+        # with the pair: its boot beside the profiles' soaks, then its hand-over checks, and only
+        # then the mutations' reboots (and after them the BGP stacks) beside its rolling replacement
+        resume_after=tuple(f"profile-{p}" for p in sorted(PROFILES)) + ((PAIR_JOB,) if pair else ()),
     )
     out[BGP_JOB] = Job(["--config-file", str(BGP_STACKS[BGP_JOB])], start_after_end=("profile-legacy", MUTATIONS_JOB))
     out["bgp-tgw"] = Job(
         ["--config-file", str(BGP_STACKS["bgp-tgw"])], start_after_end=("profile-legacy", MUTATIONS_JOB, BGP_JOB)
     )
-    if os.environ.get(PAIR_ENV) == "1":
+    if pair:
         out[PAIR_JOB] = Job(
             ["--config-file", str(PAIR_STACK)], start_after=tuple(f"profile-{p}" for p in sorted(PROFILES))
         )
