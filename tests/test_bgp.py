@@ -237,13 +237,22 @@ def test_every_liveness_verdict_goes_to_the_bgp_hook_with_the_other_tunnels_stat
 
 
 def run_bgp_hook(
-    tmp_path, *args: str, both_alive: bool = True, for_s: float = 40.0, gw: Gateway | None = None
+    tmp_path,
+    *args: str,
+    both_alive: bool = True,
+    for_s: float = 40.0,
+    gw: Gateway | None = None,
+    shut: tuple[str, ...] = ("169.254.121.1",),
 ) -> list[str]:
     """userdata/files/aws2aliyun-bgp.sh with stand-in vtysh and logger: their calls (the hold
-    a gateway with a 1 s AWS DPD timeout unless GW says otherwise: 3 s)."""
+    a gateway with a 1 s AWS DPD timeout unless GW says otherwise: 3 s; the sessions of the
+    peers in SHUT shown shut down in the running configuration: tunnel 1's, as after its failover)."""
     calls = tmp_path / "calls"
     gw = gw or bgp_gateway(ali_prefixes=("172.16.0.0/16", "172.18.0.0/24", "172.19.0.1/32"), aws_dpd_timeout_s=1)
     conf = frr.conf(gw)
+    assert " shutdown" not in conf  # the rendered configuration shuts nothing down
+    head = next(line for line in conf.splitlines() if line.startswith("router bgp ")) + "\n"
+    conf = conf.replace(head, head + "".join(f" neighbor {p} shutdown\n" for p in shut))
     (tmp_path / "frr.conf").write_text(conf)
     for tool in ("vtysh", "logger"):
         fake = tmp_path / tool
@@ -302,6 +311,18 @@ def test_the_bgp_hook_shuts_a_dead_tunnels_session_and_announces_the_halves_whil
     alone = run_bgp_hook(tmp_path, "tunnel1", "alive", "False", "169.254.121.1", for_s=0.3)
     assert alone[0] == cmd("no neighbor 169.254.121.1 shutdown") and len(alone) == 2
     assert "session back (the other tunnel is dead)" in alone[1]
+    # tunnel 2 dying while tunnel 1 waits out its hold: tunnel 1's session back at once
+    both = run_bgp_hook(tmp_path, "tunnel2", "dead", "True", "169.254.122.1", shut=("169.254.121.1",))
+    assert both[:2] == [cmd("neighbor 169.254.122.1 shutdown"), cmd("no neighbor 169.254.121.1 shutdown")]
+    assert "the other tunnel's session back at once" in both[2]
+    assert run_bgp_hook(tmp_path, "tunnel2", "dead", "True", "169.254.122.1", shut=())[:2] == [
+        cmd("neighbor 169.254.122.1 shutdown"),
+        cmd("address-family ipv4 unicast", *(f"network {h}" for h in halves)),
+    ]
+    # ... and tunnel 1's hook, when its hold ends, finds it back already: it leaves it alone
+    assert run_bgp_hook(tmp_path, "tunnel1", "alive", "True", "169.254.121.1", shut=())[0] == cmd(
+        "address-family ipv4 unicast", *(f"no network {h}" for h in halves)
+    )
     # what the hook announces, FRR lets out: ALI-OUT permits each prefix's halves
     conf = (tmp_path / "frr.conf").read_text()
     assert all(prefix_list_permits(conf, "ALI-OUT", h) for h in halves)

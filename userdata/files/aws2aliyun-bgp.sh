@@ -4,7 +4,8 @@
 # announced (AWS prefers the longest prefix). Alive again: its session back once it has answered
 # for BGP_FAILBACK_HOLD_S (the AWS end's DPD timeout and a margin: a DPD the AWS end began in
 # the outage has then ended, so it cannot clear the tunnel under fresh routes), then the halves
-# withdrawn. The other tunnel dead: the session back at once (it is the only way).
+# withdrawn. The other tunnel dead: the session back at once (it is the only way), and a
+# tunnel dying while the other waits out its hold brings the other's session back at once too.
 set -u
 t=$1 state=$2 other=$3 peer=$4
 # shellcheck source=/dev/null
@@ -12,6 +13,9 @@ t=$1 state=$2 other=$3 peer=$4
 r=${AWS2ALIYUN_RUN_DIR:-/run/aws2aliyun}
 bgp() { # configuration commands under this gateway's `router bgp`
   vtysh -c "configure terminal" -c "$(vtysh -c "show running-config" | grep -m1 "^router bgp ")" "$@" >/dev/null
+}
+held() { # is this peer's session shut down (waiting out a hold)?
+  vtysh -c "show running-config" | grep -qxF " neighbor $1 shutdown"
 }
 liveness() { # this tunnel's state and whole seconds in it, from the liveness daemon's state file
   python3 -c 'import json, sys
@@ -22,6 +26,12 @@ case $state in
   dead)
     [ "$other" = True ] || exit 0
     bgp -c "neighbor $peer shutdown"
+    # the other tunnel answers: if its session is held down, it is the only way now
+    o=TUNNEL$((${t#tunnel} == 1 ? 2 : 1))_REMOTE_INSIDE
+    if held "${!o}"; then
+      bgp -c "no neighbor ${!o} shutdown"
+      logger -t aws2aliyun-bgp -- "$t dead: the other tunnel's session back at once (it was held)"
+    fi
     no="" ;;
   alive)
     if [ "$other" = True ]; then
@@ -32,7 +42,7 @@ case $state in
       # dead since, or dead and back (a later verdict's hook holds it down anew)
       [ "$now" = alive ] && [ "$for_s" -ge $((BGP_FAILBACK_HOLD_S - 2)) ] || exit 0
     fi
-    bgp -c "no neighbor $peer shutdown"
+    ! held "$peer" || bgp -c "no neighbor $peer shutdown"  # (back already if the other died)
     [ "$other" = True ] || { logger -t aws2aliyun-bgp -- "$t alive: session back (the other tunnel is dead)"; exit 0; }
     # withdrawn once this tunnel's session is up again: AWS's routes over it are fresh
     no="no "
