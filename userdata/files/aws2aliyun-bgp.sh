@@ -17,10 +17,10 @@ bgp() { # configuration commands under this gateway's `router bgp`
 held() { # is this peer's session shut down (waiting out a hold)?
   vtysh -c "show running-config" | grep -qxF " neighbor $1 shutdown"
 }
-liveness() { # this tunnel's state and whole seconds in it, from the liveness daemon's state file
+liveness() { # TUNNEL's state and whole seconds in it, from the liveness daemon's state file
   python3 -c 'import json, sys
 t = json.load(open(sys.argv[1]))["tunnels"].get(sys.argv[2], {})
-print(t.get("state", "unknown"), int(t.get("for_s", 0)))' "$r/liveness.json" "$t" 2>/dev/null || echo "unknown 0"
+print(t.get("state", "unknown"), int(t.get("for_s", 0)))' "$r/liveness.json" "$1" 2>/dev/null || echo "unknown 0"
 }
 case $state in
   dead)
@@ -36,9 +36,9 @@ case $state in
   alive)
     if [ "$other" = True ]; then
       # the daemon calls this at its verdict and writes its state file once a second, so the
-      # file may not say alive yet: wait the hold from now, then ask it (1 s of lag allowed)
+      # file may not say alive yet: wait the hold from now, then ask it (2 s of lag allowed)
       sleep "$BGP_FAILBACK_HOLD_S"
-      read -r now for_s < <(liveness)
+      read -r now for_s < <(liveness "$t")
       # dead since, or dead and back (a later verdict's hook holds it down anew)
       [ "$now" = alive ] && [ "$for_s" -ge $((BGP_FAILBACK_HOLD_S - 2)) ] || exit 0
     fi
@@ -56,7 +56,7 @@ esac
 exec 9>"$r/bgp.lock"
 flock 9
 # and only while both tunnels still answer (the liveness daemon's state)
-[ -n "$no" ] && [ "$(grep -o '"state": "alive"' "$r/liveness.json" | wc -l)" != 2 ] && exit 0
+[ -n "$no" ] && [ "$(liveness tunnel1 | cut -d' ' -f1) $(liveness tunnel2 | cut -d' ' -f1)" != "alive alive" ] && exit 0
 # shellcheck disable=SC2086 # one argument per prefix
 mapfile -t hs < <(python3 -c 'import ipaddress as i, sys
 for p in sys.argv[1:]:
