@@ -202,7 +202,7 @@ def test_the_liveness_unit_reaches_frrs_sockets_only_on_a_bgp_gateway():
     measured `clear ip bgp` exiting 1 without it, and the uplink failing over after the hold
     time: 25 s)."""
     unit = files_of(cloud_config(bgp_gateway()))[paths.LIVENESS_SERVICE_PATH]["content"]
-    assert f"SupplementaryGroups={frr.VTY_GROUP}" in unit.splitlines()
+    assert "SupplementaryGroups=frrvty frr" in unit.splitlines()
     static = files_of(cloud_config(gateway()))[paths.LIVENESS_SERVICE_PATH]["content"]
     assert "SupplementaryGroups" not in static
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lab import bgp
-from lab.checks.bgp import added_prefix, prefix_set_problems
+from lab.checks.bgp import added_prefix, prefix_set_problems, vtysh_errors
 from lab.inputs import BgpInputs, PlanError, from_plan
 from lab.topology import plan_topology, render_env
 from tests.conftest import plan_for
@@ -90,6 +90,19 @@ def test_bgp_routes_finds_every_difference_from_the_expected_prefixes():
     assert prefix_set_problems({}, want, "vti1") == ["missing 10.10.0.0/16"]
     got = {"10.10.0.0/16": ["vti2"], "0.0.0.0/0": ["vti1"]}
     assert prefix_set_problems(got, want, "vti1") == ["accepted 0.0.0.0/0", "10.10.0.0/16 over vti2, not vti1"]
+
+
+def test_vtysh_errors_are_found_in_the_liveness_journal_and_nothing_else():
+    """What the hook's vtysh printed as a confined root missing FRR's frr group (seen on the lab's
+    BGP gateway before userdata.frr.VTY_GROUPS had it), among the daemon's own lines."""
+    journal = (
+        "probing vti1 -> 169.254.10.1, vti2 -> 169.254.11.1 every 0.1s\n"
+        "tunnel1: dead (no answer for 1.2s, the other tunnel answers: 12 probes sent since); AWS prefixes over tunnel2\n"
+        "Can't open configuration file /etc/frr/vtysh.conf due to 'Permission denied'.\n"
+        "tunnel1: alive (3 answers in a row)\n"
+    )
+    assert vtysh_errors(journal) == ["Can't open configuration file /etc/frr/vtysh.conf due to 'Permission denied'."]
+    assert vtysh_errors(journal.replace("Can't open", "Opened").replace("Permission denied", "ok")) == []
 
 
 @pytest.mark.parametrize("script", ["frr.sh", "boot.sh", "peer.sh"])

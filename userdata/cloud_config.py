@@ -168,7 +168,7 @@ def cloud_config(gw: Gateway) -> dict:
             _file(paths.WATCHDOG_SERVICE_PATH, watchdog.service(gw.crypto.ike_version, pair=gw.ha is not None), "0644"),
             _file(paths.WATCHDOG_TIMER_PATH, watchdog.timer(), "0644"),
             _script(paths.LIVENESS_PATH, "aws2aliyun-liveness.py"),
-            _file(paths.LIVENESS_SERVICE_PATH, liveness.service(vty_group=frr.VTY_GROUP if gw.bgp else None), "0644"),
+            _file(paths.LIVENESS_SERVICE_PATH, liveness.service(vty_groups=frr.VTY_GROUPS if gw.bgp else ()), "0644"),
             *_pair_files(gw),
             *_bgp_files(gw),
         ],

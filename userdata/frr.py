@@ -53,8 +53,10 @@ CONNECT_RETRY_S = 5
 # ended any DPD the outage began (see above)
 FAILBACK_HOLD_MARGIN_S = 2
 PREPEND = 2  # times our ASN is prepended to what tunnel 2 announces (not behind a Transit Gateway)
-# Debian's FRR: its daemons' vty sockets belong to this group (vtysh as a confined root needs it)
-VTY_GROUP = "frrvty"
+# Debian's FRR, for vtysh as a confined root (no CAP_DAC_OVERRIDE): its daemons' vty sockets
+# belong to frrvty, and its postinst makes /etc/frr/vtysh.conf frr:frr 0640 (without the frr
+# group every vtysh call logs "Can't open configuration file ... Permission denied")
+VTY_GROUPS = ("frrvty", "frr")
 DAEMONS = ("bgpd",)  # besides zebra and staticd, which FRR always runs
 
 

@@ -81,11 +81,12 @@ def service(
     down_after_s: float = DOWN_AFTER_S,
     rise: int = RISE,
     common_down_after_s: float = COMMON_DOWN_AFTER_S,
-    vty_group: str | None = None,
+    vty_groups: tuple[str, ...] = (),
 ) -> str:
-    """The unit. With BGP (`vty_group`: FRR's vty group) it may use vtysh to reset a dead
-    tunnel's session: without CAP_DAC_OVERRIDE, root reaches FRR's sockets through that group."""
-    vty = f"SupplementaryGroups={vty_group}\n" if vty_group else ""
+    """The unit. With BGP (`vty_groups`: FRR's groups) its hook uses vtysh to shut down a dead
+    tunnel's session: without CAP_DAC_OVERRIDE, root reaches FRR's sockets and reads vtysh's
+    configuration through those groups."""
+    vty = f"SupplementaryGroups={' '.join(vty_groups)}\n" if vty_groups else ""
     return f"""[Unit]
 Description=aws2aliyun-vpc: data-plane liveness of the tunnels, and the routes that follow it
 After=network-online.target {paths.FIREWALL_UNIT}

@@ -12,6 +12,7 @@ import shlex
 import time
 from typing import TYPE_CHECKING
 
+from core import paths
 from lab import diagnostics, poll
 from lab.inputs import link_env, verify_script_path
 from lab.report import Outcome
@@ -296,11 +297,23 @@ def guest_time_of(s: Session, command: str) -> float:
     return float(out[0]) if out else time.time()
 
 
+# what vtysh prints when it cannot read its configuration or reach a daemon (a confined caller
+# missing one of FRR's groups, userdata.frr.VTY_GROUPS)
+VTYSH_ERRORS = ("Can't open configuration file", "Permission denied", "failed to connect to any daemons")
+
+
+def vtysh_errors(journal: str) -> list[str]:
+    """The lines of the liveness daemon's journal (where its BGP hook's output goes) that say
+    vtysh failed."""
+    return [line for line in journal.splitlines() if any(e in line for e in VTYSH_ERRORS)]
+
+
 def bgp_down_ipsec_up(s: Session) -> Outcome:
     """FRR stopped on tunnel 1's AWS end (its IPsec stays up) while probes run: the verify script
     names it ("tunnel1: IPsec up, BGP down"), traffic moves to tunnel 2 both ways; FRR started
     again: the session comes back and tunnel 1 is preferred again. Metrics: outage each way,
-    probes lost after the restart."""
+    probes lost after the restart. Last, the BGP hook (which shut tunnel 1's session down and
+    back up in the failover checks before) ran vtysh without an error."""
     bad = s.precondition()
     if bad:
         return False, bad, {}
@@ -324,6 +337,7 @@ def bgp_down_ipsec_up(s: Session) -> Outcome:
     time.sleep(3)
     r2 = s.probes.stop(t1)
     lost_back = r2.up.lost + r2.down.lost
+    hook_errors = vtysh_errors(s.ecs_sh(f"journalctl -b -u {paths.LIVENESS_SERVICE} --no-pager -o cat", 60).out)
     metrics = {
         "uplink_outage_s": round(r.up.outage_s, 2),
         "downlink_outage_s": round(r.down.outage_s, 2),
@@ -332,11 +346,13 @@ def bgp_down_ipsec_up(s: Session) -> Outcome:
         "moved_after_s": round(moved_s, 1) if moved else None,
         "verify_exit": verify.rc,
         "restart_lost": lost_back,
+        "hook_vtysh_errors": len(hook_errors),
         "uplink": r.up.as_metrics(ts),
         "downlink": r.down.as_metrics(ts),
         "restart": {"uplink": r2.up.as_metrics(tr), "downlink": r2.down.as_metrics(tr)},
     }
     ok = bool(moved) and named and verify.rc != 0 and r.up.recovered and r.down.recovered and back is not None
+    ok = ok and not hook_errors
     detail = (
         f"FRR stopped on tunnel 1's AWS end at t=0 (IPsec state {sas_up}): both ends on tunnel 2 "
         + (f"after {moved_s:.1f}s" if moved else "NOT within 60s")
@@ -345,7 +361,8 @@ def bgp_down_ipsec_up(s: Session) -> Outcome:
         + ("names it" if named else "does NOT say 'tunnel1: IPsec up, BGP down'")
         + "; FRR started again: tunnel 1 preferred again "
         + (f"after {back:.0f}s" if back is not None else "NOT within 120s")
-        + f", {lost_back} probes lost"
+        + f", {lost_back} probes lost; the BGP hook's vtysh: "
+        + (f"{len(hook_errors)} errors, e.g. {hook_errors[0]!r}" if hook_errors else "no error")
     )
     if not ok:
         detail += "\n" + verify.text()[-1500:] + "\n" + diagnostics.fault_context(s)
