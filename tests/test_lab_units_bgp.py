@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lab import bgp
-from lab.checks.bgp import added_prefix, prefix_set_problems, vtysh_errors
+from lab.checks.bgp import BGP_HOOK_TAG, added_prefix, prefix_set_problems, vtysh_errors
 from lab.inputs import BgpInputs, PlanError, from_plan
 from lab.topology import plan_topology, render_env
 from tests.conftest import plan_for
@@ -103,6 +103,12 @@ def test_vtysh_errors_are_found_in_the_liveness_journal_and_nothing_else():
     )
     assert vtysh_errors(journal) == ["Can't open configuration file /etc/frr/vtysh.conf due to 'Permission denied'."]
     assert vtysh_errors(journal.replace("Can't open", "Opened").replace("Permission denied", "ok")) == []
+
+
+def test_bgp_down_ipsec_up_counts_the_hooks_runs_by_the_tag_it_logs_under():
+    script = (Path(__file__).resolve().parent.parent / "userdata" / "files" / "aws2aliyun-bgp.sh").read_text()
+    tags = re.findall(r"logger -t (\S+)", script)
+    assert tags and set(tags) == {BGP_HOOK_TAG}
 
 
 @pytest.mark.parametrize("script", ["frr.sh", "boot.sh", "peer.sh"])

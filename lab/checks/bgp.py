@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shlex
 import time
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 from core import paths
@@ -299,6 +300,7 @@ def guest_time_of(s: Session, command: str) -> float:
 
 # what vtysh prints when it cannot read its configuration or reach a daemon (a confined caller
 # missing one of FRR's groups, userdata.frr.VTY_GROUPS)
+BGP_HOOK_TAG = PurePosixPath(paths.BGP_HOOK_PATH).name  # the hook logs under its own name
 VTYSH_ERRORS = ("Can't open configuration file", "Permission denied", "failed to connect to any daemons")
 
 
@@ -337,7 +339,14 @@ def bgp_down_ipsec_up(s: Session) -> Outcome:
     time.sleep(3)
     r2 = s.probes.stop(t1)
     lost_back = r2.up.lost + r2.down.lost
-    hook_errors = vtysh_errors(s.ecs_sh(f"journalctl -b -u {paths.LIVENESS_SERVICE} --no-pager -o cat", 60).out)
+    # the hook's own lines (it logs every verdict it acted on) and what its vtysh printed (on the
+    # daemon's stderr, so in the unit's journal)
+    hook_log, _, journal = s.ecs_sh(
+        f"journalctl -b -t {BGP_HOOK_TAG} --no-pager -o cat; echo ---; "
+        f"journalctl -b -u {paths.LIVENESS_SERVICE} --no-pager -o cat",
+        60,
+    ).out.partition("---\n")
+    hook_runs, hook_errors = len(hook_log.splitlines()), vtysh_errors(journal)
     metrics = {
         "uplink_outage_s": round(r.up.outage_s, 2),
         "downlink_outage_s": round(r.down.outage_s, 2),
@@ -346,13 +355,14 @@ def bgp_down_ipsec_up(s: Session) -> Outcome:
         "moved_after_s": round(moved_s, 1) if moved else None,
         "verify_exit": verify.rc,
         "restart_lost": lost_back,
+        "hook_runs": hook_runs,
         "hook_vtysh_errors": len(hook_errors),
         "uplink": r.up.as_metrics(ts),
         "downlink": r.down.as_metrics(ts),
         "restart": {"uplink": r2.up.as_metrics(tr), "downlink": r2.down.as_metrics(tr)},
     }
     ok = bool(moved) and named and verify.rc != 0 and r.up.recovered and r.down.recovered and back is not None
-    ok = ok and not hook_errors
+    ok = ok and hook_runs >= 2 and not hook_errors  # the failover checks before: a dead and an alive verdict
     detail = (
         f"FRR stopped on tunnel 1's AWS end at t=0 (IPsec state {sas_up}): both ends on tunnel 2 "
         + (f"after {moved_s:.1f}s" if moved else "NOT within 60s")
@@ -361,8 +371,8 @@ def bgp_down_ipsec_up(s: Session) -> Outcome:
         + ("names it" if named else "does NOT say 'tunnel1: IPsec up, BGP down'")
         + "; FRR started again: tunnel 1 preferred again "
         + (f"after {back:.0f}s" if back is not None else "NOT within 120s")
-        + f", {lost_back} probes lost; the BGP hook's vtysh: "
-        + (f"{len(hook_errors)} errors, e.g. {hook_errors[0]!r}" if hook_errors else "no error")
+        + f", {lost_back} probes lost; the BGP hook ran {hook_runs} times, its vtysh "
+        + (f"printed {len(hook_errors)} errors, e.g. {hook_errors[0]!r}" if hook_errors else "without an error")
     )
     if not ok:
         detail += "\n" + verify.text()[-1500:] + "\n" + diagnostics.fault_context(s)
