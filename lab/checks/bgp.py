@@ -298,9 +298,9 @@ def guest_time_of(s: Session, command: str) -> float:
     return float(out[0]) if out else time.time()
 
 
+BGP_HOOK_TAG = PurePosixPath(paths.BGP_HOOK_PATH).name  # the hook logs under its own name
 # what vtysh prints when it cannot read its configuration or reach a daemon (a confined caller
 # missing one of FRR's groups, userdata.frr.VTY_GROUPS)
-BGP_HOOK_TAG = PurePosixPath(paths.BGP_HOOK_PATH).name  # the hook logs under its own name
 VTYSH_ERRORS = ("Can't open configuration file", "Permission denied", "failed to connect to any daemons")
 
 
