@@ -3,7 +3,7 @@
 #
 #   make test           every test: unit, mocks, golden files, lint, and the lab (both profiles)
 #   make test-quick     the quick suite (skips the lab)
-#   make test-pair      the gateway pair's lab test alone (about 25 min; not in make test's 60)
+#   make test-pair      the gateway pair's lab test alone (about 21 min; not in make test's 60)
 #   make lab            the end-to-end lab for the dev stack (modern) and the legacy profile
 #   make lab-pair       the lab for a gateway pair behind a HaVip (three VMs, the hand-over checks)
 #   make lab-bgp        the lab for dynamic routing (routing: bgp, FRR both sides; a VGW, then a TGW/ECMP)
